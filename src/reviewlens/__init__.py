@@ -1,0 +1,35 @@
+"""reviewlens: train, compare and serve sentiment classifiers of review text.
+
+>>> import reviewlens
+>>> result = reviewlens.train("bow-bigram")          # the embedded sample unless data is given
+>>> model = reviewlens.load(result.run_dir)
+>>> model.predict(["A wonderful film.", "Dull and far too long."])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reviewlens.errors import ReviewlensError
+from reviewlens.runs import Model, load
+
+__version__ = "0.1.0"
+__all__ = ["Model", "ReviewlensError", "TrainResult", "__version__", "load", "train"]
+
+if TYPE_CHECKING:
+    from reviewlens.training import TrainResult
+
+
+def train(*args: Any, **kwargs: Any) -> TrainResult:
+    """Train a recipe and write its run directory; see ``reviewlens.training.train``."""
+    from reviewlens.training import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrainResult":
+        from reviewlens.training import TrainResult
+
+        return TrainResult
+    raise AttributeError(f"module 'reviewlens' has no attribute {name!r}")

@@ -1,0 +1,322 @@
+"""The ``reviewlens`` command line: parses, calls the API, prints; no logic of its own.
+
+Results go to stdout (with ``--json``: only the JSON); progress and messages go to stderr. A user's
+mistake is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from reviewlens.errors import ReviewlensError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+app = typer.Typer(
+    help="Train, compare and serve sentiment classifiers of review text.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Download and inspect review datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="aclImdb directory, .tar.gz, .csv or .jsonl [default: $REVIEWLENS_DATA, the "
+                 "download cache, else the embedded sample]"),
+]  # fmt: skip
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by `reviewlens train`.")]
+
+EXAMPLES = [
+    "That was an excellent movie, I loved it. The cast was wonderful and the story moved me.",
+    "A dull, badly acted mess. I wanted my two hours back.",
+]
+
+
+def _print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def _label(probability: float) -> tuple[str, float]:
+    """The label and the confidence in it: 0.9086 -> ("positive", 0.9086), 0.2 -> ("negative", 0.8)."""
+    return ("positive", probability) if probability >= 0.5 else ("negative", 1.0 - probability)
+
+
+@contextmanager
+def _epoch_progress(enabled: bool, epochs: int) -> Iterator[Callable[[int, int, dict[str, float]], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[logs]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("fit", total=epochs, logs="")
+
+        def on_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+            shown = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+            progress.update(task, completed=epoch, total=epochs, logs=shown)
+
+        yield on_epoch
+
+
+@app.command()
+def recipes(as_json: JsonOption = False) -> None:
+    """List the recipes, with their source and expected test accuracy."""
+    from reviewlens.recipes import DEFAULT_RECIPE, RECIPES
+
+    if as_json:
+        _print_json([recipe.to_dict() for recipe in RECIPES.values()])
+        return
+    table = Table(title="reviewlens recipes")
+    for column in ("recipe", "model", "source", "source's test accuracy"):
+        table.add_column(column)
+    for recipe in RECIPES.values():
+        name = (
+            recipe.name + (" (default)" if recipe.name == DEFAULT_RECIPE else "") + (" [slow]" if recipe.slow else "")
+        )
+        expected = f"{recipe.expected_accuracy:.1%}" if recipe.expected_accuracy else "-"
+        table.add_row(name, recipe.summary, recipe.source, expected)
+    out.print(table)
+
+
+def _train(recipe: str, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool) -> Any:
+    from reviewlens.data import resolve
+    from reviewlens.recipes import get_recipe
+    from reviewlens.training import train as train_recipe
+
+    total = epochs or get_recipe(recipe).epochs  # an unknown recipe fails here, before any work
+    resolved = resolve(data)
+    with _epoch_progress(not quiet, total) as on_epoch:
+        return train_recipe(
+            recipe,
+            resolved,
+            run_dir,
+            epochs=epochs,
+            seed=seed,
+            log=(lambda message: None) if quiet else (lambda message: err.print(f"[dim]{message}[/dim]")),
+            on_epoch=on_epoch,
+        )
+
+
+def _print_metrics(title: str, scores: dict[str, Any]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("accuracy", f"{scores['accuracy']:.2%}")
+    table.add_row("loss", f"{scores['loss']:.4f}")
+    table.add_row("ROC AUC", "-" if scores["roc_auc"] is None else f"{scores['roc_auc']:.4f}")
+    table.add_row("reviews", f"{scores['examples']:,}")
+    out.print(table)
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    for column in ("", "negative", "positive"):
+        matrix.add_column(column, justify="right")
+    matrix.add_row("negative", f"{tn:,}", f"{fp:,}")
+    matrix.add_row("positive", f"{fn:,}", f"{tp:,}")
+    out.print(matrix)
+
+
+@app.command()
+def train(
+    recipe: Annotated[
+        str, typer.Option("--recipe", "-r", help="Recipe name (see `reviewlens recipes`).")
+    ] = "bow-bigram",
+    data: DataOption = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs [default: the recipe's].")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/RECIPE-TIME].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for initialization, shuffling and dropout.")] = 1337,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a recipe; write the model, metrics, history and curves to a run directory."""
+    result = _train(recipe, data, epochs, run_dir, seed, quiet=False)
+    metadata = result.metadata
+    if as_json:
+        _print_json(metadata)
+        return
+    out.print(
+        f"{metadata['recipe']}: validation accuracy {metadata['val_accuracy']:.2%}, "
+        f"test accuracy {metadata['test_accuracy']:.2%} (best epoch {metadata['best_epoch']}, "
+        f"{metadata['timings']['total_s']:.1f} s)"
+    )
+    out.print(f"run directory: {result.run_dir}")
+
+
+def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False) -> dict[str, Any]:
+    from reviewlens import load
+    from reviewlens.data import resolve
+    from reviewlens.evaluation import metrics
+
+    model = load(run_dir)
+    resolved = resolve(data)
+    if not quiet:
+        err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
+    texts, labels = resolved.dataset.read("test")
+    scores = metrics(model.predict(texts), labels)
+    return {"run_dir": str(run_dir), "recipe": model.recipe, "data": str(resolved.dataset.path), "test": scores}
+
+
+@app.command()
+def evaluate(run_dir: RunDirArgument, data: DataOption = None, as_json: JsonOption = False) -> None:
+    """Score a trained model on a dataset's test split: accuracy, loss, ROC AUC, confusion matrix."""
+    report = _evaluate(run_dir, data)
+    if as_json:
+        _print_json(report)
+        return
+    _print_metrics(f"{report['recipe']} on {report['data']} (test)", report["test"])
+
+
+def _read_reviews(file: Path) -> list[str]:
+    try:
+        if str(file) == "-":
+            return sys.stdin.read().splitlines()
+        return file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        raise ReviewlensError(
+            f"{file} does not exist; pass a text file with one review per line, or - for stdin"
+        ) from None
+    except IsADirectoryError:
+        raise ReviewlensError(f"{file} is a directory; pass a text file with one review per line") from None
+
+
+@app.command()
+def predict(
+    run_dir: RunDirArgument,
+    texts: Annotated[list[str] | None, typer.Argument(help="Reviews to score.", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="One review per line; - reads stdin.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Say how positive each review is: `90.86% positive`."""
+    from reviewlens import load
+
+    reviews = list(texts or []) + (_read_reviews(file) if file is not None else [])
+    if not reviews:
+        raise ReviewlensError("no reviews to score; pass them as arguments or with --file PATH (- for stdin)")
+    model = load(run_dir)
+    probabilities = model.predict(reviews)
+    results = []
+    for text, probability in zip(reviews, probabilities.tolist(), strict=True):
+        label, _ = _label(probability)
+        results.append({"text": text, "label": label, "score": round(probability, 6)})
+    if as_json:
+        _print_json(results)
+        return
+    for result in results:
+        label, confidence = _label(result["score"])
+        out.print(f"{confidence:.2%} {label}", markup=False)
+
+
+@app.command()
+def quickstart(as_json: JsonOption = False) -> None:
+    """Train the default recipe on the resolved data, evaluate it, and score two example reviews."""
+    from reviewlens import load
+    from reviewlens.recipes import DEFAULT_RECIPE
+
+    result = _train(DEFAULT_RECIPE, None, None, None, 1337, quiet=as_json)
+    report = _evaluate(result.run_dir, None, quiet=True)
+    model = load(result.run_dir)
+    examples = [
+        {"text": text, "label": _label(p)[0], "score": round(p, 6)}
+        for text, p in zip(EXAMPLES, model.predict(EXAMPLES).tolist(), strict=True)
+    ]
+    if as_json:
+        _print_json(
+            {"run_dir": str(result.run_dir), "metadata": result.metadata, "evaluation": report, "examples": examples}
+        )
+        return
+    out.print(f"trained {DEFAULT_RECIPE} in {result.metadata['timings']['total_s']:.1f} s -> {result.run_dir}")
+    _print_metrics(f"{DEFAULT_RECIPE} on {report['data']} (test)", report["test"])
+    for example in examples:
+        label, confidence = _label(example["score"])
+        out.print(f"{confidence:.2%} {label}: {example['text']}", markup=False)
+    out.print(f'next: reviewlens predict {result.run_dir} "your review"', markup=False)
+
+
+@data_app.command("download")
+def data_download(
+    cache: Annotated[
+        Path | None, typer.Option("--cache-dir", help="[default: $REVIEWLENS_CACHE or ~/.cache/reviewlens]")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", hidden=True)] = None,
+) -> None:
+    """Download the aclImdb archive (84 MB) into the cache and verify its checksum."""
+    from reviewlens.data.download import ACLIMDB_FILENAME, ACLIMDB_SIZE, ACLIMDB_URL, cache_dir, download
+
+    destination = cache_dir(cache) / ACLIMDB_FILENAME
+    with Progress(
+        TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
+    ) as progress:
+        task = progress.add_task("download", total=ACLIMDB_SIZE)
+        path = download(
+            destination,
+            url=url or ACLIMDB_URL,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    out.print(f"{path} (verified)")
+
+
+@data_app.command("info")
+def data_info(
+    path: Annotated[
+        Path | None, typer.Argument(help="Dataset [default: resolved as for --data].", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reviews per split and label, lengths, duplicates, files that did not decode."""
+    from reviewlens.data import describe, resolve
+
+    resolved = resolve(path)
+    err.print(f"[dim]{resolved.describe()}[/dim]")
+    info = describe(resolved.dataset)
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    table = Table(title=f"{info.path}")
+    for column in ("split", "positive", "negative", "mean words", "median", "p95", "duplicates within"):
+        table.add_column(column, justify="right")
+    for split, counts in info.reviews.items():
+        words = info.words[split]
+        table.add_row(
+            split, f"{counts['positive']:,}", f"{counts['negative']:,}", f"{words['mean']:.1f}",
+            f"{words['median']:.0f}", f"{words['p95']:.0f}", f"{info.duplicates_within[split]:,}",
+        )  # fmt: skip
+    out.print(table)
+    out.print("duplicates across splits: " + ", ".join(f"{k} {v:,}" for k, v in info.duplicates_across.items()))
+    out.print(f"empty reviews: {info.empty:,}")
+    out.print(f"files that did not decode as UTF-8 (read with replacement): {len(info.undecodable):,}")
+    for id in info.undecodable[:10]:
+        out.print(f"  {id}", markup=False)
+
+
+def main() -> None:
+    """Entry point: a ``ReviewlensError`` becomes one line on stderr and exit code 2."""
+    try:
+        app()  # standalone: usage errors print click's message and exit with 2
+    except ReviewlensError as error:
+        sys.stderr.write(f"error: {error}\n")  # raw: one line, never wrapped
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

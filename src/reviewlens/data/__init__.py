@@ -1,0 +1,71 @@
+"""IMDB review data: sources, the train / validation / test splits, download, the embedded sample.
+
+Which dataset a command uses: ``--data PATH``, else ``$REVIEWLENS_DATA``, else the download cache,
+else the small sample shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from reviewlens.data.download import ACLIMDB_FILENAME, cache_dir, download
+from reviewlens.data.sources import SPLITS, Dataset, Example
+from reviewlens.data.stats import DataInfo, describe
+
+__all__ = [
+    "SPLITS",
+    "DataInfo",
+    "Dataset",
+    "Example",
+    "Resolved",
+    "cache_dir",
+    "describe",
+    "download",
+    "fingerprint",
+    "resolve",
+    "sample_path",
+]
+
+SAMPLE_FILENAME = "imdb_sample.tar.gz"
+
+
+def sample_path() -> Path:
+    """The embedded sample: about 2,000 train and 1,000 test aclImdb reviews, balanced."""
+    return Path(str(resources.files("reviewlens.data").joinpath(SAMPLE_FILENAME)))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    dataset: Dataset
+    origin: str  # "--data", "$REVIEWLENS_DATA", "download cache" or "embedded sample"
+
+    def describe(self) -> str:
+        return f"data: {self.dataset.path} ({self.origin})"
+
+
+def resolve(path: str | os.PathLike[str] | None = None, cache: str | os.PathLike[str] | None = None) -> Resolved:
+    """The dataset a command should use, and where the choice came from."""
+    if path is not None:
+        return Resolved(Dataset(path), "--data")
+    env = os.environ.get("REVIEWLENS_DATA")
+    if env:
+        return Resolved(Dataset(env), "$REVIEWLENS_DATA")
+    cached = cache_dir(cache) / ACLIMDB_FILENAME
+    if cached.is_file():
+        return Resolved(Dataset(cached), "download cache")
+    return Resolved(Dataset(sample_path()), "embedded sample")
+
+
+def fingerprint(*parts: tuple[list[str], list[int]]) -> str:
+    """A short content hash of texts and labels, to tell which data a model was trained on."""
+    digest = hashlib.blake2b(digest_size=16)
+    for texts, labels in parts:
+        digest.update(str(len(texts)).encode())
+        for text, label in zip(texts, labels, strict=True):
+            digest.update(b"%d\x00%d\x00" % (label, len(text)))
+            digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

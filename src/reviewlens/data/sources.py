@@ -1,0 +1,360 @@
+"""Review sources (aclImdb directory or archive, CSV, JSONL) and the dataset with its three splits.
+
+A source knows two things: its catalog (every review's id, declared split and label, without the
+text) and how to stream the texts of a set of ids in a fixed order. ``Dataset`` turns a catalog into
+train / validation / test and streams each split; nothing here holds the whole corpus in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import tarfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from reviewlens.errors import ReviewlensError
+
+SplitName = Literal["train", "validation", "test"]
+SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
+LABELS = {"neg": 0, "pos": 1}
+VALIDATION_FRACTION = 0.2
+TEST_FRACTION = 0.2  # only for sources that do not say which reviews are test
+SPLIT_SEED = 1337
+
+_ACLIMDB_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/([^/]+\.txt)$")
+_TEXT_LABELS = {
+    "positive": 1, "pos": 1, "1": 1, "true": 1,
+    "negative": 0, "neg": 0, "0": 0, "false": 0,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One review in a catalog: no text, just where it lives and what it is."""
+
+    id: str
+    split: str | None  # "train", "test", "unsup", or None when the source does not say
+    label: int  # 1 positive, 0 negative, -1 unlabeled
+
+
+@dataclass(frozen=True)
+class Example:
+    """One review with its text and label (1 positive, 0 negative)."""
+
+    text: str
+    label: int
+    id: str
+
+
+class Source(Protocol):
+    path: Path
+
+    def catalog(self) -> list[Entry]: ...
+
+    def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
+        """``(id, text)`` for each id in ``ids``, in the source's own fixed order."""
+        ...
+
+
+@dataclass
+class DecodeReport:
+    """Reviews that were not valid UTF-8 and were decoded with replacement characters."""
+
+    ids: list[str] = field(default_factory=list)
+
+    def decode(self, raw: bytes, id: str) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.ids.append(id)
+            return raw.decode("utf-8", errors="replace")
+
+
+def _sort_key(name: str) -> tuple[int, str]:
+    """aclImdb file names are ``ID_RATING.txt``: numeric order by id, then by name."""
+    head = name.split("_", 1)[0]
+    return (int(head), name) if head.isdigit() else (-1, name)
+
+
+class DirectorySource:
+    """An unpacked aclImdb tree: ``{train,test}/{pos,neg}/*.txt`` (and optionally ``train/unsup``)."""
+
+    def __init__(self, path: Path, decode: DecodeReport):
+        root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+        missing = [f"{s}/{c}" for s in ("train", "test") for c in ("pos", "neg") if not (root / s / c).is_dir()]
+        if missing:
+            raise ReviewlensError(
+                f"{path} is not an aclImdb directory: {', '.join(missing)} missing; "
+                "point --data at the folder holding train/ and test/ (or at an archive, CSV or JSONL file)"
+            )
+        self.path, self.root, self._decode = path, root, decode
+
+    def catalog(self) -> list[Entry]:
+        entries = []
+        for split in ("train", "test"):
+            for category in ("neg", "pos", "unsup"):
+                folder = self.root / split / category
+                if not folder.is_dir():
+                    continue
+                names = sorted((n for n in os.listdir(folder) if n.endswith(".txt")), key=_sort_key)
+                label = LABELS.get(category, -1)
+                entries += [Entry(f"{split}/{category}/{n}", "unsup" if label < 0 else split, label) for n in names]
+        return entries
+
+    def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
+        for entry in self.catalog():
+            if entry.id in ids:
+                raw = (self.root / entry.id).read_bytes()
+                yield entry.id, self._decode.decode(raw, entry.id)
+
+
+class ArchiveSource:
+    """The aclImdb layout inside a ``.tar.gz`` (or .tar, .tar.bz2, .tar.xz), streamed, never unpacked."""
+
+    def __init__(self, path: Path, decode: DecodeReport):
+        self.path, self._decode = path, decode
+        self._catalog: list[Entry] | None = None
+
+    def _members(self) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo, Entry]]:
+        try:
+            with tarfile.open(self.path, mode="r|*") as archive:
+                for member in archive:
+                    match = _ACLIMDB_MEMBER.search(member.name)
+                    if not member.isfile() or match is None:
+                        continue
+                    split, category, name = match.groups()
+                    label = LABELS.get(category, -1)
+                    entry = Entry(f"{split}/{category}/{name}", "unsup" if label < 0 else split, label)
+                    yield archive, member, entry
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            raise ReviewlensError(
+                f"{self.path} is not a readable tar archive ({error}); download it again "
+                "(reviewlens data download) or point --data at an unpacked aclImdb directory"
+            ) from None
+
+    def catalog(self) -> list[Entry]:
+        if self._catalog is None:
+            self._catalog = [entry for _, _, entry in self._members()]
+            if not any(e.split == "train" for e in self._catalog):
+                raise ReviewlensError(
+                    f"{self.path} holds no aclImdb reviews (no train/pos or train/neg *.txt members); "
+                    "point --data at an archive of the aclImdb dataset"
+                )
+        return self._catalog
+
+    def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
+        for archive, member, entry in self._members():
+            if entry.id in ids:
+                handle = archive.extractfile(member)
+                assert handle is not None
+                yield entry.id, self._decode.decode(handle.read(), entry.id)
+
+
+class _RecordSource:
+    """Shared by CSV and JSONL: one review per record, label words or 0/1, an optional split."""
+
+    text_field: str
+    label_field: str
+
+    def __init__(self, path: Path, decode: DecodeReport):
+        self.path, self._decode = path, decode
+        self._catalog: list[Entry] | None = None
+
+    def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
+        raise NotImplementedError
+
+    def _entries(self) -> Iterator[tuple[Entry, str]]:
+        for number, record in self._records():
+            where = f"{self.path} line {number}"
+            if self.text_field not in record or self.label_field not in record:
+                raise ReviewlensError(
+                    f"{where} lacks the {self.text_field!r} and {self.label_field!r} fields; "
+                    f"every record needs both ({self.label_field}: positive or negative)"
+                )
+            raw_label = str(record[self.label_field]).strip().lower()
+            if raw_label not in _TEXT_LABELS:
+                raise ReviewlensError(
+                    f"{where} has the unknown label {record[self.label_field]!r}; "
+                    "use positive/negative (or pos/neg, 1/0)"
+                )
+            split = str(record.get("split") or "").strip().lower() or None
+            if split not in (None, "train", "test"):
+                raise ReviewlensError(f"{where} has the unknown split {split!r}; use train or test, or leave it out")
+            text = record[self.text_field]
+            if not isinstance(text, str):
+                raise ReviewlensError(f"{where}: {self.text_field!r} must be a string, not {text!r}")
+            id = f"line-{number}"
+            if any("\udc80" <= c <= "\udcff" for c in text):  # bytes that were not UTF-8
+                text = self._decode.decode(text.encode("utf-8", "surrogateescape"), id)
+            yield Entry(id, split, _TEXT_LABELS[raw_label]), text
+
+    def catalog(self) -> list[Entry]:
+        if self._catalog is None:
+            self._catalog = [entry for entry, _ in self._entries()]
+            if not self._catalog:
+                raise ReviewlensError(f"{self.path} holds no reviews; it needs one review per record")
+        return self._catalog
+
+    def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
+        for entry, text in self._entries():
+            if entry.id in ids:
+                yield entry.id, text
+
+
+class CsvSource(_RecordSource):
+    """A CSV with ``review,sentiment`` columns (the 50k "IMDB Dataset.csv"), optional ``split``."""
+
+    text_field, label_field = "review", "sentiment"
+
+    def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
+        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            reader = csv.DictReader(handle)
+            try:
+                if reader.fieldnames is None or not {"review", "sentiment"} <= set(reader.fieldnames):
+                    raise ReviewlensError(
+                        f"{self.path} needs a header with the columns review,sentiment "
+                        f"(found {', '.join(reader.fieldnames or []) or 'no header'})"
+                    )
+                for record in reader:
+                    yield reader.line_num, dict(record)
+            except csv.Error as error:
+                raise ReviewlensError(f"{self.path} line {reader.line_num} is not valid CSV ({error})") from None
+
+
+class JsonlSource(_RecordSource):
+    """JSON lines with ``text`` and ``label`` fields, optional ``split``."""
+
+    text_field, label_field = "text", "label"
+
+    def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
+        with open(self.path, encoding="utf-8", errors="surrogateescape") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ReviewlensError(f"{self.path} line {number} is not JSON ({error.msg})") from None
+                if not isinstance(record, dict):
+                    raise ReviewlensError(f"{self.path} line {number} is not a JSON object with text and label")
+                yield number, record
+
+
+def open_source(path: Path, decode: DecodeReport) -> Source:
+    """The source for ``path``, chosen by what it is: a directory, an archive, a .csv or a .jsonl."""
+    if not path.exists():
+        raise ReviewlensError(f"{path} does not exist; pass an aclImdb directory, a .tar.gz, a .csv or a .jsonl")
+    if path.is_dir():
+        return DirectorySource(path, decode)
+    if path.stat().st_size == 0:
+        raise ReviewlensError(f"{path} is empty; pass a file that holds reviews")
+    name = path.name.lower()
+    if name.endswith((".csv", ".tsv")):
+        return CsvSource(path, decode)
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return JsonlSource(path, decode)
+    if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) or tarfile.is_tarfile(path):
+        return ArchiveSource(path, decode)
+    raise ReviewlensError(
+        f"{path} is not a dataset reviewlens reads; pass an aclImdb directory, a .tar.gz, a .csv or a .jsonl"
+    )
+
+
+def _hold_out(ids: list[str], fraction: float) -> tuple[list[str], list[str]]:
+    """The book's split: shuffle with ``random.Random(1337)``, the last ``fraction`` is held out."""
+    shuffled = list(ids)
+    random.Random(SPLIT_SEED).shuffle(shuffled)
+    held = int(fraction * len(shuffled))
+    return shuffled[: len(shuffled) - held], shuffled[len(shuffled) - held :]
+
+
+class Dataset:
+    """Labeled reviews from one source, split into train, validation and test.
+
+    Validation is ``validation_fraction`` of train per class, chosen with ``random.Random(1337)``
+    as the Keras book does; test is never touched by it. Iterating a split streams its reviews
+    in the source's fixed order.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], validation_fraction: float = VALIDATION_FRACTION):
+        if not 0.0 < validation_fraction < 1.0:
+            raise ReviewlensError(f"validation fraction {validation_fraction} must lie between 0 and 1")
+        self.path = Path(path)
+        self.decode_report = DecodeReport()
+        self.source = open_source(self.path, self.decode_report)
+        self.validation_fraction = validation_fraction
+        self._split_ids: dict[str, set[str]] | None = None
+        self._labels: dict[str, int] = {}
+
+    def _splits(self) -> dict[str, set[str]]:
+        if self._split_ids is None:
+            catalog = self.source.catalog()
+            self._labels = {e.id: e.label for e in catalog}
+            by_class: dict[tuple[str | None, int], list[str]] = {}
+            for entry in catalog:
+                by_class.setdefault((entry.split, entry.label), []).append(entry.id)
+            splits: dict[str, set[str]] = {name: set() for name in (*SPLITS, "unsup")}
+            for label in (0, 1):
+                train = by_class.get(("train", label), [])
+                test = by_class.get(("test", label), [])
+                undeclared = by_class.get((None, label), [])
+                if undeclared:  # a CSV or JSONL without a split column: hold out a test part
+                    more_train, more_test = _hold_out(undeclared, TEST_FRACTION)
+                    train, test = train + more_train, test + more_test
+                train, validation = _hold_out(train, self.validation_fraction)
+                splits["train"].update(train)
+                splits["validation"].update(validation)
+                splits["test"].update(test)
+            splits["unsup"].update(by_class.get(("unsup", -1), []))
+            for name in ("train", "test"):
+                labels = {self._labels[i] for i in splits[name]}
+                if labels != {0, 1}:
+                    raise ReviewlensError(
+                        f"{self.path} has no {'positive' if 1 not in labels else 'negative'} reviews in its "
+                        f"{name} split; both classes are needed"
+                    )
+            self._split_ids = splits
+        return self._split_ids
+
+    def ids(self, split: str) -> set[str]:
+        """The ids of the reviews in ``split`` (train, validation, test or unsup)."""
+        return self._splits()[split]
+
+    def examples(self, split: str) -> Iterator[Example]:
+        """Stream the reviews of ``split`` as ``Example(text, label, id)``."""
+        ids = self.ids(split)
+        for id, text in self.source.texts(ids):
+            yield Example(text, self._labels[id], id)
+
+    def read(self, split: str) -> tuple[list[str], list[int]]:
+        """All texts and labels of one split, in order (for the training loop, which needs them)."""
+        texts: list[str] = []
+        labels: list[int] = []
+        for example in self.examples(split):
+            texts.append(example.text)
+            labels.append(example.label)
+        return texts, labels
+
+    def counts(self) -> dict[str, dict[int, int]]:
+        """Reviews per split and label, from the catalog alone."""
+        result: dict[str, dict[int, int]] = {}
+        for split, ids in self._splits().items():
+            per_label: dict[int, int] = {}
+            for id in ids:
+                per_label[self._labels[id]] = per_label.get(self._labels[id], 0) + 1
+            result[split] = per_label
+        return result
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r})"
+
+
+def iter_texts(examples: Iterable[Example]) -> Iterator[str]:
+    return (example.text for example in examples)

@@ -1,0 +1,64 @@
+"""``reviewlens data info``: what a dataset holds, its lengths, duplicates and undecodable files."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from reviewlens.data.sources import Dataset
+
+
+@dataclass
+class DataInfo:
+    path: str
+    reviews: dict[str, dict[str, int]]  # split -> {"positive": n, "negative": n}
+    words: dict[str, dict[str, float]]  # split -> {"mean", "median", "p95"}
+    duplicates_within: dict[str, int]  # split -> reviews whose exact text appears earlier in it
+    duplicates_across: dict[str, int]  # "train/test" ... -> distinct texts found in both
+    empty: int
+    undecodable: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation", "test")) -> DataInfo:
+    """Count, measure and check every review of ``splits`` (one streaming pass per split)."""
+    reviews: dict[str, dict[str, int]] = {}
+    words: dict[str, dict[str, float]] = {}
+    within: dict[str, int] = {}
+    hashes: dict[str, set[bytes]] = {}
+    empty = 0
+    for split in splits:
+        lengths: list[int] = []
+        seen: set[bytes] = set()
+        counts = {"positive": 0, "negative": 0}
+        repeated = 0
+        for example in dataset.examples(split):
+            counts["positive" if example.label == 1 else "negative"] += 1
+            lengths.append(len(example.text.split()))
+            empty += not example.text.strip()
+            key = hashlib.blake2b(example.text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            repeated += key in seen
+            seen.add(key)
+        reviews[split] = counts
+        within[split] = repeated
+        hashes[split] = seen
+        array = np.asarray(lengths or [0])
+        words[split] = {
+            "mean": round(float(array.mean()), 1),
+            "median": float(np.median(array)),
+            "p95": float(np.percentile(array, 95)),
+        }
+    across = {f"{a}/{b}": len(hashes[a] & hashes[b]) for i, a in enumerate(splits) for b in splits[i + 1 :]}
+    return DataInfo(
+        path=str(dataset.path),
+        reviews=reviews,
+        words=words,
+        duplicates_within=within,
+        duplicates_across=across,
+        empty=empty,
+        undecodable=list(dataset.decode_report.ids),
+    )

@@ -1,0 +1,49 @@
+"""The Keras side of ``reviewlens.text``: the registered standardization and TextVectorization layers.
+
+Importing this module imports TensorFlow. Import it (``import reviewlens`` is not enough on its own,
+``reviewlens.load`` does it for you) before ``keras.saving.load_model`` on a reviewlens model.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from reviewlens.text import PUNCTUATION, SPACE_LIKE, BagOfWords
+
+
+def _char_class(chars: str) -> str:
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+
+
+_SPACE_REGEX = _char_class(SPACE_LIKE)
+_PUNCTUATION_REGEX = _char_class(PUNCTUATION)
+
+
+@keras.saving.register_keras_serializable(package="reviewlens", name="standardize")
+def standardize(texts: tf.Tensor) -> tf.Tensor:
+    """``reviewlens.text.standardize`` as TensorFlow ops, for use inside TextVectorization."""
+    texts = tf.strings.lower(texts)  # ASCII letters only, as Keras' default
+    texts = tf.strings.regex_replace(texts, _SPACE_REGEX, " ")
+    return tf.strings.regex_replace(texts, _PUNCTUATION_REGEX, "")
+
+
+def text_vectorization(vectorizer: BagOfWords, name: str = "text_vectorization") -> keras.layers.TextVectorization:
+    """A TextVectorization layer with ``vectorizer``'s vocabulary: the same vectors from raw strings."""
+    if not vectorizer.vocabulary:
+        raise ValueError("the vectorizer has no vocabulary yet")
+    kwargs: dict[str, object] = {}
+    if vectorizer.output_mode == "tf_idf":
+        assert vectorizer.idf_weights is not None
+        # Keras prepends the OOV weight itself from the mean of the weights it is given.
+        kwargs["idf_weights"] = vectorizer.idf_weights[1:]
+    return keras.layers.TextVectorization(
+        max_tokens=vectorizer.max_tokens,
+        standardize=standardize,
+        split="whitespace",
+        ngrams=vectorizer.ngrams if vectorizer.ngrams > 1 else None,
+        output_mode=vectorizer.output_mode,
+        vocabulary=vectorizer.vocabulary[1:],
+        name=name,
+        **kwargs,
+    )

@@ -1,0 +1,1 @@
+"""Model families: each module builds the Keras model a recipe names (``reviewlens.models.<family>``)."""

@@ -1,0 +1,153 @@
+"""Training the bag-of-words family on sparse vectors with Keras' own arithmetic, in NumPy/SciPy.
+
+Keras' Dense layer on a SparseTensor costs ~6.5 ms per batch of 256 on 2 CPU cores, the same
+product in SciPy ~0.2 ms; the whole fit of ``bow-bigram`` drops from ~40 s to a few seconds. The
+model, its initial weights (taken from the Keras model), the loss (binary cross-entropy on the
+sigmoid's logits), Dropout and the optimizers (Keras' RMSprop and Adam update rules) are the
+same; the tests check one step against Keras' own optimizer on the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+Matrix = Any  # a scipy.sparse CSR matrix or a dense ndarray, one row per example
+
+
+class _RMSprop:
+    def __init__(self, learning_rate: float, rho: float = 0.9, epsilon: float = 1e-7):
+        self.learning_rate, self.rho, self.epsilon = learning_rate, rho, epsilon
+        self.velocities: dict[int, np.ndarray] = {}
+
+    def apply(self, key: int, variable: np.ndarray, gradient: np.ndarray) -> None:
+        velocity = self.velocities.setdefault(key, np.zeros_like(variable))
+        velocity *= self.rho
+        velocity += (1 - self.rho) * np.square(gradient)
+        variable -= self.learning_rate * gradient / np.sqrt(velocity + self.epsilon)
+
+    def next_step(self) -> None:
+        pass
+
+
+class _Adam:
+    def __init__(self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.step = 0
+        self.alpha = 0.0
+        self.next_step()
+
+    def next_step(self) -> None:
+        self.step += 1
+        power_1 = np.float32(self.beta_1) ** np.float32(self.step)
+        power_2 = np.float32(self.beta_2) ** np.float32(self.step)
+        self.alpha = float(np.float32(self.learning_rate) * np.sqrt(1 - power_2) / (1 - power_1))
+
+    def apply(self, key: int, variable: np.ndarray, gradient: np.ndarray) -> None:
+        m, v = self.moments.setdefault(key, (np.zeros_like(variable), np.zeros_like(variable)))
+        m += (gradient - m) * (1 - self.beta_1)
+        v += (np.square(gradient) - v) * (1 - self.beta_2)
+        variable -= (m * np.float32(self.alpha)) / (np.sqrt(v) + self.epsilon)
+
+
+OPTIMIZERS = {"rmsprop": _RMSprop, "adam": _Adam}
+
+
+class SparseMLP:
+    """Dense(relu) layers, Dropout after the last, Dense(1, sigmoid); trained on CSR rows.
+
+    Parameters
+    ----------
+    kernels, biases:
+        Initial weights, first layer first (take them from the Keras model for Keras' initializers).
+    dropout:
+        Rate of the Dropout after the last hidden layer, or ``None``.
+    optimizer, learning_rate:
+        ``"rmsprop"`` or ``"adam"`` with Keras' defaults otherwise.
+    """
+
+    def __init__(
+        self,
+        kernels: Sequence[np.ndarray],
+        biases: Sequence[np.ndarray],
+        dropout: float | None = None,
+        optimizer: str = "rmsprop",
+        learning_rate: float = 1e-3,
+        seed: int = 1337,
+    ):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {optimizer!r}")
+        self.kernels = [np.array(k, dtype=np.float32) for k in kernels]
+        self.biases = [np.array(b, dtype=np.float32) for b in biases]
+        self.dropout = dropout or 0.0
+        self.optimizer = OPTIMIZERS[optimizer](learning_rate)
+        self.rng = np.random.default_rng(seed)
+
+    def _forward(self, x: Matrix, training: bool) -> tuple[list[np.ndarray], list[np.ndarray | None], np.ndarray]:
+        activations: list[np.ndarray] = []
+        masks: list[np.ndarray | None] = []
+        hidden = np.asarray(x @ self.kernels[0]) + self.biases[0]
+        for layer in range(1, len(self.kernels)):
+            np.maximum(hidden, 0.0, out=hidden)
+            mask = None
+            if training and self.dropout and layer == len(self.kernels) - 1:
+                keep = self.rng.random(hidden.shape, dtype=np.float32) >= self.dropout
+                mask = keep.astype(np.float32) / np.float32(1.0 - self.dropout)
+                hidden = hidden * mask
+            activations.append(hidden)
+            masks.append(mask)
+            hidden = hidden @ self.kernels[layer] + self.biases[layer]
+        return activations, masks, hidden[:, 0]
+
+    def predict(self, x: Matrix, batch_size: int = 4096) -> np.ndarray:
+        """Probability of positive for each row."""
+        out = [self._forward(x[i : i + batch_size], False)[2] for i in range(0, x.shape[0], batch_size)]
+        logits = np.concatenate(out) if out else np.zeros(0, np.float32)
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+    def gradients(self, x: Matrix, y: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """Loss, probabilities, and the gradients of the mean binary cross-entropy on one batch."""
+        activations, masks, logits = self._forward(x, True)
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        # Keras computes the loss from the sigmoid's logits: log(1 + e^z) - y z, stable form.
+        loss = float(np.mean(np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))))
+        delta = ((probabilities - y) / len(y)).astype(np.float32)[:, None]
+        kernel_grads: list[np.ndarray] = [np.empty(0)] * len(self.kernels)
+        bias_grads: list[np.ndarray] = [np.empty(0)] * len(self.kernels)
+        for layer in range(len(self.kernels) - 1, 0, -1):
+            below = activations[layer - 1]
+            kernel_grads[layer] = below.T @ delta
+            bias_grads[layer] = delta.sum(axis=0)
+            delta = delta @ self.kernels[layer].T
+            mask = masks[layer - 1]
+            if mask is not None:
+                delta *= mask
+            delta *= below > 0
+        kernel_grads[0] = np.asarray(x.T @ delta, dtype=np.float32)
+        bias_grads[0] = delta.sum(axis=0)
+        return loss, probabilities, kernel_grads, bias_grads
+
+    def train_batch(self, x: Matrix, y: np.ndarray) -> tuple[float, float]:
+        """One optimizer step; returns the batch's loss and accuracy (with dropout, as Keras logs)."""
+        loss, probabilities, kernel_grads, bias_grads = self.gradients(x, y)
+        for i, (kernel, grad) in enumerate(zip(self.kernels, kernel_grads, strict=True)):
+            self.optimizer.apply(2 * i, kernel, grad)
+        for i, (bias, grad) in enumerate(zip(self.biases, bias_grads, strict=True)):
+            self.optimizer.apply(2 * i + 1, bias, grad)
+        self.optimizer.next_step()
+        return loss, float(np.mean((probabilities > 0.5) == (y > 0.5)))
+
+    def train_epoch(self, x: sparse.csr_matrix, y: np.ndarray, batch_size: int) -> dict[str, float]:
+        """One pass over ``x`` in a fresh random order; the sample-weighted mean loss and accuracy."""
+        order = self.rng.permutation(x.shape[0])
+        total_loss = total_correct = 0.0
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            loss, accuracy = self.train_batch(x[batch], y[batch])
+            total_loss += loss * len(batch)
+            total_correct += accuracy * len(batch)
+        return {"loss": total_loss / len(order), "accuracy": total_correct / len(order)}

@@ -1,0 +1,118 @@
+"""The recipe registry: each recipe is data (vectorizer, model, training settings) with its source.
+
+A recipe names everything needed to reproduce a published figure. ``reviewlens recipes`` lists them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+
+from reviewlens.errors import ReviewlensError
+
+BOOK = "Chollet, Deep Learning with Python, 2nd ed."
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named configuration: how text becomes vectors, which model, how it is trained.
+
+    ``book_*`` fields are the recipe as its source wrote it; where reviewlens trains differently
+    (to be faster at the same accuracy) the difference is in ``batch_size`` / ``learning_rate``
+    and said in ``notes``.
+    """
+
+    name: str
+    summary: str
+    source: str
+    expected_accuracy: float | None  # the source's test accuracy
+    family: str  # reviewlens.models.<family>
+    vectorizer: dict[str, object]
+    model: dict[str, object]
+    optimizer: str = "rmsprop"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    book_batch_size: int = 32
+    notes: str = ""
+    slow: bool = False
+    tags: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {}
+DEFAULT_RECIPE = "bow-bigram"
+
+
+def register(recipe: Recipe) -> Recipe:
+    if recipe.name in RECIPES:
+        raise ValueError(f"recipe {recipe.name!r} is registered twice")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; a user's typo gets the closest names."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, RECIPES, n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else "run `reviewlens recipes` to list them"
+        raise ReviewlensError(f"unknown recipe {name!r}; {hint}") from None
+
+
+_BOOK_BOW = f"{BOOK}, ch. 11, bag-of-words models"
+
+register(
+    Recipe(
+        name="bow-unigram",
+        summary="multi-hot unigrams (20,000) -> Dense(16, relu) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_BOW,
+        expected_accuracy=0.888,
+        family="bow",
+        vectorizer={"max_tokens": 20000, "ngrams": 1, "output_mode": "multi_hot"},
+        model={"hidden": [16], "dropout": 0.5},
+        tags=("bag-of-words",),
+    )
+)
+register(
+    Recipe(
+        name="bow-bigram",
+        summary="multi-hot unigrams+bigrams (20,000) -> Dense(16, relu) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_BOW,
+        expected_accuracy=0.897,
+        family="bow",
+        vectorizer={"max_tokens": 20000, "ngrams": 2, "output_mode": "multi_hot"},
+        model={"hidden": [16], "dropout": 0.5},
+        tags=("bag-of-words", "default"),
+    )
+)
+register(
+    Recipe(
+        name="tfidf-bigram",
+        summary="TF-IDF unigrams+bigrams (20,000) -> Dense(16, relu) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_BOW,
+        expected_accuracy=0.889,
+        family="bow",
+        vectorizer={"max_tokens": 20000, "ngrams": 2, "output_mode": "tf_idf"},
+        model={"hidden": [16], "dropout": 0.5},
+        tags=("bag-of-words",),
+    )
+)
+register(
+    Recipe(
+        name="dense-10k",
+        summary="multi-hot of the 10,000 most frequent words -> Dense(16) -> Dense(16) -> Dense(1)",
+        source=f"{BOOK}, ch. 4, classifying movie reviews",
+        expected_accuracy=0.88,
+        family="bow",
+        vectorizer={"max_tokens": 10000, "ngrams": 1, "output_mode": "multi_hot"},
+        model={"hidden": [16, 16], "dropout": None},
+        batch_size=512,
+        book_batch_size=512,
+        epochs=4,
+        tags=("bag-of-words",),
+    )
+)

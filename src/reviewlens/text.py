@@ -1,0 +1,300 @@
+"""Text standardization and a fast bag-of-words vectorizer whose output equals Keras TextVectorization's.
+
+Pure Python + NumPy/SciPy, no TensorFlow: training uses it to vectorize fast, and the lean runtime
+uses it to predict without importing TensorFlow. ``reviewlens.keras_text`` builds the equivalent
+Keras layer; the tests check the two agree token for token.
+
+The standardization is the book's ``lower_and_strip_punctuation`` with one change that makes every
+token safe to save: each whitespace or line-break character that TextVectorization would keep inside
+a token (U+0085, U+00A0, U+2028, ... and the ASCII controls 0x1C-0x1F) becomes a space. Keras saves
+a vocabulary as lines of text and reads it back with ``str.splitlines()``; without this change a
+token holding U+0085 splits in two on load and the model no longer loads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+from array import array
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy import sparse
+
+OutputMode = Literal["multi_hot", "count", "tf_idf"]
+OUTPUT_MODES: tuple[str, ...] = ("multi_hot", "count", "tf_idf")
+
+OOV_TOKEN = "[UNK]"
+
+#: Every character ``str.isspace()`` accepts except the plain space; it includes all the characters
+#: ``str.splitlines()`` breaks on. The standardization turns each into a space.
+SPACE_LIKE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+#: The same characters Keras' default standardization strips (its DEFAULT_STRIP_REGEX).
+PUNCTUATION = string.punctuation
+
+_NON_ASCII_SPACE = re.compile("[" + "".join(c for c in SPACE_LIKE if ord(c) > 127) + "]")
+
+
+def _byte_table() -> bytes:
+    table = bytearray(range(256))
+    for char in string.ascii_uppercase:  # TextVectorization lowercases ASCII letters only
+        table[ord(char)] = ord(char.lower())
+    for char in SPACE_LIKE:
+        if ord(char) < 128:
+            table[ord(char)] = ord(" ")
+    return bytes(table)
+
+
+_BYTE_TABLE = _byte_table()
+_PUNCTUATION_BYTES = PUNCTUATION.encode("ascii")
+
+
+def _standardized_bytes(text: str) -> bytes:
+    # UTF-8 never puts an ASCII byte inside a multi-byte character, so byte-level ASCII
+    # lowercasing and punctuation deletion are exactly the character-level operations.
+    if not text.isascii():
+        text = _NON_ASCII_SPACE.sub(" ", text)
+    return text.encode("utf-8").translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
+
+
+def standardize(text: str) -> str:
+    """Lowercase ASCII letters, strip ASCII punctuation, turn every kind of whitespace into a space."""
+    return _standardized_bytes(text).decode("utf-8")
+
+
+def tokenize(text: str) -> list[str]:
+    """Standardize ``text`` and split it on whitespace, as the recipes' TextVectorization does."""
+    return [token.decode("utf-8") for token in _standardized_bytes(text).split()]
+
+
+def _tokens(text: str) -> list[bytes]:
+    return _standardized_bytes(text).split()
+
+
+def _token_ids(texts: Iterable[str], lookup: Callable[[bytes], int]) -> tuple[np.ndarray, np.ndarray]:
+    """The unigram ids of every text, concatenated, and the CSR row pointers of the texts."""
+    flat = array("q")
+    indptr = array("q", [0])
+    for text in texts:
+        flat.extend(map(lookup, _tokens(text)))
+        indptr.append(len(flat))
+    return np.frombuffer(flat, dtype=np.int64), np.frombuffer(indptr, dtype=np.int64)
+
+
+def _next_order(
+    previous: np.ndarray, unigrams: np.ndarray, doc: np.ndarray, order: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the n-grams of ``order`` starting at each position, and where they are defined.
+
+    ``previous[i]`` is the id of the (order-1)-gram at position i (-1 where unknown); the n-gram
+    adds the unigram at i + order - 1. The key ``previous * width + unigram`` names it uniquely.
+    """
+    span = len(unigrams) - order + 1
+    if span <= 0:
+        return np.empty(0, np.int64), np.empty(0, bool)
+    head, tail = previous[:span], unigrams[order - 1 :]
+    inside = doc[:span] == doc[order - 1 :]  # the n-gram does not cross into the next text
+    known = inside & (head >= 0) & (tail >= 0)
+    return np.where(known, head * width + tail, -1), inside
+
+
+class _UnknownIsMinusOne(dict[bytes, int]):
+    def __missing__(self, key: bytes) -> int:
+        return -1
+
+
+class _NgramTables:
+    """Lookup tables from a vocabulary: unigrams by dict, longer n-grams as sorted integer keys."""
+
+    def __init__(self, vocabulary: Sequence[str], ngrams: int):
+        grams = [term.encode("utf-8").split(b" ") for term in vocabulary[1:]]
+        self.unigram_ids: dict[bytes, int] = _UnknownIsMinusOne()
+        for gram in grams:
+            for token in gram:
+                self.unigram_ids.setdefault(token, len(self.unigram_ids))
+        self.width = max(len(self.unigram_ids), 1)
+        # Per order: the sorted keys of the known n-grams (those in the vocabulary and their
+        # prefixes) and each one's column in the output (0, the OOV column, for a bare prefix).
+        column: dict[tuple[bytes, ...], int] = {tuple(gram): i for i, gram in enumerate(grams, start=1)}
+        previous_ids: dict[tuple[bytes, ...], int] = {(token,): i for token, i in self.unigram_ids.items()}
+        unigram_columns = np.zeros(self.width, np.int64)
+        for unigram, i in previous_ids.items():
+            unigram_columns[i] = column.get(unigram, 0)
+        self.keys: list[np.ndarray] = [np.empty(0, np.int64)]
+        self.columns: list[np.ndarray] = [unigram_columns]
+        for order in range(2, ngrams + 1):
+            prefixes = {tuple(gram[:order]) for gram in grams if len(gram) >= order}
+            keyed = sorted((previous_ids[p[:-1]] * self.width + self.unigram_ids[p[-1]], p) for p in prefixes)
+            self.keys.append(np.array([k for k, _ in keyed], np.int64))
+            self.columns.append(np.array([column.get(p, 0) for _, p in keyed], np.int64))
+            previous_ids = {p: i for i, (_, p) in enumerate(keyed)}
+
+    def vectorize(self, unigrams: np.ndarray, indptr: np.ndarray, n_columns: int) -> sparse.csr_matrix:
+        """Term counts per text: one row per text, one column per vocabulary entry."""
+        n_docs = len(indptr) - 1
+        doc = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(indptr))
+        rows = [doc]
+        cols = [np.where(unigrams >= 0, self.columns[0][np.maximum(unigrams, 0)], 0)]
+        previous = unigrams
+        for order in range(2, len(self.keys) + 1):
+            keys, inside = _next_order(previous, unigrams, doc, order, self.width)
+            table = self.keys[order - 1]
+            slot = np.minimum(np.searchsorted(table, keys), max(len(table) - 1, 0))
+            found = (keys >= 0) & (table[slot] == keys) if len(table) else np.zeros(len(keys), bool)
+            previous = np.where(found, slot, -1)
+            rows.append(doc[: len(keys)][inside])
+            cols.append(np.where(found, self.columns[order - 1][slot] if len(table) else 0, 0)[inside])
+        row, col = np.concatenate(rows), np.concatenate(cols)
+        matrix = sparse.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n_docs, n_columns))
+        matrix.sum_duplicates()
+        return matrix
+
+
+@dataclass
+class BagOfWords:
+    """A TextVectorization(output_mode=multi_hot|count|tf_idf) equivalent, fitted in one pass.
+
+    Parameters
+    ----------
+    max_tokens:
+        Size of the vocabulary including the out-of-vocabulary entry at index 0; ``None`` keeps all.
+    ngrams:
+        Largest n-gram; 2 gives unigrams and bigrams, as ``TextVectorization(ngrams=2)``.
+    output_mode:
+        ``multi_hot`` (1 where a term occurs), ``count``, or ``tf_idf`` (count times IDF).
+    """
+
+    max_tokens: int | None = 20000
+    ngrams: int = 1
+    output_mode: OutputMode = "multi_hot"
+    vocabulary: list[str] = field(default_factory=list)
+    idf_weights: np.ndarray | None = None
+    _tables: _NgramTables | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, not {self.output_mode!r}")
+        if self.ngrams < 1:
+            raise ValueError(f"ngrams must be at least 1, not {self.ngrams}")
+        if self.vocabulary:
+            self._set_vocabulary(self.vocabulary)
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit_transform(self, texts: Iterable[str]) -> sparse.csr_matrix:
+        """Learn the vocabulary (and IDF) from ``texts`` and return their vectors, reading them once."""
+        seen: defaultdict[bytes, int] = defaultdict(itertools.count().__next__)
+        unigrams, indptr = _token_ids(texts, seen.__getitem__)
+        tokens = list(seen)  # insertion order is id order
+        doc = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+
+        # Count every n-gram; the n-grams of each order get dense ids by np.unique.
+        counts = [np.bincount(unigrams, minlength=len(tokens))]
+        parents: list[np.ndarray] = [np.empty(0, np.int64)]
+        previous = unigrams
+        for order in range(2, self.ngrams + 1):
+            keys, _ = _next_order(previous, unigrams, doc, order, max(len(tokens), 1))
+            valid = keys >= 0
+            if order < self.ngrams:  # the next order needs each position's id of this order
+                unique, inverse, order_counts = np.unique(keys[valid], return_inverse=True, return_counts=True)
+                previous = np.full(len(keys), -1, np.int64)
+                previous[valid] = inverse
+            else:
+                unique, order_counts = np.unique(keys[valid], return_counts=True)
+            counts.append(order_counts)
+            parents.append(unique)
+
+        def term(order: int, i: int) -> bytes:
+            if order == 1:
+                return tokens[i]
+            parent, last = divmod(int(parents[order - 1][i]), max(len(tokens), 1))
+            return term(order - 1, parent) + b" " + tokens[last]
+
+        chosen = self._top_terms(counts, term)
+        self._set_vocabulary([OOV_TOKEN] + [term(o, i).decode("utf-8") for o, i in chosen])
+
+        assert self._tables is not None
+        known = np.array([self._tables.unigram_ids[t] for t in tokens], np.int64)
+        matrix = self._tables.vectorize(known[unigrams] if len(known) else unigrams, indptr, len(self.vocabulary))
+        if self.output_mode == "tf_idf":
+            document_counts = np.bincount(matrix.indices, minlength=len(self.vocabulary))[1:]
+            self.idf_weights = _idf(document_counts, matrix.shape[0])
+        return self._finish(matrix)
+
+    def adapt(self, texts: Iterable[str]) -> BagOfWords:
+        """Learn the vocabulary (and IDF weights for ``tf_idf``) from ``texts``."""
+        self.fit_transform(texts)
+        return self
+
+    def _top_terms(self, counts: list[np.ndarray], term: Callable[[int, int], bytes]) -> list[tuple[int, int]]:
+        # Keras orders by count, then by the token itself, both descending (np.lexsort(...)[::-1]).
+        every = np.concatenate(counts)
+        limit = len(every) if self.max_tokens is None else max(self.max_tokens - 1, 0)
+        if limit == 0 or len(every) == 0:
+            return []
+        threshold = np.partition(every, len(every) - limit)[len(every) - limit] if limit < len(every) else 0
+        candidates = [
+            (int(c), order, int(i))
+            for order, order_counts in enumerate(counts, start=1)
+            for i in np.flatnonzero(order_counts >= threshold)
+            for c in (order_counts[i],)
+        ]
+        candidates.sort(key=lambda item: (item[0], term(item[1], item[2])), reverse=True)
+        return [(order, i) for _, order, i in candidates[:limit]]
+
+    # -- applying --------------------------------------------------------------------------------
+    def transform(self, texts: Iterable[str]) -> sparse.csr_matrix:
+        """Vectorize ``texts``: a CSR matrix of float32, one row per text, ``len(vocabulary)`` columns."""
+        if self._tables is None:
+            raise ValueError("the vectorizer has no vocabulary yet: call fit_transform() or adapt()")
+        unigrams, indptr = _token_ids(texts, self._tables.unigram_ids.__getitem__)
+        return self._finish(self._tables.vectorize(unigrams, indptr, len(self.vocabulary)))
+
+    def _finish(self, matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+        if self.output_mode == "multi_hot":
+            matrix.data[:] = 1.0
+        elif self.output_mode == "tf_idf":
+            assert self.idf_weights is not None
+            matrix.data *= self.idf_weights[matrix.indices]
+        return matrix
+
+    def _set_vocabulary(self, vocabulary: list[str]) -> None:
+        if not vocabulary or vocabulary[0] != OOV_TOKEN:
+            raise ValueError(f"a vocabulary starts with the OOV token {OOV_TOKEN!r}")
+        self.vocabulary = vocabulary
+        self._tables = _NgramTables(vocabulary, self.ngrams)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def get_config(self) -> dict[str, object]:
+        """Everything needed to rebuild the fitted vectorizer, as JSON-serializable values."""
+        return {
+            "max_tokens": self.max_tokens,
+            "ngrams": self.ngrams,
+            "output_mode": self.output_mode,
+            "vocabulary": self.vocabulary,
+            "idf_weights": None if self.idf_weights is None else self.idf_weights.tolist(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, object]) -> BagOfWords:
+        idf = config.get("idf_weights")
+        return cls(
+            max_tokens=config["max_tokens"],  # type: ignore[arg-type]
+            ngrams=config["ngrams"],  # type: ignore[arg-type]
+            output_mode=config["output_mode"],  # type: ignore[arg-type]
+            vocabulary=list(config["vocabulary"]),  # type: ignore[call-overload]
+            idf_weights=None if idf is None else np.asarray(idf, dtype=np.float32),
+        )
+
+
+def _idf(document_counts: np.ndarray, num_documents: int) -> np.ndarray:
+    """Keras' IDF, ``log(1 + N / (1 + df))``, with the OOV entry's weight the mean of the others."""
+    weights = np.log(1.0 + num_documents / (1.0 + document_counts)).astype(np.float32)
+    oov = weights.mean(dtype=np.float32) if len(weights) else np.float32(0.0)
+    return np.concatenate([[oov], weights]).astype(np.float32)
