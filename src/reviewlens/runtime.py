@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from reviewlens.text import BagOfWords
 
@@ -38,7 +39,7 @@ class DenseRuntime:
             np.maximum(hidden, 0.0, out=hidden)
             hidden = hidden @ kernel + bias
         logits = hidden[:, 0]
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return expit(logits).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         (directory / VECTORIZER_FILE).write_text(

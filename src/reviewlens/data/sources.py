@@ -77,10 +77,16 @@ class DecodeReport:
             return raw.decode("utf-8", errors="replace")
 
 
-def _sort_key(name: str) -> tuple[int, str]:
-    """aclImdb file names are ``ID_RATING.txt``: numeric order by id, then by name."""
-    head = name.split("_", 1)[0]
-    return (int(head), name) if head.isdigit() else (-1, name)
+def natural_key(id: str) -> tuple[object, ...]:
+    """Sort key that orders numbers by value: ``train/pos/9_7.txt`` before ``train/pos/10_8.txt``.
+
+    Splits and ``Dataset.read`` use it, so the same reviews give the same splits and the same
+    training order whatever the source's own order (a directory listing, an archive's members).
+    """
+    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(id))
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 class DirectorySource:
@@ -103,7 +109,7 @@ class DirectorySource:
                 folder = self.root / split / category
                 if not folder.is_dir():
                     continue
-                names = sorted((n for n in os.listdir(folder) if n.endswith(".txt")), key=_sort_key)
+                names = sorted((n for n in os.listdir(folder) if n.endswith(".txt")), key=natural_key)
                 label = LABELS.get(category, -1)
                 entries += [Entry(f"{split}/{category}/{n}", "unsup" if label < 0 else split, label) for n in names]
         return entries
@@ -269,7 +275,7 @@ def open_source(path: Path, decode: DecodeReport) -> Source:
 
 def _hold_out(ids: list[str], fraction: float) -> tuple[list[str], list[str]]:
     """The book's split: shuffle with ``random.Random(1337)``, the last ``fraction`` is held out."""
-    shuffled = list(ids)
+    shuffled = sorted(ids, key=natural_key)
     random.Random(SPLIT_SEED).shuffle(shuffled)
     held = int(fraction * len(shuffled))
     return shuffled[: len(shuffled) - held], shuffled[len(shuffled) - held :]
@@ -334,13 +340,9 @@ class Dataset:
             yield Example(text, self._labels[id], id)
 
     def read(self, split: str) -> tuple[list[str], list[int]]:
-        """All texts and labels of one split, in order (for the training loop, which needs them)."""
-        texts: list[str] = []
-        labels: list[int] = []
-        for example in self.examples(split):
-            texts.append(example.text)
-            labels.append(example.label)
-        return texts, labels
+        """All texts and labels of one split, in ``natural_key`` order of their ids."""
+        examples = sorted(self.examples(split), key=lambda example: natural_key(example.id))
+        return [e.text for e in examples], [e.label for e in examples]
 
     def counts(self) -> dict[str, dict[int, int]]:
         """Reviews per split and label, from the catalog alone."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 
 Matrix = Any  # a scipy.sparse CSR matrix or a dense ndarray, one row per example
 
@@ -107,12 +108,12 @@ class SparseMLP:
         """Probability of positive for each row."""
         out = [self._forward(x[i : i + batch_size], False)[2] for i in range(0, x.shape[0], batch_size)]
         logits = np.concatenate(out) if out else np.zeros(0, np.float32)
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return expit(logits).astype(np.float32)
 
     def gradients(self, x: Matrix, y: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Loss, probabilities, and the gradients of the mean binary cross-entropy on one batch."""
         activations, masks, logits = self._forward(x, True)
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        probabilities = expit(logits)
         # Keras computes the loss from the sigmoid's logits: log(1 + e^z) - y z, stable form.
         loss = float(np.mean(np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))))
         delta = ((probabilities - y) / len(y)).astype(np.float32)[:, None]

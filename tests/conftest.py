@@ -1,0 +1,97 @@
+"""Fixtures that make tiny datasets on the fly, in every layout reviewlens reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import tarfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FULL_ARCHIVE = SHARED_DATA / "aclImdb-labeled.tar.gz"
+
+POSITIVE = ["wonderful", "superb", "moving", "brilliant", "delightful", "masterpiece", "charming", "gripping"]
+NEGATIVE = ["awful", "boring", "dull", "terrible", "clumsy", "tedious", "dreadful", "pointless"]
+NEUTRAL = ["the", "film", "plot", "actor", "scene", "movie", "story", "camera", "music", "ending", "director", "cast"]
+# Characters that break a naive vocabulary file: line separators Python splits on but
+# TextVectorization keeps inside tokens, plus a capital it does not lowercase.
+TRAP = ["caf\u00c9", "x\u0085y", "a\u2028b", "c\u2029d", "e\x1cf", "g\x0bh", "i\x0cj", "k\u00a0l", "m\x1en"]
+
+
+def make_review(rng: random.Random, label: int) -> str:
+    words = [rng.choice(NEUTRAL) for _ in range(rng.randint(8, 30))]
+    cue = POSITIVE if label else NEGATIVE
+    for _ in range(rng.randint(2, 4)):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(cue))
+    if rng.random() < 0.3:
+        words.insert(rng.randrange(len(words) + 1), rng.choice(TRAP))
+    text = " ".join(words).capitalize() + "."
+    return text.replace(" the ", " the <br /><br />", 1) if rng.random() < 0.2 else text
+
+
+def reviews(per_class: dict[str, int], seed: int = 7) -> dict[tuple[str, str], list[str]]:
+    rng = random.Random(seed)
+    return {
+        (split, category): [make_review(rng, int(category == "pos")) for _ in range(n)]
+        for split, n in per_class.items()
+        for category in ("pos", "neg")
+    }
+
+
+def write_aclimdb(root: Path, per_class: dict[str, int] | None = None, bad_utf8: bool = True) -> Path:
+    """An aclImdb tree under ``root/aclImdb``; one train file is not UTF-8 when ``bad_utf8``."""
+    data = reviews(per_class or {"train": 60, "test": 40})
+    base = root / "aclImdb"
+    for (split, category), texts in data.items():
+        folder = base / split / category
+        folder.mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (folder / f"{i}_{8 if category == 'pos' else 2}.txt").write_text(text, encoding="utf-8")
+    if bad_utf8:
+        (base / "train" / "pos" / "999_9.txt").write_bytes(b"Brilliant \xff\xfe film, wonderful cast")
+    return base
+
+
+@pytest.fixture
+def aclimdb(tmp_path: Path) -> Path:
+    return write_aclimdb(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def session_aclimdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_aclimdb(tmp_path_factory.mktemp("data"), {"train": 150, "test": 100})
+
+
+def write_archive(directory: Path, archive: Path) -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(directory, arcname="aclImdb")
+    return archive
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, ...] = ("review", "sentiment")) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(session_aclimdb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bow-bigram run on the session dataset, trained once for all tests that only read it."""
+    from reviewlens.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "bigram"
+    train("bow-bigram", session_aclimdb, out, epochs=4)
+    return out

@@ -1,0 +1,196 @@
+"""Reading every source layout, the book's validation split, resolution, download, data info."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reviewlens.data import Dataset, describe, download, resolve, sample_path
+from reviewlens.data.download import ACLIMDB_FILENAME
+from reviewlens.errors import ReviewlensError
+
+from .conftest import write_aclimdb, write_archive, write_csv, write_jsonl
+
+
+def test_directory_splits_are_the_books(aclimdb: Path) -> None:
+    dataset = Dataset(aclimdb)
+    counts = dataset.counts()
+    assert counts["train"] == {0: 48, 1: 49}  # 61 positive files (one not UTF-8), 60 negative
+    assert counts["validation"] == {0: 12, 1: 12}
+    assert counts["test"] == {0: 40, 1: 40}
+    # The book: per class, shuffle the file list with random.Random(1337); the last 20% validate.
+    for category in ("neg", "pos"):
+        names = sorted((aclimdb / "train" / category).iterdir(), key=lambda p: int(p.name.split("_")[0]))
+        ids = [f"train/{category}/{p.name}" for p in names]
+        random.Random(1337).shuffle(ids)
+        held = int(0.2 * len(ids))
+        assert set(ids[-held:]) <= dataset.ids("validation")
+        assert set(ids[:-held]) <= dataset.ids("train")
+    assert not dataset.ids("validation") & dataset.ids("test")
+
+
+def test_iteration_is_deterministic_and_labels_follow_folders(aclimdb: Path) -> None:
+    first = [(e.id, e.label) for e in Dataset(aclimdb).examples("test")]
+    again = [(e.id, e.label) for e in Dataset(aclimdb).examples("test")]
+    assert first == again
+    assert all(label == (1 if id.startswith("test/pos/") else 0) for id, label in first)
+
+
+def test_archive_reads_the_same_reviews_as_the_directory(aclimdb: Path, tmp_path: Path) -> None:
+    archive = write_archive(aclimdb, tmp_path / "imdb.tar.gz")
+    from_dir, from_tar = Dataset(aclimdb), Dataset(archive)
+    for split in ("train", "validation", "test"):
+        assert sorted((e.id, e.text, e.label) for e in from_dir.examples(split)) == sorted(
+            (e.id, e.text, e.label) for e in from_tar.examples(split)
+        )
+    assert from_tar.decode_report.ids == ["train/pos/999_9.txt"]
+
+
+def test_undecodable_file_is_read_with_replacement_and_reported(aclimdb: Path) -> None:
+    dataset = Dataset(aclimdb)
+    texts = {e.id: e.text for e in dataset.examples("train")} | {e.id: e.text for e in dataset.examples("validation")}
+    assert "\ufffd" in texts["train/pos/999_9.txt"]
+    assert dataset.decode_report.ids == ["train/pos/999_9.txt"]
+
+
+def test_csv_like_the_50k_imdb_dataset(tmp_path: Path) -> None:
+    rows = [(f"great film number {i}" if i % 2 else f"bad film number {i}", "positive" if i % 2 else "negative")
+            for i in range(100)]  # fmt: skip
+    dataset = Dataset(write_csv(tmp_path / "IMDB Dataset.csv", rows))
+    counts = dataset.counts()
+    assert counts["test"] == {0: 10, 1: 10}  # no split column: 20% per class held out as test
+    assert counts["train"][0] + counts["validation"][0] == 40
+    assert all(("great" in e.text) == (e.label == 1) for e in dataset.examples("train"))
+
+
+def test_jsonl_with_split_field(tmp_path: Path) -> None:
+    records = [{"text": f"review {i}", "label": i % 2, "split": "test" if i < 20 else "train"} for i in range(60)]
+    dataset = Dataset(write_jsonl(tmp_path / "reviews.jsonl", records))
+    assert dataset.counts()["test"] == {0: 10, 1: 10}
+    assert sum(dataset.counts()["validation"].values()) == 8
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: ((p / "empty.csv").write_text("") and None) or p / "empty.csv", "is empty"),
+        (lambda p: (p / "notimdb").mkdir() or p / "notimdb", "is not an aclImdb directory"),
+        (lambda p: write_csv(p / "bad.csv", [("ok", "positive"), ("hmm", "meh")]), "line 3 has the unknown label 'meh'"),
+        (lambda p: write_csv(p / "cols.csv", [("x", "positive")], header=("text", "stars")), "review,sentiment"),
+        (lambda p: ((p / "bad.jsonl").write_text('{"text": "a", "label": 1}\n{oops\n') and None) or p / "bad.jsonl",
+         "line 2 is not JSON"),
+        (lambda p: ((p / "broken.tar.gz").write_bytes(b"\x1f\x8b\x08\x00garbage" * 50) and None) or p / "broken.tar.gz",
+         "is not a readable tar archive"),
+    ],
+)  # fmt: skip
+def test_bad_sources_name_the_path(tmp_path: Path, make: object, message: str) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    with pytest.raises(ReviewlensError, match=message) as raised:
+        Dataset(path).counts()
+    assert str(path) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_one_class_only_is_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "pos.jsonl", [{"text": f"t{i}", "label": "positive"} for i in range(20)])
+    with pytest.raises(ReviewlensError, match="no negative reviews"):
+        Dataset(path).counts()
+
+
+def test_resolution_order(aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.delenv("REVIEWLENS_DATA", raising=False)
+    monkeypatch.setenv("REVIEWLENS_CACHE", str(cache))
+    assert resolve().origin == "embedded sample"
+    cache.mkdir()
+    write_archive(aclimdb, cache / ACLIMDB_FILENAME)
+    assert resolve().origin == "download cache"
+    monkeypatch.setenv("REVIEWLENS_DATA", str(aclimdb))
+    assert resolve().origin == "$REVIEWLENS_DATA"
+    chosen = resolve(cache / ACLIMDB_FILENAME)
+    assert chosen.origin == "--data"
+    assert chosen.describe() == f"data: {cache / ACLIMDB_FILENAME} (--data)"
+
+
+def test_embedded_sample_is_small_balanced_and_cited() -> None:
+    path = sample_path()
+    assert path.stat().st_size < 2_000_000
+    dataset = Dataset(path)
+    counts = dataset.counts()
+    assert counts["train"][0] + counts["validation"][0] == 1000
+    assert counts["train"][1] + counts["validation"][1] == 1000
+    assert counts["test"] == {0: 500, 1: 500}
+    import tarfile
+
+    with tarfile.open(path) as archive:
+        readme = archive.extractfile("aclImdb/README")
+        assert readme is not None
+        assert b"Maas" in readme.read()
+
+
+def test_describe_counts_lengths_and_duplicates(tmp_path: Path) -> None:
+    root = write_aclimdb(tmp_path, {"train": 30, "test": 20}, bad_utf8=True)
+    duplicate = (root / "train" / "neg" / "0_2.txt").read_text()
+    (root / "test" / "neg" / "500_1.txt").write_text(duplicate)
+    (root / "test" / "neg" / "501_1.txt").write_text(duplicate)
+    info = describe(Dataset(root))
+    assert info.reviews["test"] == {"positive": 20, "negative": 22}
+    assert info.duplicates_within["test"] == 1
+    assert info.duplicates_across["train/test"] + info.duplicates_across["validation/test"] == 1
+    assert info.undecodable == ["train/pos/999_9.txt"]
+    assert 8 <= info.words["train"]["median"] <= 40
+
+
+# -- download, against a server of our own on loopback ------------------------------------------
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    payload = b"pretend archive " * 10_000
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "file.tar.gz").write_bytes(payload)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path / "served"), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/file.tar.gz", payload
+    httpd.shutdown()
+
+
+def test_download_verifies_and_reports_progress(server: tuple[str, bytes], tmp_path: Path) -> None:
+    url, payload = server
+    seen: list[int] = []
+    target = tmp_path / "cache" / "archive.tar.gz"
+    sha = hashlib.sha256(payload).hexdigest()
+    path = download(target, url=url, sha256=sha, size=len(payload), progress=lambda done, total: seen.append(done))
+    assert path.read_bytes() == payload
+    assert seen[-1] == len(payload)
+    assert download(target, url="http://127.0.0.1:9/never-fetched", sha256=sha, size=len(payload)) == target
+
+
+def test_checksum_mismatch_leaves_nothing_that_looks_whole(server: tuple[str, bytes], tmp_path: Path) -> None:
+    url, payload = server
+    target = tmp_path / "cache" / "archive.tar.gz"
+    with pytest.raises(ReviewlensError, match="corrupt"):
+        download(target, url=url, sha256="0" * 64, size=len(payload))
+    assert list(target.parent.iterdir()) == []
+
+
+def test_no_network_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ReviewlensError, match="check the network.*--data PATH"):
+        download(tmp_path / "a.tar.gz", url="http://127.0.0.1:9/aclImdb_v1.tar.gz", timeout=5)
+    assert list(tmp_path.iterdir()) == []
