@@ -82,7 +82,7 @@ def test_jsonl_with_split_field(tmp_path: Path) -> None:
         (lambda p: p / "missing", "does not exist"),
         (lambda p: ((p / "empty.csv").write_text("") and None) or p / "empty.csv", "is empty"),
         (lambda p: (p / "notimdb").mkdir() or p / "notimdb", "is not an aclImdb directory"),
-        (lambda p: write_csv(p / "bad.csv", [("ok", "positive"), ("hmm", "meh")]), "line 3 has the unknown label 'meh'"),
+        (lambda p: write_csv(p / "bad.csv", [("ok", "positive"), ("hm", "meh")]), "line 3 has the unknown label 'meh'"),
         (lambda p: write_csv(p / "cols.csv", [("x", "positive")], header=("text", "stars")), "review,sentiment"),
         (lambda p: ((p / "bad.jsonl").write_text('{"text": "a", "label": 1}\n{oops\n') and None) or p / "bad.jsonl",
          "line 2 is not JSON"),
@@ -191,6 +191,6 @@ def test_checksum_mismatch_leaves_nothing_that_looks_whole(server: tuple[str, by
 
 
 def test_no_network_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ReviewlensError, match="check the network.*--data PATH"):
+    with pytest.raises(ReviewlensError, match=r"check the network.*--data PATH"):
         download(tmp_path / "a.tar.gz", url="http://127.0.0.1:9/aclImdb_v1.tar.gz", timeout=5)
     assert list(tmp_path.iterdir()) == []

@@ -39,7 +39,7 @@ def test_run_directory_has_the_artifact_and_metadata(trained_run: Path) -> None:
 
 
 def test_both_runtimes_predict_the_same_on_raw_strings(trained_run: Path, session_aclimdb: Path) -> None:
-    texts, labels = Dataset(session_aclimdb).read("test")
+    texts, _ = Dataset(session_aclimdb).read("test")
     texts += ["", "!!!", *TRAP, "A wonderful, superb film."]
     lean = reviewlens.load(trained_run)
     assert lean.runtime == "numpy"
@@ -116,7 +116,8 @@ def test_sparse_trainer_steps_exactly_like_keras(optimizer: str) -> None:
         keras_loss = float(model.train_on_batch(x, y))
         our_loss, _ = ours.train_batch(sparse.csr_matrix(x), y)
         assert our_loss == pytest.approx(keras_loss, rel=1e-4)
-    for theirs, mine in zip(model.get_weights(), [w for pair in zip(ours.kernels, ours.biases) for w in pair]):
+    ours_weights = [w for pair in zip(ours.kernels, ours.biases, strict=True) for w in pair]
+    for theirs, mine in zip(model.get_weights(), ours_weights, strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-6)
 
 
@@ -136,7 +137,7 @@ def test_corrupt_or_incomplete_runs_fail_at_load_with_one_line(trained_run: Path
     with pytest.raises(ReviewlensError, match=r"weights\.npz does not match its checksum"):
         reviewlens.load(broken)
     (broken / "metadata.json").write_text("{ nope")
-    with pytest.raises(ReviewlensError, match="metadata.json is corrupt"):
+    with pytest.raises(ReviewlensError, match=r"metadata\.json is corrupt"):
         reviewlens.load(broken)
     (broken / "metadata.json").unlink()
     with pytest.raises(ReviewlensError, match="not a complete run"):
