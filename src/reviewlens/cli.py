@@ -72,11 +72,11 @@ def _epoch_progress(enabled: bool, epochs: int) -> Iterator[Callable[[int, int, 
         console=err,
         transient=False,
     ) as progress:
-        task = progress.add_task("fit", total=epochs, logs="")
+        task = progress.add_task("fit", total=epochs, logs="", visible=False)  # shown from the first epoch
 
         def on_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
             shown = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-            progress.update(task, completed=epoch, total=epochs, logs=shown)
+            progress.update(task, completed=epoch, total=epochs, logs=shown, visible=True)
 
         yield on_epoch
 
@@ -265,13 +265,13 @@ def data_download(
 
     destination = cache_dir(cache) / ACLIMDB_FILENAME
     with Progress(
-        TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
+        TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
     ) as progress:
-        task = progress.add_task("download", total=ACLIMDB_SIZE)
+        task = progress.add_task("download", total=ACLIMDB_SIZE, visible=False)  # shown once bytes arrive
         path = download(
             destination,
             url=url or ACLIMDB_URL,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            progress=lambda done, total: progress.update(task, completed=done, total=total, visible=True),
         )
     out.print(f"{path} (verified)")
 

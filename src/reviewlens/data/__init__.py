@@ -48,16 +48,22 @@ class Resolved:
 
 
 def resolve(path: str | os.PathLike[str] | None = None, cache: str | os.PathLike[str] | None = None) -> Resolved:
-    """The dataset a command should use, and where the choice came from."""
-    if path is not None:
-        return Resolved(Dataset(path), "--data")
+    """The dataset a command should use, and where the choice came from.
+
+    The dataset's catalog is read and checked here, so a bad source fails before any work starts.
+    """
     env = os.environ.get("REVIEWLENS_DATA")
-    if env:
-        return Resolved(Dataset(env), "$REVIEWLENS_DATA")
     cached = cache_dir(cache) / ACLIMDB_FILENAME
-    if cached.is_file():
-        return Resolved(Dataset(cached), "download cache")
-    return Resolved(Dataset(sample_path()), "embedded sample")
+    if path is not None:
+        resolved = Resolved(Dataset(path), "--data")
+    elif env:
+        resolved = Resolved(Dataset(env), "$REVIEWLENS_DATA")
+    elif cached.is_file():
+        resolved = Resolved(Dataset(cached), "download cache")
+    else:
+        resolved = Resolved(Dataset(sample_path()), "embedded sample")
+    resolved.dataset.counts()
+    return resolved
 
 
 def fingerprint(*parts: tuple[list[str], list[int]]) -> str:
