@@ -24,7 +24,7 @@ lint: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		echo "chromium is not installed (not root?): tests/test_browser.py will be skipped"
+		echo "chromium is not installed and could not be (root and apt-get needed): tests/test_browser.py will be skipped"
 
 test: lint browser
 	$(BIN)/python -m pytest

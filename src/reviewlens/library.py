@@ -1,0 +1,263 @@
+"""modelkit Models over trained runs, chained as in modelkit's IMDB tutorial, and a ModelLibrary of several runs.
+
+>>> library = load_library(["runs/bigram"], cache={"cache_provider": "native", "maxsize": 4096})
+>>> library.get("imdb_sentiment").predict({"text": "A wonderful film."})
+Sentiment(label='positive', score=0.93...)
+
+Each run directory is one modelkit asset. Without ``load_library``, ``ModelLibrary(models=reviewlens.library)``
+works too, with ``MODELKIT_REVIEWLENS_RUN_FILE`` naming the run directory (modelkit's own asset override).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import modelkit
+import pydantic
+from modelkit.core.model_configuration import ModelConfiguration
+from modelkit.core.settings import LibrarySettings, NativeCacheSettings, RedisSettings
+from modelkit.utils.cache import Cache, CacheItem
+
+from reviewlens.errors import ReviewlensError
+from reviewlens.runs import METADATA_FILE, Runtime, read_metadata
+from reviewlens.runs import load as load_run
+from reviewlens.runtime import VECTORIZER_FILE
+from reviewlens.text import tokenize
+
+__all__ = [
+    "Classifier",
+    "Review",
+    "Sentiment",
+    "SentimentClassifier",
+    "Tokenizer",
+    "Vectorizer",
+    "configurations",
+    "load_library",
+]
+
+#: The asset every configuration below reads: a run directory (``MODELKIT_REVIEWLENS_RUN_FILE`` sets it).
+RUN_ASSET = "reviewlens/run"
+PADDING = 0
+OUT_OF_VOCABULARY = 1
+
+CacheOption = NativeCacheSettings | RedisSettings | Mapping[str, Any] | Literal["native", "redis"] | None
+
+
+class Tokenizer(modelkit.Model[str, list[str]]):
+    """A review's tokens, standardized exactly as the recipes' TextVectorization does in training."""
+
+    CONFIGURATIONS = {"imdb_tokenizer": {}}  # noqa: RUF012 - modelkit declares it as a plain dict
+
+    def _predict_batch(self, items: list[str]) -> list[list[str]]:  # type: ignore[override]
+        return [tokenize(text) for text in items]
+
+
+class Vectorizer(modelkit.Model[list[str], list[int]]):
+    """Token ids from the run's vocabulary: 0 is padding, 1 out of vocabulary, known tokens from 2.
+
+    ``length`` truncates or pads every sequence to that many ids (default: each keeps its own length);
+    ``drop_oov`` leaves unknown tokens out instead of writing 1.
+    """
+
+    CONFIGURATIONS = {"imdb_vectorizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
+
+    def _load(self) -> None:
+        path = Path(self.asset_path) / VECTORIZER_FILE
+        try:
+            vocabulary = json.loads(path.read_text(encoding="utf-8"))["vocabulary"]
+        except FileNotFoundError:
+            raise ReviewlensError(f"{path} is missing, so the run has no vocabulary to serve; train it again") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise ReviewlensError(f"{path} is corrupt ({error}); train the run again") from None
+        # Every token of every vocabulary term (an n-gram is tokens joined by spaces), first seen first.
+        tokens = list(dict.fromkeys(token for term in vocabulary[1:] for token in term.split(" ")))
+        self.ids: dict[str, int] = {token: i for i, token in enumerate(tokens, start=2)}
+        # Out of vocabulary decodes to a token the vocabulary cannot hold (NUL survives standardization).
+        unknown = "\x00"
+        while unknown in self.ids:
+            unknown += "\x00"
+        self.tokens: list[str] = ["", unknown, *tokens]
+
+    def _predict_batch(  # type: ignore[override]
+        self, items: list[list[str]], length: int | None = None, drop_oov: bool = False
+    ) -> list[list[int]]:
+        rows = []
+        for tokens in items:
+            ids = [self.ids.get(token, OUT_OF_VOCABULARY) for token in tokens]
+            if drop_oov:
+                ids = [i for i in ids if i != OUT_OF_VOCABULARY]
+            if length is not None:
+                ids = ids[:length] + [PADDING] * (length - len(ids))
+            rows.append(ids)
+        return rows
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The token sequence the ids stand for, joined by spaces (padding dropped)."""
+        return " ".join(self.tokens[i] for i in ids if i != PADDING)
+
+
+class Classifier(modelkit.Model[list[int], float]):
+    """The run's trained model: probability that the review the token ids stand for is positive.
+
+    The run's own vectorizer (with its n-grams) reads the decoded token sequence, so the scores are
+    exactly the run's. ``model_settings["runtime"]`` picks NumPy or Keras as ``reviewlens.load`` does.
+    """
+
+    CONFIGURATIONS = {  # noqa: RUF012 - modelkit declares it as a plain dict
+        "imdb_classifier": {"asset": RUN_ASSET, "model_dependencies": {"vectorizer": "imdb_vectorizer"}}
+    }
+
+    def _load(self) -> None:
+        self.vectorizer = self.model_dependencies.get("vectorizer", Vectorizer)
+        self.run = load_run(self.asset_path, runtime=self.model_settings.get("runtime", "auto"))
+        self.run_id = run_identity(self.asset_path)
+
+    def _predict_batch(self, items: list[list[int]]) -> list[float]:  # type: ignore[override]
+        texts = [self.vectorizer.decode(ids) for ids in items]
+        return [float(score) for score in self.run.predict(texts)]
+
+
+class Review(pydantic.BaseModel):
+    text: str
+
+
+class Sentiment(pydantic.BaseModel):
+    label: Literal["positive", "negative"]
+    score: float = pydantic.Field(description="probability that the review is positive")
+
+
+class SentimentClassifier(modelkit.Model[Review, Sentiment]):
+    """A review's sentiment: tokenizer, then vectorizer, then the run's classifier."""
+
+    CONFIGURATIONS = {  # noqa: RUF012 - modelkit declares it as a plain dict
+        "imdb_sentiment": {
+            "model_dependencies": {
+                "tokenizer": "imdb_tokenizer",
+                "vectorizer": "imdb_vectorizer",
+                "classifier": "imdb_classifier",
+            },
+            "model_settings": {"cache_predictions": True},
+        }
+    }
+
+    def _load(self) -> None:
+        self.tokenizer = self.model_dependencies.get("tokenizer", Tokenizer)
+        self.vectorizer = self.model_dependencies.get("vectorizer", Vectorizer)
+        self.classifier = self.model_dependencies.get("classifier", Classifier)
+        if self.cache is not None and not isinstance(self.cache, RunKeyedCache):
+            self.cache = RunKeyedCache(self.cache, self.classifier.run_id)
+
+    def _predict_batch(self, items: list[Review]) -> list[dict[str, Any]]:  # type: ignore[override]
+        tokens = self.tokenizer.predict_batch([item.text for item in items])
+        scores = self.classifier.predict_batch(self.vectorizer.predict_batch(tokens))
+        return [{"label": "positive" if score >= 0.5 else "negative", "score": score} for score in scores]
+
+
+MODELS: tuple[type[modelkit.Model], ...] = (Tokenizer, Vectorizer, Classifier, SentimentClassifier)
+
+
+class RunKeyedCache(Cache):
+    """A modelkit cache whose keys also name the run, so a retrained run never answers from an old entry."""
+
+    def __init__(self, cache: Cache, run_id: str):
+        self.cache = cache
+        self.run_id = run_id
+
+    def hash_key(self, model_key: str, item: Any, kwargs: dict[str, Any]) -> Any:
+        return self.cache.hash_key(f"{model_key}@{self.run_id}", item, kwargs)
+
+    def get(self, model_key: str, item: Any, kwargs: dict[str, Any]) -> CacheItem:
+        return self.cache.get(f"{model_key}@{self.run_id}", item, kwargs)
+
+    def set(self, k: Any, d: Any) -> None:
+        self.cache.set(k, d)
+
+
+def run_identity(run_dir: str | os.PathLike[str]) -> str:
+    """A digest of the run's metadata, which holds the checksum of every file: new for every training."""
+    return hashlib.sha256((Path(run_dir) / METADATA_FILE).read_bytes()).hexdigest()[:16]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or "run"
+
+
+def configurations(
+    run_dirs: Sequence[str | os.PathLike[str]], runtime: Runtime = "auto"
+) -> dict[str, ModelConfiguration]:
+    """The four configurations for each run: plain names for the first, ``<name>_<run name>`` for others.
+
+    Each run is checked here (a missing or corrupt run fails with one line naming it).
+    """
+    if isinstance(run_dirs, (str, os.PathLike)):
+        raise TypeError("load_library takes a list of run directories, not one")
+    if not run_dirs:
+        raise ReviewlensError("no run directories given; pass at least one directory written by `reviewlens train`")
+    result: dict[str, ModelConfiguration] = {}
+    seen: dict[str, Path] = {}
+    for index, run_dir in enumerate(run_dirs):
+        path = Path(run_dir).resolve()
+        name = str(read_metadata(path).get("name") or path.name)
+        suffix = "" if index == 0 else "_" + _slug(name)
+        if path in seen.values():
+            raise ReviewlensError(f"{path} is given twice; pass each run once")
+        if suffix in seen:
+            raise ReviewlensError(f"{seen[suffix]} and {path} are both runs named {name!r}; rename one directory")
+        seen[suffix] = path
+        asset = f"{RUN_ASSET}s/{index}_{_slug(name)}"
+        for model_type in MODELS:
+            for key, template in model_type.CONFIGURATIONS.items():
+                settings = dict(template.get("model_settings", {}))
+                if template.get("asset"):
+                    settings["asset_path"] = str(path)  # modelkit's override: the asset is this directory
+                if model_type is Classifier:
+                    settings["runtime"] = runtime
+                result[key + suffix] = ModelConfiguration(
+                    model_type=model_type,
+                    asset=asset if template.get("asset") else None,
+                    model_settings=settings,
+                    model_dependencies={
+                        ref: dep + suffix for ref, dep in template.get("model_dependencies", {}).items()
+                    },
+                )
+    return result
+
+
+def _cache_settings(cache: CacheOption) -> NativeCacheSettings | RedisSettings | None:
+    if cache is None or isinstance(cache, NativeCacheSettings | RedisSettings):
+        return cache
+    if isinstance(cache, str):
+        cache = {"cache_provider": cache}
+    provider = cache.get("cache_provider")
+    if provider == "native":
+        return NativeCacheSettings(**cache)
+    if provider == "redis":
+        return RedisSettings(**cache)
+    raise ReviewlensError(f"unknown cache_provider {provider!r}; use 'native' or 'redis'")
+
+
+def load_library(
+    run_dirs: Sequence[str | os.PathLike[str]],
+    lazy: bool = False,
+    cache: CacheOption = None,
+    runtime: Runtime = "auto",
+) -> modelkit.ModelLibrary:
+    """A ``modelkit.ModelLibrary`` serving every run side by side (see ``configurations`` for the names).
+
+    ``lazy`` loads each model on its first ``get``; ``cache`` is modelkit's cache settings (``"native"``,
+    ``{"cache_provider": "redis", "host": ..., "port": ...}``, ...), by default its ``MODELKIT_CACHE_*``
+    environment. Only ``imdb_sentiment*`` caches its predictions, under keys that name the run.
+    """
+    configuration = configurations(run_dirs, runtime)
+    settings: dict[str, Any] = {"lazy_loading": lazy}
+    if cache is not None:
+        settings["cache"] = _cache_settings(cache)
+    return modelkit.ModelLibrary(
+        settings=LibrarySettings(**settings), configuration=dict(configuration), required_models=list(configuration)
+    )
