@@ -144,3 +144,13 @@ def test_corrupt_or_incomplete_runs_fail_at_load_with_one_line(trained_run: Path
         reviewlens.load(broken)
     with pytest.raises(ReviewlensError, match="is not a run directory"):
         reviewlens.load(tmp_path / "nothing-here")
+
+
+def test_roc_auc_matches_the_rank_statistic_with_ties() -> None:
+    from reviewlens.evaluation import roc_auc
+
+    scores = np.array([0.1, 0.4, 0.4, 0.8, 0.8, 0.9])
+    labels = np.array([0, 0, 1, 0, 1, 1])
+    # 9 (positive, negative) pairs: the positive scores higher in 6, ties in 2 (half each): 7 / 9.
+    assert roc_auc(scores, labels) == pytest.approx(7 / 9)
+    assert roc_auc(scores, np.ones(6, int)) is None

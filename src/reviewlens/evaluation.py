@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
 
 _EPSILON = 1e-7  # Keras' clip for binary cross-entropy
 
@@ -44,7 +43,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
         return None
-    ranks = rankdata(scores)
+    # Average ranks (ties share the mean of their positions), as scipy.stats.rankdata gives.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = (ends - (counts - 1) / 2.0)[inverse]
     u = ranks[labels == 1].sum() - positives * (positives + 1) / 2
     return float(u / (positives * negatives))
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 from scipy.special import expit
 
 from reviewlens.text import BagOfWords
@@ -33,7 +34,10 @@ class DenseRuntime:
         """Probability of positive for each text, float32, shape ``(len(texts),)``."""
         if len(texts) == 0:
             return np.zeros(0, np.float32)
-        x = self.vectorizer.transform(texts)
+        return self.predict_vectors(self.vectorizer.transform(texts))
+
+    def predict_vectors(self, x: sparse.csr_matrix) -> np.ndarray:
+        """Probability of positive for each row of vectors made by ``self.vectorizer``."""
         hidden = np.asarray(x @ self.kernels[0]) + self.biases[0]
         for kernel, bias in zip(self.kernels[1:], self.biases[1:], strict=True):
             np.maximum(hidden, 0.0, out=hidden)

@@ -28,6 +28,7 @@ __all__ = [
     "fingerprint",
     "resolve",
     "sample_path",
+    "split_digest",
 ]
 
 SAMPLE_FILENAME = "imdb_sample.tar.gz"
@@ -66,12 +67,16 @@ def resolve(path: str | os.PathLike[str] | None = None, cache: str | os.PathLike
     return resolved
 
 
-def fingerprint(*parts: tuple[list[str], list[int]]) -> str:
-    """A short content hash of texts and labels, to tell which data a model was trained on."""
+def split_digest(texts: list[str], labels: list[int]) -> bytes:
+    """A content hash of one split's texts and labels, in order."""
     digest = hashlib.blake2b(digest_size=16)
-    for texts, labels in parts:
-        digest.update(str(len(texts)).encode())
-        for text, label in zip(texts, labels, strict=True):
-            digest.update(b"%d\x00%d\x00" % (label, len(text)))
-            digest.update(text.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+    digest.update(str(len(texts)).encode())
+    for text, label in zip(texts, labels, strict=True):
+        digest.update(b"%d\x00%d\x00" % (label, len(text)))
+        digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def fingerprint(*digests: bytes) -> str:
+    """A short hash of the splits' digests, to tell which data a model was trained on."""
+    return hashlib.blake2b(b"".join(digests), digest_size=16).hexdigest()

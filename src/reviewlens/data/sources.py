@@ -77,18 +77,6 @@ class DecodeReport:
             return raw.decode("utf-8", errors="replace")
 
 
-def natural_key(id: str) -> tuple[object, ...]:
-    """Sort key that orders numbers by value: ``train/pos/9_7.txt`` before ``train/pos/10_8.txt``.
-
-    Splits and ``Dataset.read`` use it, so the same reviews give the same splits and the same
-    training order whatever the source's own order (a directory listing, an archive's members).
-    """
-    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(id))
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
 class DirectorySource:
     """An unpacked aclImdb tree: ``{train,test}/{pos,neg}/*.txt`` (and optionally ``train/unsup``)."""
 
@@ -101,15 +89,21 @@ class DirectorySource:
                 "point --data at the folder holding train/ and test/ (or at an archive, CSV or JSONL file)"
             )
         self.path, self.root, self._decode = path, root, decode
+        self._catalog: list[Entry] | None = None
 
     def catalog(self) -> list[Entry]:
+        if self._catalog is None:
+            self._catalog = self._list()
+        return self._catalog
+
+    def _list(self) -> list[Entry]:
         entries = []
         for split in ("train", "test"):
             for category in ("neg", "pos", "unsup"):
                 folder = self.root / split / category
                 if not folder.is_dir():
                     continue
-                names = sorted((n for n in os.listdir(folder) if n.endswith(".txt")), key=natural_key)
+                names = sorted(n for n in os.listdir(folder) if n.endswith(".txt"))
                 label = LABELS.get(category, -1)
                 entries += [Entry(f"{split}/{category}/{n}", "unsup" if label < 0 else split, label) for n in names]
         return entries
@@ -275,7 +269,7 @@ def open_source(path: Path, decode: DecodeReport) -> Source:
 
 def _hold_out(ids: list[str], fraction: float) -> tuple[list[str], list[str]]:
     """The book's split: shuffle with ``random.Random(1337)``, the last ``fraction`` is held out."""
-    shuffled = sorted(ids, key=natural_key)
+    shuffled = list(ids)  # sorted by id, whatever order the source lists them in
     random.Random(SPLIT_SEED).shuffle(shuffled)
     held = int(fraction * len(shuffled))
     return shuffled[: len(shuffled) - held], shuffled[len(shuffled) - held :]
@@ -298,11 +292,15 @@ class Dataset:
         self.validation_fraction = validation_fraction
         self._split_ids: dict[str, set[str]] | None = None
         self._labels: dict[str, int] = {}
+        self._rank: dict[str, int] = {}  # each id's position in sorted order
 
     def _splits(self) -> dict[str, set[str]]:
         if self._split_ids is None:
-            catalog = self.source.catalog()
+            # Sorted by id, so the same reviews give the same splits and the same training order
+            # whatever order the source lists them in (a directory listing, an archive's members).
+            catalog = sorted(self.source.catalog(), key=lambda entry: entry.id)
             self._labels = {e.id: e.label for e in catalog}
+            self._rank = {e.id: i for i, e in enumerate(catalog)}
             by_class: dict[tuple[str | None, int], list[str]] = {}
             for entry in catalog:
                 by_class.setdefault((entry.split, entry.label), []).append(entry.id)
@@ -340,8 +338,10 @@ class Dataset:
             yield Example(text, self._labels[id], id)
 
     def read(self, split: str) -> tuple[list[str], list[int]]:
-        """All texts and labels of one split, in ``natural_key`` order of their ids."""
-        examples = sorted(self.examples(split), key=lambda example: natural_key(example.id))
+        """All texts and labels of one split, sorted by id."""
+        self._splits()
+        rank = self._rank
+        examples = sorted(self.examples(split), key=lambda example: rank[example.id])
         return [e.text for e in examples], [e.label for e in examples]
 
     def counts(self) -> dict[str, dict[int, int]]:

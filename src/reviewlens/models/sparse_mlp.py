@@ -9,6 +9,7 @@ same; the tests check one step against Keras' own optimizer on the same batch.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +24,21 @@ class _RMSprop:
     def __init__(self, learning_rate: float, rho: float = 0.9, epsilon: float = 1e-7):
         self.learning_rate, self.rho, self.epsilon = learning_rate, rho, epsilon
         self.velocities: dict[int, np.ndarray] = {}
+        self.scratch: dict[int, np.ndarray] = {}
 
     def apply(self, key: int, variable: np.ndarray, gradient: np.ndarray) -> None:
+        # v = rho v + (1 - rho) g^2;  w -= lr g / sqrt(v + eps), in place: this runs every step.
         velocity = self.velocities.setdefault(key, np.zeros_like(variable))
+        scratch = self.scratch.setdefault(key, np.empty_like(variable))
         velocity *= self.rho
-        velocity += (1 - self.rho) * np.square(gradient)
-        variable -= self.learning_rate * gradient / np.sqrt(velocity + self.epsilon)
+        np.square(gradient, out=scratch)
+        scratch *= 1 - self.rho
+        velocity += scratch
+        np.add(velocity, self.epsilon, out=scratch)
+        np.sqrt(scratch, out=scratch)
+        np.divide(gradient, scratch, out=scratch)
+        scratch *= self.learning_rate
+        variable -= scratch
 
     def next_step(self) -> None:
         pass
@@ -58,13 +68,24 @@ class _Adam:
 OPTIMIZERS = {"rmsprop": _RMSprop, "adam": _Adam}
 
 
+def initial_weights(sizes: Sequence[int], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Keras' Dense defaults: Glorot-uniform kernels, zero biases, for layer sizes ``[in, h1, ..., 1]``."""
+    rng = np.random.default_rng(seed)
+    kernels, biases = [], []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        kernels.append(rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32))
+        biases.append(np.zeros(fan_out, np.float32))
+    return kernels, biases
+
+
 class SparseMLP:
     """Dense(relu) layers, Dropout after the last, Dense(1, sigmoid); trained on CSR rows.
 
     Parameters
     ----------
     kernels, biases:
-        Initial weights, first layer first (take them from the Keras model for Keras' initializers).
+        Initial weights, first layer first (``initial_weights`` gives Keras' defaults).
     dropout:
         Rate of the Dropout after the last hidden layer, or ``None``.
     optimizer, learning_rate:
