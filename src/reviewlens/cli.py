@@ -309,6 +309,43 @@ def data_info(
         out.print(f"  {id}", markup=False)
 
 
+@app.command()
+def serve(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories to serve; the first is the default model.", show_default=False)
+    ],
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; 0.0.0.0 opens it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most texts in one model call.")] = 256,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", min=0, help="How long a model call waits for more requests to join.")
+    ] = 0.0,
+    cache_size: Annotated[
+        int, typer.Option("--cache-size", min=0, help="Predictions cached per model; 0: none.")
+    ] = 10000,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body.")] = 1 << 20,
+) -> None:
+    """Serve runs over HTTP: a JSON prediction API, Prometheus metrics, and a page at / (no TensorFlow needed)."""
+    from reviewlens.serving.config import ServeConfig
+    from reviewlens.serving.server import serve as run_server
+
+    run_server(
+        ServeConfig(
+            run_dirs=[str(run_dir) for run_dir in run_dirs],
+            host=host,
+            port=port,
+            workers=workers,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            cache_size=cache_size,
+            max_body_bytes=max_body_bytes,
+        )
+    )
+
+
 def main() -> None:
     """Entry point: a ``ReviewlensError`` becomes one line on stderr and exit code 2."""
     try:

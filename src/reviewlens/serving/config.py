@@ -1,0 +1,29 @@
+"""The service's settings: one pydantic model, passed to worker processes as JSON in the environment."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+ENVIRONMENT_VARIABLE = "REVIEWLENS_SERVE_CONFIG"
+
+
+class ServeConfig(BaseModel):
+    run_dirs: list[str] = Field(min_length=1, description="run directories; the first is the default model")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_batch: int = Field(default=256, ge=1, description="most texts in one model call")
+    max_wait_ms: float = Field(default=0.0, ge=0, description="how long a model call waits for more requests")
+    cache_size: int = Field(default=10_000, ge=0, description="predictions kept per model (0: no cache)")
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
+    max_text_chars: int = Field(default=100_000, ge=1)
+    max_batch_texts: int = Field(default=1000, ge=1)
+
+    def to_environment(self) -> None:
+        os.environ[ENVIRONMENT_VARIABLE] = self.model_dump_json()
+
+    @classmethod
+    def from_environment(cls) -> ServeConfig:
+        return cls.model_validate_json(os.environ[ENVIRONMENT_VARIABLE])

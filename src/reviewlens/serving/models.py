@@ -1,0 +1,128 @@
+"""The served models: each run loaded once (NumPy runtime where it has one), with its batcher and prediction cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import reviewlens
+from reviewlens.errors import ReviewlensError
+from reviewlens.explain import lean_runtime
+from reviewlens.runs import Model
+from reviewlens.runtime import DenseRuntime
+from reviewlens.serving.batcher import MicroBatcher
+from reviewlens.serving.config import ServeConfig
+from reviewlens.serving.metrics import Metrics
+from reviewlens.serving.schemas import ModelInfo
+
+
+class PredictionCache:
+    """Least-recently-used scores by a 128-bit digest of the text (keys stay small however long the text)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._scores: OrderedDict[bytes, float] = OrderedDict()
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+    def get(self, key: bytes) -> float | None:
+        score = self._scores.get(key)
+        if score is not None:
+            self._scores.move_to_end(key)
+        return score
+
+    def put(self, key: bytes, score: float) -> None:
+        self._scores[key] = score
+        if len(self._scores) > self.size:
+            self._scores.popitem(last=False)
+
+
+@dataclass
+class ServedModel:
+    name: str
+    model: Model
+    batcher: MicroBatcher
+    metrics: Metrics
+    cache: PredictionCache | None
+    default: bool = False
+    lean: DenseRuntime | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lean = lean_runtime(self.model)
+
+    async def scores(self, texts: Sequence[str]) -> list[float]:
+        """Probability of positive for each text: from the cache, else from a (shared) model call."""
+        if self.cache is None:
+            return (await self.batcher.predict_many(texts)).tolist()
+        keys = [PredictionCache.key(text) for text in texts]
+        found = [self.cache.get(key) for key in keys]
+        missing = [i for i, score in enumerate(found) if score is None]
+        if len(missing) < len(texts):
+            self.metrics.cache_hits.labels(self.name).inc(len(texts) - len(missing))
+        if not missing:
+            return found  # type: ignore[return-value]  # every entry was found
+        self.metrics.cache_misses.labels(self.name).inc(len(missing))
+        computed = (await self.batcher.predict_many([texts[i] for i in missing])).tolist()
+        for i, score in zip(missing, computed, strict=True):
+            found[i] = score
+            self.cache.put(keys[i], score)
+        return found  # type: ignore[return-value]
+
+    def info(self) -> ModelInfo:
+        metadata = self.model.metadata
+        return ModelInfo(
+            name=self.name,
+            default=self.default,
+            recipe=self.model.recipe,
+            runtime=self.model.runtime,  # type: ignore[arg-type]
+            created=metadata.get("created"),
+            data_fingerprint=(metadata.get("data") or {}).get("fingerprint"),
+            val_accuracy=metadata.get("val_accuracy"),
+            test_accuracy=metadata.get("test_accuracy"),
+            metrics=metadata.get("metrics") or {},
+        )
+
+
+def check_runs(run_dirs: Sequence[str]) -> list[str]:
+    """The model names of the runs (each run's name), after checking every run; fails on a repeated name."""
+    names: dict[str, str] = {}
+    for run_dir in run_dirs:
+        metadata = reviewlens.runs.read_metadata(run_dir)
+        name = str(metadata.get("name") or Path(run_dir).name)
+        if name in names:
+            raise ReviewlensError(
+                f"{names[name]} and {run_dir} are both named {name!r}; serve runs with distinct names"
+            )
+        names[name] = run_dir
+    return list(names)
+
+
+def load_models(config: ServeConfig, metrics: Metrics) -> dict[str, ServedModel]:
+    """Every run of the configuration, loaded and ready; the first is the default."""
+    check_runs(config.run_dirs)
+    served: dict[str, ServedModel] = {}
+    for index, run_dir in enumerate(config.run_dirs):
+        model = reviewlens.load(run_dir)
+        name = model.name
+        batch_sizes, texts = metrics.batch_size.labels(name), metrics.texts.labels(name)
+
+        def count(size: int, batch_sizes: Any = batch_sizes, texts: Any = texts) -> None:
+            batch_sizes.observe(size)
+            texts.inc(size)
+
+        batcher = MicroBatcher(
+            model.predict,
+            max_batch=config.max_batch,
+            max_wait=config.max_wait_ms / 1000,
+            on_batch=count,
+            name=name,
+        )
+        cache = PredictionCache(config.cache_size) if config.cache_size else None
+        served[name] = ServedModel(name, model, batcher, metrics, cache, default=index == 0)
+    return served

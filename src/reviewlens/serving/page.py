@@ -1,0 +1,110 @@
+"""The page at ``/``: type a review, see its label and score as you type, and the words that pushed it most."""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>reviewlens</title>
+<style>
+  :root { --pos: #1a7f37; --neg: #cf222e; --muted: #57606a; font-family: system-ui, sans-serif; }
+  body { max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }
+  h1 { font-size: 1.4rem; margin-bottom: .25rem; }
+  p.hint { color: var(--muted); margin-top: 0; }
+  textarea { width: 100%; min-height: 9rem; font: inherit; padding: .6rem; box-sizing: border-box; }
+  #verdict { display: flex; align-items: baseline; gap: 1rem; margin: .75rem 0; min-height: 2rem; }
+  #label { font-size: 1.4rem; font-weight: 600; }
+  #label.positive { color: var(--pos); } #label.negative { color: var(--neg); }
+  #score, #status { color: var(--muted); }
+  meter { flex: 1; height: .8rem; }
+  #terms { list-style: none; padding: 0; display: grid; grid-template-columns: max-content 1fr; gap: .2rem .75rem; }
+  #terms li { display: contents; }
+  #terms .bar { height: .9rem; align-self: center; border-radius: 2px; }
+  #terms .up { background: var(--pos); } #terms .down { background: var(--neg); }
+  select { font: inherit; }
+</style>
+</head>
+<body>
+<h1>reviewlens</h1>
+<p class="hint">Type a review: its sentiment updates as you type.
+  Model <select id="model" aria-label="model"></select></p>
+<textarea id="text" aria-label="review" placeholder="A wonderful film, the cast was superb..."></textarea>
+<div id="verdict" aria-live="polite">
+  <span id="label"></span><span id="score"></span>
+  <meter id="meter" min="0" max="1" low="0.5" optimum="1" value="0.5" hidden></meter>
+  <span id="status"></span>
+</div>
+<h2 style="font-size:1rem">Words that pushed the score most</h2>
+<ul id="terms"></ul>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+let timer = null, sequence = 0, controller = null;
+
+async function loadModels() {
+  const models = await (await fetch("/v1/models")).json();
+  for (const m of models) {
+    const option = new Option(`${m.name} (${m.recipe})`, m.name, m.default, m.default);
+    $("model").add(option);
+  }
+}
+
+function show(result) {
+  $("label").textContent = result.label;
+  $("label").className = result.label;
+  $("score").textContent = `${(result.score * 100).toFixed(1)}% positive`;
+  $("meter").hidden = false;
+  $("meter").value = result.score;
+  const terms = $("terms");
+  terms.replaceChildren();
+  const largest = Math.max(1e-9, ...result.terms.map((t) => Math.abs(t.contribution)));
+  for (const t of result.terms) {
+    const item = document.createElement("li");
+    const word = document.createElement("span");
+    word.className = "term";
+    word.textContent = `${t.term} ${t.contribution >= 0 ? "+" : "\u2212"}${Math.abs(t.contribution * 100).toFixed(1)}`;
+    const bar = document.createElement("span");
+    bar.className = "bar " + (t.contribution >= 0 ? "up" : "down");
+    bar.style.width = `${(100 * Math.abs(t.contribution)) / largest}%`;
+    item.append(word, bar);
+    terms.append(item);
+  }
+  $("status").textContent = result.explained ? "" : "(this model cannot tell which words mattered)";
+}
+
+async function update() {
+  const text = $("text").value;
+  const mine = ++sequence;
+  if (controller) controller.abort();
+  if (!text.trim()) {
+    $("label").textContent = ""; $("score").textContent = ""; $("meter").hidden = true;
+    $("terms").replaceChildren(); $("status").textContent = "";
+    return;
+  }
+  controller = new AbortController();
+  try {
+    const response = await fetch("/v1/explain", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text, model: $("model").value || null, top: 10 }),
+      signal: controller.signal,
+    });
+    const body = await response.json();
+    if (mine !== sequence) return;  // a newer keystroke has its own answer coming
+    if (!response.ok) {
+      $("status").textContent = typeof body.detail === "string" ? body.detail : "invalid input";
+      return;
+    }
+    show(body);
+  } catch (error) {
+    if (error.name !== "AbortError") $("status").textContent = "the server did not answer";
+  }
+}
+
+$("text").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 150); });
+$("model").addEventListener("change", update);
+loadModels();
+</script>
+</body>
+</html>
+"""

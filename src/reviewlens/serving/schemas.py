@@ -1,0 +1,73 @@
+"""Request and response bodies of the HTTP API (they make its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _encodable(text: str) -> str:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("the text holds a lone UTF-16 surrogate, which is not a Unicode character") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable), Field(description="the review; at most 100,000 characters")]
+ModelName = Annotated[str | None, Field(description="a name from GET /v1/models; the default model if left out")]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "A wonderful film."}]})
+    text: Text
+    model: ModelName = None
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    texts: list[Text] = Field(description="at most 1,000 reviews")
+    model: ModelName = None
+
+
+class ExplainRequest(PredictRequest):
+    top: int = Field(12, ge=1, le=100, description="how many terms to return")
+
+
+class Prediction(BaseModel):
+    label: Literal["positive", "negative"]
+    score: float = Field(description="probability that the review is positive")
+    model: str
+
+
+class TermEffect(BaseModel):
+    term: str = Field(description="a vocabulary term: a word or an n-gram")
+    contribution: float = Field(description="score with the term minus score without it")
+
+
+class Explanation(Prediction):
+    explained: bool = Field(description="whether the model can tell which terms moved the score")
+    terms: list[TermEffect] = Field(description="the terms that moved the score most, largest effect first")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    default: bool
+    recipe: str
+    runtime: Literal["numpy", "keras"]
+    created: str | None
+    data_fingerprint: str | None
+    val_accuracy: float | None
+    test_accuracy: float | None
+    metrics: dict[str, Any] = Field(description="the run's validation and test metrics")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "loading", "stopping"]
+    models: list[str]
+
+
+class Problem(BaseModel):
+    detail: Any

@@ -1,0 +1,200 @@
+"""The HTTP service in process: every endpoint, several models, caching, metrics, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import reviewlens
+from reviewlens.serving import ServeConfig, create_app
+
+TEXTS = ["The film was wonderful, a superb cast.", "Dull, boring, tedious plot.", "the movie", ""]
+
+
+@pytest.fixture(scope="module")
+def second_run(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same run under another name: a second model to serve beside the first."""
+    other = tmp_path_factory.mktemp("served") / "other"
+    shutil.copytree(trained_run, other)
+    metadata = json.loads((other / "metadata.json").read_text())
+    metadata["name"] = "other"
+    (other / "metadata.json").write_text(json.dumps(metadata))
+    return other
+
+
+@pytest.fixture(scope="module")
+def client(trained_run: Path, second_run: Path) -> Iterator[TestClient]:
+    config = ServeConfig(run_dirs=[str(trained_run), str(second_run)], max_body_bytes=200_000)
+    with TestClient(create_app(config), raise_server_exceptions=False) as client:
+        yield client
+
+
+def metric(client: TestClient, line_start: str) -> float:
+    text = client.get("/metrics").text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start)]
+    return sum(values)
+
+
+def test_predict_and_batch_give_the_runs_scores(client: TestClient, trained_run: Path):
+    expected = reviewlens.load(trained_run).predict(TEXTS)
+    name = reviewlens.load(trained_run).name
+    for text, probability in zip(TEXTS, expected, strict=True):
+        body = client.post("/v1/predict", json={"text": text}).json()
+        label = "positive" if probability >= 0.5 else "negative"
+        assert body == {"label": label, "score": body["score"], "model": name}
+        assert body["score"] == pytest.approx(float(probability), abs=1e-6)
+    batch = client.post("/v1/predict/batch", json={"texts": TEXTS})
+    assert batch.status_code == 200
+    np.testing.assert_allclose([item["score"] for item in batch.json()], expected, atol=1e-6)
+    assert client.post("/v1/predict/batch", json={"texts": []}).json() == []
+
+
+def test_models_are_listed_and_chosen_by_name(client: TestClient, trained_run: Path):
+    models = client.get("/v1/models").json()
+    metadata = reviewlens.load(trained_run).metadata
+    assert [m["name"] for m in models] == [metadata["name"], "other"]
+    first = models[0]
+    assert first["default"] is True and models[1]["default"] is False
+    assert first["recipe"] == "bow-bigram" and first["runtime"] == "numpy"
+    assert first["data_fingerprint"] == metadata["data"]["fingerprint"]
+    assert first["created"] == metadata["created"]
+    assert first["metrics"]["test"]["accuracy"] == metadata["metrics"]["test"]["accuracy"]
+    body = client.post("/v1/predict", json={"text": "superb", "model": "other"}).json()
+    assert body["model"] == "other"
+    missing = client.post("/v1/predict", json={"text": "superb", "model": "nope"})
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+    assert client.post("/v1/predict/batch", json={"texts": ["a"], "model": "nope"}).status_code == 404
+    assert client.post("/v1/explain", json={"text": "a", "model": "nope"}).status_code == 404
+
+
+def test_explain_returns_the_terms_that_moved_the_score(client: TestClient, trained_run: Path):
+    text = "wonderful superb film, dull boring plot"
+    body = client.post("/v1/explain", json={"text": text, "top": 3}).json()
+    assert body["explained"] is True and len(body["terms"]) == 3
+    assert body["score"] == pytest.approx(float(reviewlens.load(trained_run).predict([text])[0]), abs=1e-6)
+    effects = [abs(t["contribution"]) for t in body["terms"]]
+    assert effects == sorted(effects, reverse=True) and effects[0] > 0
+    assert all(t["term"] in text.replace(",", "") for t in body["terms"])
+
+
+def test_health_is_503_until_the_models_are_loaded(trained_run: Path):
+    app = create_app(ServeConfig(run_dirs=[str(trained_run)]))
+    not_started = TestClient(app)  # no context manager: the lifespan (model loading) has not run
+    assert not_started.get("/health").status_code == 503
+    assert not_started.get("/health").json()["status"] == "loading"
+    with TestClient(app) as started:
+        assert started.get("/health").json() == {"status": "ok", "models": [reviewlens.load(trained_run).name]}
+
+
+def test_repeated_texts_come_from_the_cache(client: TestClient):
+    before = metric(client, "reviewlens_cache_hits_total")
+    client.post("/v1/predict", json={"text": "a text seen twice"})
+    assert metric(client, "reviewlens_cache_hits_total") == before
+    again = client.post("/v1/predict/batch", json={"texts": ["a text seen twice", "a text seen twice", "new one"]})
+    assert again.status_code == 200
+    assert metric(client, "reviewlens_cache_hits_total") == before + 2
+
+
+def test_metrics_in_prometheus_format(client: TestClient):
+    client.post("/v1/predict", json={"text": "count me"})
+    client.post("/v1/predict", json={"text": 5})
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for family in (
+        "reviewlens_requests_total counter",
+        "reviewlens_request_duration_seconds histogram",
+        "reviewlens_batch_size histogram",
+        "reviewlens_cache_hits_total counter",
+        "reviewlens_errors_total counter",
+        "reviewlens_texts_scored_total counter",
+    ):
+        assert f"# TYPE {family}" in text
+    assert re.search(r'reviewlens_texts_scored_total\{model="[^"]+"\} [1-9]', text)
+    assert re.search(r'reviewlens_batch_size_count\{model="[^"]+"\} [1-9]', text)
+    assert re.search(r'reviewlens_requests_total\{endpoint="/v1/predict",method="POST",status="200"\} [1-9]', text)
+    assert re.search(r'reviewlens_errors_total\{endpoint="/v1/predict",status="422"\} [1-9]', text)
+    assert re.search(r'reviewlens_request_duration_seconds_count\{endpoint="/v1/predict"\} [1-9]', text)
+    client.get("/no/such/page")
+    assert 'endpoint="other"' in client.get("/metrics").text  # unknown paths do not make new series
+
+
+def test_openapi_describes_requests_and_responses(client: TestClient):
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/models", "/health", "/metrics"} <= set(
+        schema["paths"]
+    )
+    predict = schema["paths"]["/v1/predict"]["post"]
+    assert predict["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/PredictRequest")
+    assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Prediction")
+    assert {"404", "413", "422"} <= set(predict["responses"])
+    components = schema["components"]["schemas"]
+    assert components["Prediction"]["properties"]["label"]["enum"] == ["positive", "negative"]
+    assert "texts" in components["BatchRequest"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b'{"text": "unfinished', {"content-type": "application/json"}),
+        (b'{"text": 3}', {"content-type": "application/json"}),
+        (b'{"texts": "not a list"}', {"content-type": "application/json"}),
+        (b'{"txt": "typo"}', {"content-type": "application/json"}),
+        (b'{"text": "ok", "extra": 1}', {"content-type": "application/json"}),
+        (b'["a list"]', {"content-type": "application/json"}),
+        (b"null", {"content-type": "application/json"}),
+        (b"", {"content-type": "application/json"}),
+        (b'{"text": "\\ud800 lone surrogate"}', {"content-type": "application/json"}),
+        (b'{"text": "\xff\xfe not UTF-8"}', {"content-type": "application/json"}),
+        (b"text=form+encoded", {"content-type": "application/x-www-form-urlencoded"}),
+        (b'{"text": "ok", "model": 7}', {"content-type": "application/json"}),
+    ],
+)
+def test_malformed_json_or_wrong_types_are_422(client: TestClient, body: bytes, headers: dict[str, str]):
+    for path in ("/v1/predict", "/v1/explain"):
+        response = client.post(path, content=body, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert "detail" in response.json()
+
+
+def test_oversized_input_is_413(client: TestClient):
+    long_text = "word " * 20_001  # 100,005 characters, in a body under the limit
+    assert client.post("/v1/predict", json={"text": long_text}).status_code == 413
+    assert client.post("/v1/explain", json={"text": long_text}).status_code == 413
+    batch = client.post("/v1/predict/batch", json={"texts": ["ok", long_text]})
+    assert batch.status_code == 413 and "text 1" in batch.json()["detail"]
+    too_many = client.post("/v1/predict/batch", json={"texts": ["a"] * 1001})
+    assert too_many.status_code == 413 and "1,000" in too_many.json()["detail"]
+    body = json.dumps({"text": "x" * 200_001}).encode()
+    declared = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "200,000 bytes" in declared.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies as the body streams in
+        yield b'{"text": "'
+        for _ in range(30):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    streamed = client.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_client_mistakes_never_cause_a_500(client: TestClient):
+    before = metric(client, 'reviewlens_errors_total{endpoint="/v1/predict",status="500"}')
+    for body in (b"{", b'{"text": {"nested": true}}', b'{"text": "\\udfff"}', b"\x00\x01", b"[]" * 10):
+        client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert metric(client, 'reviewlens_errors_total{endpoint="/v1/predict",status="500"}') == before == 0
+    assert client.get("/v1/predict").status_code == 405
+
+
+def test_the_page_is_served(client: TestClient):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="text"' in page.text and "/v1/explain" in page.text
