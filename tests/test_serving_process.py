@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(*args: str, ready: bool = True) -> Iterator[tuple[subprocess.Popen[str], str, float]]:
+def server(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, float]]:
     """A ``reviewlens serve`` process, its base URL, and the seconds from start to a 200 from /health."""
     port = free_port()
     started = time.perf_counter()
@@ -41,8 +41,7 @@ def server(*args: str, ready: bool = True) -> Iterator[tuple[subprocess.Popen[st
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        cold_start = float("nan")
-        while ready:
+        while True:
             if process.poll() is not None:
                 raise AssertionError(f"the server exited: {process.stdout.read() if process.stdout else ''}")
             try:
