@@ -89,8 +89,12 @@ def test_health_is_503_until_the_models_are_loaded(trained_run: Path):
     not_started = TestClient(app)  # no context manager: the lifespan (model loading) has not run
     assert not_started.get("/health").status_code == 503
     assert not_started.get("/health").json()["status"] == "loading"
+    assert not_started.post("/v1/predict", json={"text": "too early"}).status_code == 503
     with TestClient(app) as started:
         assert started.get("/health").json() == {"status": "ok", "models": [reviewlens.load(trained_run).name]}
+    stopped = TestClient(app)  # after shutdown: not ready again, and says so
+    assert stopped.get("/health").status_code == 503
+    assert stopped.post("/v1/predict", json={"text": "too late"}).json()["detail"].startswith("the server is stopping")
 
 
 def test_repeated_texts_come_from_the_cache(client: TestClient):

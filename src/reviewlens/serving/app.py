@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reviewlens import __version__
 from reviewlens.explain import explain
+from reviewlens.serving.batcher import BatcherClosedError
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.limits import BodyLimitMiddleware
 from reviewlens.serving.metrics import Metrics, MetricsMiddleware
@@ -54,6 +55,8 @@ class State:
         self.status = "loading"
 
     def model(self, name: str | None) -> ServedModel:
+        if self.status != "ok":
+            raise HTTPException(503, f"the server is {self.status}; GET /health says when it is ready")
         if name is None:
             return next(iter(self.models.values()))
         try:
@@ -107,6 +110,10 @@ def create_app(config: ServeConfig) -> FastAPI:
         # ASCII-escaped JSON: the echoed input may hold lone surrogates, which UTF-8 cannot encode.
         body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
         return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(BatcherClosedError)
+    async def closing(request: Request, error: BatcherClosedError) -> Response:
+        return JSONResponse({"detail": str(error)}, status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
