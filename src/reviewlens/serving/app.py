@@ -30,10 +30,12 @@ from reviewlens.serving.schemas import (
     ExplainRequest,
     Explanation,
     Health,
+    Label,
     ModelInfo,
     Prediction,
     PredictRequest,
     Problem,
+    Status,
     TermEffect,
 )
 
@@ -52,7 +54,7 @@ class State:
         self.config = config
         self.metrics = Metrics()
         self.models: dict[str, ServedModel] = {}
-        self.status = "loading"
+        self.status: Status = "loading"
 
     def model(self, name: str | None) -> ServedModel:
         if self.status != "ok":
@@ -74,7 +76,7 @@ class State:
                 raise HTTPException(413, f"{where} has {len(text):,} characters; the limit is {limit:,}")
 
 
-def label(score: float) -> str:
+def label(score: float) -> Label:
     return "positive" if score >= 0.5 else "negative"
 
 
@@ -129,7 +131,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         served = state.model(request.model)
         state.check_length([request.text])
         (score,) = await served.scores([request.text])
-        return Prediction(label=label(score), score=score, model=served.name)  # type: ignore[arg-type]
+        return Prediction(label=label(score), score=score, model=served.name)
 
     @app.post("/v1/predict/batch", response_model=list[Prediction], responses=CLIENT_ERRORS)
     async def predict_batch(request: BatchRequest) -> list[Prediction]:
@@ -139,7 +141,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             raise HTTPException(413, f"{len(request.texts):,} texts; at most {config.max_batch_texts:,} per request")
         state.check_length(request.texts)
         scores = await served.scores(request.texts)
-        return [Prediction(label=label(s), score=s, model=served.name) for s in scores]  # type: ignore[arg-type]
+        return [Prediction(label=label(s), score=s, model=served.name) for s in scores]
 
     @app.post("/v1/explain", response_model=Explanation, responses=CLIENT_ERRORS)
     async def explain_text(request: ExplainRequest) -> Explanation:
@@ -148,11 +150,11 @@ def create_app(config: ServeConfig) -> FastAPI:
         state.check_length([request.text])
         if served.lean is None:
             (score,) = await served.scores([request.text])
-            return Explanation(label=label(score), score=score, model=served.name, explained=False, terms=[])  # type: ignore[arg-type]
+            return Explanation(label=label(score), score=score, model=served.name, explained=False, terms=[])
         result = await run_in_threadpool(explain, served.lean, request.text, request.top)
         terms = [TermEffect(term=t.term, contribution=t.contribution) for t in result.terms]
         return Explanation(
-            label=label(result.score),  # type: ignore[arg-type]
+            label=label(result.score),
             score=result.score,
             model=served.name,
             explained=True,
@@ -167,7 +169,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}})
     async def health() -> Response:
         """200 once every model is loaded; 503 while loading or stopping."""
-        body = Health(status=state.status, models=list(state.models))  # type: ignore[arg-type]
+        body = Health(status=state.status, models=list(state.models))
         return JSONResponse(body.model_dump(), status_code=200 if state.status == "ok" else 503)
 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import reviewlens
 from reviewlens.errors import ReviewlensError
@@ -65,14 +65,13 @@ class ServedModel:
         missing = [i for i, score in enumerate(found) if score is None]
         if len(missing) < len(texts):
             self.metrics.cache_hits.labels(self.name).inc(len(texts) - len(missing))
-        if not missing:
-            return found  # type: ignore[return-value]  # every entry was found
-        self.metrics.cache_misses.labels(self.name).inc(len(missing))
-        computed = (await self.batcher.predict_many([texts[i] for i in missing])).tolist()
-        for i, score in zip(missing, computed, strict=True):
-            found[i] = score
-            self.cache.put(keys[i], score)
-        return found  # type: ignore[return-value]
+        if missing:
+            self.metrics.cache_misses.labels(self.name).inc(len(missing))
+            computed = (await self.batcher.predict_many([texts[i] for i in missing])).tolist()
+            for i, score in zip(missing, computed, strict=True):
+                found[i] = score
+                self.cache.put(keys[i], score)
+        return cast(list[float], found)  # every entry is filled now
 
     def info(self) -> ModelInfo:
         metadata = self.model.metadata
@@ -80,7 +79,7 @@ class ServedModel:
             name=self.name,
             default=self.default,
             recipe=self.model.recipe,
-            runtime=self.model.runtime,  # type: ignore[arg-type]
+            runtime="numpy" if self.model.runtime == "numpy" else "keras",
             created=metadata.get("created"),
             data_fingerprint=(metadata.get("data") or {}).get("fingerprint"),
             val_accuracy=metadata.get("val_accuracy"),

@@ -16,6 +16,8 @@ def _encodable(text: str) -> str:
     return text
 
 
+Label = Literal["positive", "negative"]
+Status = Literal["ok", "loading", "stopping"]
 Text = Annotated[str, AfterValidator(_encodable), Field(description="the review; at most 100,000 characters")]
 ModelName = Annotated[str | None, Field(description="a name from GET /v1/models; the default model if left out")]
 
@@ -37,7 +39,7 @@ class ExplainRequest(PredictRequest):
 
 
 class Prediction(BaseModel):
-    label: Literal["positive", "negative"]
+    label: Label
     score: float = Field(description="probability that the review is positive")
     model: str
 
@@ -65,7 +67,7 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "loading", "stopping"]
+    status: Status
     models: list[str]
 
 

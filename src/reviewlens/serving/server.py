@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.models import check_runs
@@ -17,7 +18,7 @@ def serve(config: ServeConfig) -> None:
     check_runs(config.run_dirs)  # a bad run fails here, in one line, before uvicorn starts
     import uvicorn
 
-    options = {
+    options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "access_log": False,
@@ -27,7 +28,7 @@ def serve(config: ServeConfig) -> None:
     if config.workers == 1:
         from reviewlens.serving.app import create_app
 
-        uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(config), **options)
         return
     config.to_environment()
     with tempfile.TemporaryDirectory(prefix="reviewlens-metrics-") as directory:
@@ -36,5 +37,5 @@ def serve(config: ServeConfig) -> None:
             "reviewlens.serving.app:app_from_environment",
             factory=True,
             workers=config.workers,
-            **options,  # type: ignore[arg-type]
+            **options,
         )
