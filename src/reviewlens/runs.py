@@ -120,6 +120,7 @@ def load_keras_model(run_dir: str | os.PathLike[str]) -> Any:
     import keras
 
     import reviewlens.keras_text  # noqa: F401 - registers the standardization for loading
+    import reviewlens.models.layers  # noqa: F401 - registers the recipes' custom layers
 
     path = Path(run_dir) / MODEL_FILE
     try:
