@@ -14,7 +14,7 @@ import random
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -357,6 +357,3 @@ class Dataset:
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r})"
 
-
-def iter_texts(examples: Iterable[Example]) -> Iterator[str]:
-    return (example.text for example in examples)
