@@ -353,6 +353,9 @@ def main() -> None:
     except ReviewlensError as error:
         sys.stderr.write(f"error: {error}\n")  # raw: one line, never wrapped
         sys.exit(2)
+    except KeyboardInterrupt:  # nothing half-written is left behind: runs are written atomically
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
 
 
 if __name__ == "__main__":
