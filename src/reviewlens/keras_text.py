@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from reviewlens.sequences import SequenceVectorizer
 from reviewlens.text import PUNCTUATION, SPACE_LIKE, BagOfWords
 
 
@@ -47,3 +48,18 @@ def text_vectorization(vectorizer: BagOfWords, name: str = "text_vectorization")
         name=name,
         **kwargs,
     )
+
+
+def int_vectorization(vectorizer: SequenceVectorizer) -> list[keras.layers.Layer]:
+    """Layers from raw strings to ``vectorizer``'s int sequences: TextVectorization(int), then cut and pad."""
+    from reviewlens.models.layers import FitLength
+
+    if not vectorizer.words:
+        raise ValueError("the sequence vectorizer has no vocabulary yet")
+    return [
+        keras.layers.TextVectorization(
+            standardize=standardize, split="whitespace", output_mode="int", vocabulary=vectorizer.words,
+            name="text_vectorization",
+        ),
+        FitLength(vectorizer.length, vectorizer.truncate, vectorizer.padding, name="fit_length"),
+    ]  # fmt: skip

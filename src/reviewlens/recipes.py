@@ -116,3 +116,139 @@ register(
         tags=("bag-of-words",),
     )
 )
+
+
+# -- Sequence recipes: token ids cut and padded to a fixed length (reviewlens.trainers.sequence) --------
+
+_BOOK_SEQUENCE = f"{BOOK}, ch. 11, sequence models"
+
+
+def _sequence(max_tokens: int, length: int, side: str = "tail") -> dict[str, object]:
+    """TextVectorization(output_mode="int")'s layout; ``side`` is where a review is cut and padded."""
+    return {"max_tokens": max_tokens, "length": length, "truncate": side, "padding": side}
+
+
+register(
+    Recipe(
+        name="lstm",
+        summary="10,000 words, last 80 tokens -> Embedding(128) -> LSTM(128, dropout 0.2) -> Dense(1)",
+        source="Keras RNN lesson (keras-team examples, imdb_lstm.py)",
+        expected_accuracy=0.85,
+        family="rnn",
+        vectorizer=_sequence(10000, 80, side="head"),  # pad_sequences(maxlen=80): cut and pad at the head
+        model={"embedding": 128, "units": 128, "bidirectional": False, "recurrent_input_dropout": 0.2, "dropout": None},
+        optimizer="adam",
+        epochs=15,
+        notes="The lesson trains all 15 epochs; reviewlens keeps the best validation epoch.",
+        tags=("sequence", "rnn"),
+    )
+)
+register(
+    Recipe(
+        name="sum-embedding",
+        summary="first 64 tokens -> Embedding(vocab+2, 64) -> sum over time -> Dense(1)",
+        source="modelkit tutorial (NLP sentiment analysis)",
+        expected_accuracy=None,
+        family="embedding-sum",
+        vectorizer=_sequence(10002, 64),
+        model={"embedding": 64},
+        optimizer="adam",
+        epochs=10,
+        notes="The sum is the registered SumOverTime layer (not a Lambda) and skips padding.",
+        tags=("sequence",),
+    )
+)
+register(
+    Recipe(
+        name="bilstm-onehot",
+        summary="20,000 words, 600 tokens, one-hot -> Bidirectional(LSTM(32)) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_SEQUENCE,
+        expected_accuracy=0.87,
+        family="rnn",
+        vectorizer=_sequence(20000, 600),
+        model={"embedding": None, "units": 32},
+        notes="20,000-wide one-hot inputs: slow by design (the book's point), hours per epoch on 2 cores.",
+        slow=True,
+        tags=("sequence", "rnn"),
+    )
+)
+register(
+    Recipe(
+        name="bilstm-embedding",
+        summary="20,000 words, 600 tokens -> Embedding(256) -> Bidirectional(LSTM(32)) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_SEQUENCE,
+        expected_accuracy=0.87,
+        family="rnn",
+        vectorizer=_sequence(20000, 600),
+        model={"embedding": 256, "units": 32},
+        slow=True,
+        tags=("sequence", "rnn"),
+    )
+)
+register(
+    Recipe(
+        name="bilstm-masked",
+        summary="as bilstm-embedding with mask_zero=True: the LSTMs skip the padding",
+        source=_BOOK_SEQUENCE,
+        expected_accuracy=0.88,
+        family="rnn",
+        vectorizer=_sequence(20000, 600),
+        model={"embedding": 256, "units": 32, "mask_zero": True},
+        slow=True,
+        tags=("sequence", "rnn"),
+    )
+)
+register(
+    Recipe(
+        name="bilstm-pretrained",
+        summary="frozen word vectors (--embeddings FILE), masked -> Bidirectional(LSTM(32)) -> Dropout -> Dense(1)",
+        source=_BOOK_SEQUENCE,
+        expected_accuracy=0.87,
+        family="rnn",
+        vectorizer=_sequence(20000, 600),
+        model={"pretrained": True, "units": 32, "mask_zero": True},
+        notes="The book uses GloVe 6B 100d; offline, `reviewlens embeddings train` learns in-domain vectors.",
+        slow=True,
+        tags=("sequence", "rnn", "pretrained"),
+    )
+)
+register(
+    Recipe(
+        name="conv1d",
+        summary="20,000 words, 600 tokens -> Embedding(128) -> 3 residual SeparableConv1D blocks -> max pool -> Dense",
+        source=f"{_BOOK_SEQUENCE} (the book's remark that 1D convnets can match a BiLSTM)",
+        expected_accuracy=None,
+        family="conv",
+        vectorizer=_sequence(20000, 600),
+        model={"embedding": 128, "filters": 128, "kernel_size": 5, "blocks": 3},
+        tags=("sequence", "conv"),
+    )
+)
+register(
+    Recipe(
+        name="transformer",
+        summary="20,000 words, 600 tokens -> Embedding(256) -> TransformerEncoder(2 heads, 32) -> max pool -> Dense(1)",
+        source=_BOOK_SEQUENCE,
+        expected_accuracy=0.875,
+        family="transformer",
+        vectorizer=_sequence(20000, 600),
+        model={"embedding": 256, "dense": 32, "heads": 2},
+        epochs=20,
+        slow=True,
+        tags=("sequence", "transformer"),
+    )
+)
+register(
+    Recipe(
+        name="transformer-posemb",
+        summary="as transformer, plus learned positional embeddings",
+        source=_BOOK_SEQUENCE,
+        expected_accuracy=0.883,
+        family="transformer",
+        vectorizer=_sequence(20000, 600),
+        model={"embedding": 256, "dense": 32, "heads": 2, "positional": True},
+        epochs=20,
+        slow=True,
+        tags=("sequence", "transformer"),
+    )
+)

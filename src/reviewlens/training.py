@@ -52,6 +52,7 @@ class Context:
     epochs: int
     seed: int
     log: Log = _quiet
+    options: dict[str, Any] = field(default_factory=dict)  # per-run choices a family honours (--max-length...)
     on_epoch: EpochCallback | None = None
     resources: ExitStack = field(default_factory=ExitStack)  # closed once the run is written
     timings: dict[str, float] = field(default_factory=dict)
@@ -98,11 +99,13 @@ def train(
     seed: int = 1337,
     log: Log = _quiet,
     on_epoch: EpochCallback | None = None,
+    options: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
     ``data`` is a path, a ``Dataset`` or ``None`` (resolved as the CLI does). Model selection sees
-    the validation split only; the test split is scored once, after training.
+    the validation split only; the test split is scored once, after training. ``options`` are per-run
+    settings the recipe's family honours (the sequence families' ``max_length``, ``truncate``...).
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None and epochs < 1:
@@ -119,7 +122,11 @@ def train(
         raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
 
     trainer = importlib.import_module(TRAINERS[recipe.family])
-    context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch)
+    unsupported = sorted(set(options or {}) - set(getattr(trainer, "OPTIONS", ())))
+    if unsupported:
+        names = ", ".join("--" + name.replace("_", "-") for name in unsupported)
+        raise ReviewlensError(f"recipe {recipe.name!r} ({recipe.family} family) does not take {names}; leave it out")
+    context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=options or {})
     started = time.perf_counter()
     with context.resources:
         log(resolved.describe())

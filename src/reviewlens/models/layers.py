@@ -5,3 +5,169 @@ loading any ``model.keras``; every custom layer a recipe uses is defined here.
 """
 
 from __future__ import annotations
+
+import keras
+from keras import ops
+
+_register = keras.saving.register_keras_serializable(package="reviewlens")
+
+
+@_register
+class FitLength(keras.layers.Layer):
+    """Cut and pad int sequences (0 is padding, tokens are never 0) to ``length``.
+
+    TextVectorization keeps the first tokens and pads after them; this also keeps the last ones
+    (``truncate="head"``) or pads before them (``padding="head"``), as ``pad_sequences`` does.
+    """
+
+    def __init__(self, length: int, truncate: str = "tail", padding: str = "tail", **kwargs: object):
+        super().__init__(**kwargs)
+        self.length, self.truncate, self.padding = length, truncate, padding
+
+    def call(self, ids: object) -> object:
+        n = self.length
+        ids = ops.pad(ids, [[0, 0], [0, n]])  # at least n columns, even for a batch of empty reviews
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+        steps = ops.arange(n, dtype="int32")[None, :]
+        start = ops.maximum(lengths - n, 0) if self.truncate == "head" else ops.zeros_like(lengths)
+        kept = ops.take_along_axis(ids, start[:, None] + steps, axis=1)
+        if self.padding == "head":
+            shift = (n - ops.minimum(lengths, n))[:, None]
+            moved = ops.take_along_axis(kept, ops.maximum(steps - shift, 0), axis=1)
+            kept = ops.where(steps >= shift, moved, ops.zeros_like(moved))
+        return kept
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.length)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "length": self.length, "truncate": self.truncate, "padding": self.padding}
+
+
+@_register
+class OneHot(keras.layers.Layer):
+    """Token ids to one-hot vectors (the book's ``tf.one_hot`` as a layer that saves safely)."""
+
+    def __init__(self, depth: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.depth = depth
+
+    def call(self, ids: object) -> object:
+        return ops.one_hot(ops.cast(ids, "int32"), self.depth)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "depth": self.depth}
+
+
+@_register
+class SumOverTime(keras.layers.Layer):
+    """The sum of a sequence's vectors over time, skipping masked (padding) steps."""
+
+    def __init__(self, **kwargs: object):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, vectors: object, mask: object = None) -> object:
+        if mask is not None:
+            vectors = vectors * ops.cast(mask, vectors.dtype)[:, :, None]  # type: ignore[attr-defined]
+        return ops.sum(vectors, axis=1)
+
+    def compute_mask(self, inputs: object, mask: object = None) -> None:
+        return None
+
+
+@_register
+class MaxOverTime(keras.layers.Layer):
+    """Global max pooling over the unmasked steps (all zeros for a review with none)."""
+
+    def __init__(self, **kwargs: object):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, vectors: object, mask: object = None) -> object:
+        if mask is None:
+            return ops.max(vectors, axis=1)
+        keep = ops.cast(mask, "bool")[:, :, None]
+        lowest = ops.full_like(vectors, float("-inf"))
+        pooled = ops.max(ops.where(keep, vectors, lowest), axis=1)
+        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs: object, mask: object = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[2])
+
+
+@_register
+class PositionalEmbedding(keras.layers.Layer):
+    """Token embeddings plus learned position embeddings (the book's); padding (id 0) is masked."""
+
+    def __init__(self, sequence_length: int, input_dim: int, output_dim: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.sequence_length, self.input_dim, self.output_dim = sequence_length, input_dim, output_dim
+        self.tokens = keras.layers.Embedding(input_dim, output_dim, name="tokens")
+        self.positions = keras.layers.Embedding(sequence_length, output_dim, name="positions")
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.tokens.build(input_shape)
+        self.positions.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, ids: object) -> object:
+        positions = ops.arange(ops.shape(ids)[-1])
+        return self.tokens(ids) + self.positions(positions)[None, :, :]
+
+    def compute_mask(self, ids: object, mask: object = None) -> object:
+        return ops.not_equal(ids, 0)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape, self.output_dim)
+
+    def get_config(self) -> dict[str, object]:
+        return {
+            **super().get_config(),
+            "sequence_length": self.sequence_length,
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+        }
+
+
+@_register
+class TransformerEncoder(keras.layers.Layer):
+    """The book's encoder block: self-attention and a dense projection, each with a residual and LayerNorm."""
+
+    def __init__(self, embed_dim: int, dense_dim: int, num_heads: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.embed_dim, self.dense_dim, self.num_heads = embed_dim, dense_dim, num_heads
+        self.supports_masking = True
+        self.attention = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim, name="attention")
+        self.dense_proj = keras.Sequential(
+            [keras.layers.Dense(dense_dim, activation="relu"), keras.layers.Dense(embed_dim)], name="dense_proj"
+        )
+        self.layernorm_1 = keras.layers.LayerNormalization(name="layernorm_1")
+        self.layernorm_2 = keras.layers.LayerNormalization(name="layernorm_2")
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.attention.build(input_shape, input_shape)
+        self.layernorm_1.build(input_shape)
+        self.dense_proj.build(input_shape)
+        self.layernorm_2.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, inputs: object, mask: object = None) -> object:
+        attention_mask = None if mask is None else ops.cast(mask[:, None, :], "bool")  # type: ignore[index]
+        attended = self.attention(inputs, inputs, attention_mask=attention_mask)
+        projected = self.layernorm_1(inputs + attended)
+        return self.layernorm_2(projected + self.dense_proj(projected))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, object]:
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "dense_dim": self.dense_dim,
+            "num_heads": self.num_heads,
+        }

@@ -6,4 +6,7 @@
 
 from __future__ import annotations
 
-TRAINERS: dict[str, str] = {"bow": "reviewlens.trainers.bow"}
+TRAINERS: dict[str, str] = {
+    "bow": "reviewlens.trainers.bow",
+    **dict.fromkeys(("rnn", "conv", "transformer", "embedding-sum"), "reviewlens.trainers.sequence"),
+}
