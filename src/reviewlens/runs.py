@@ -119,7 +119,7 @@ def load_keras_model(run_dir: str | os.PathLike[str]) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    import reviewlens.keras_text  # noqa: F401 - registers the standardization for loading
+    import reviewlens.keras_text  # registers the standardization for loading
     import reviewlens.models.layers  # noqa: F401 - registers the recipes' custom layers
 
     path = Path(run_dir) / MODEL_FILE
