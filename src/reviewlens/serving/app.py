@@ -97,7 +97,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         yield
         state.status = "stopping"  # the server has finished its in-flight requests by now
         for served in state.models.values():
-            await served.batcher.close()
+            await served.close()
 
     app = FastAPI(
         title="reviewlens",

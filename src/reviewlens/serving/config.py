@@ -16,6 +16,7 @@ class ServeConfig(BaseModel):
     workers: int = Field(default=1, ge=1)
     max_batch: int = Field(default=256, ge=1, description="most texts in one model call")
     max_wait_ms: float = Field(default=0.0, ge=0, description="how long a model call waits for more requests")
+    processes: int = Field(default=0, ge=0, description="helper processes sharing large model calls")
     cache_size: int = Field(default=10_000, ge=0, description="predictions kept per model (0: no cache)")
     max_body_bytes: int = Field(default=1 << 20, ge=1)
     max_text_chars: int = Field(default=100_000, ge=1)

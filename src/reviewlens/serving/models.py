@@ -17,6 +17,7 @@ from reviewlens.runtime import DenseRuntime
 from reviewlens.serving.batcher import MicroBatcher
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.metrics import Metrics
+from reviewlens.serving.pool import PooledPredict
 from reviewlens.serving.schemas import ModelInfo
 
 
@@ -51,6 +52,7 @@ class ServedModel:
     metrics: Metrics
     cache: PredictionCache | None
     default: bool = False
+    pool: PooledPredict | None = None
     lean: DenseRuntime | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +74,12 @@ class ServedModel:
                 found[i] = score
                 self.cache.put(keys[i], score)
         return cast(list[float], found)  # every entry is filled now
+
+    async def close(self) -> None:
+        """Answer what is queued, then stop the batcher and any helper processes."""
+        await self.batcher.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def info(self) -> ModelInfo:
         metadata = self.model.metadata
@@ -115,13 +123,14 @@ def load_models(config: ServeConfig, metrics: Metrics) -> dict[str, ServedModel]
             batch_sizes.observe(size)
             texts.inc(size)
 
+        pool = PooledPredict(model, config.processes) if config.processes and model.runtime == "numpy" else None
         batcher = MicroBatcher(
-            model.predict,
+            pool or model.predict,
             max_batch=config.max_batch,
             max_wait=config.max_wait_ms / 1000,
             on_batch=count,
             name=name,
         )
         cache = PredictionCache(config.cache_size) if config.cache_size else None
-        served[name] = ServedModel(name, model, batcher, metrics, cache, default=index == 0)
+        served[name] = ServedModel(name, model, batcher, metrics, cache, default=index == 0, pool=pool)
     return served

@@ -1,0 +1,44 @@
+"""Helper processes for large model calls: same scores, small calls stay home, the service uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import reviewlens
+from reviewlens.serving import ServeConfig, create_app
+from reviewlens.serving.pool import PooledPredict
+
+TEXTS = [f"review {i}: {'wonderful superb' if i % 2 else 'dull boring'} film number {i}" for i in range(50)]
+
+
+def test_large_calls_are_shared_and_score_the_same(trained_run: Path, monkeypatch: pytest.MonkeyPatch):
+    model = reviewlens.load(trained_run)
+    pooled = PooledPredict(model, processes=2, min_chunk=8)
+    try:
+        submitted: list[int] = []
+        submit = pooled._pool.submit
+        monkeypatch.setattr(pooled._pool, "submit", lambda fn, texts: submitted.append(len(texts)) or submit(fn, texts))
+        np.testing.assert_array_equal(pooled(TEXTS), model.predict(TEXTS))
+        assert submitted == [17, 17]  # 50 texts in three chunks: this process scores the first 16
+        np.testing.assert_array_equal(pooled(TEXTS[:15]), model.predict(TEXTS[:15]))
+        assert submitted == [17, 17]  # under two chunks' worth: scored here, no helper involved
+    finally:
+        pooled.close()
+
+
+def test_only_the_numpy_runtime_is_shared(trained_run: Path):
+    with pytest.raises(ValueError, match="NumPy"):
+        PooledPredict(reviewlens.load(trained_run, runtime="keras"), processes=1)
+
+
+def test_the_service_uses_helpers_for_big_batches(trained_run: Path):
+    texts = TEXTS * 6  # 300 texts: more than two chunks of 128
+    with TestClient(create_app(ServeConfig(run_dirs=[str(trained_run)], processes=1, cache_size=0))) as client:
+        served = next(iter(client.app.state.reviewlens.models.values()))  # type: ignore[attr-defined]
+        assert isinstance(served.pool, PooledPredict)
+        scores = [item["score"] for item in client.post("/v1/predict/batch", json={"texts": texts}).json()]
+    np.testing.assert_allclose(scores, reviewlens.load(trained_run).predict(texts), atol=1e-7)
