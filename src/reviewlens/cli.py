@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Download and inspect review datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+embeddings_app = typer.Typer(help="Word vectors for the pretrained-embedding recipes.", no_args_is_help=True)
+app.add_typer(embeddings_app, name="embeddings")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -101,7 +104,10 @@ def recipes(as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-def _train(recipe: str, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool) -> Any:
+def _train(
+    recipe: str, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
+    options: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
     from reviewlens.data import resolve
     from reviewlens.recipes import get_recipe
     from reviewlens.training import train as train_recipe
@@ -117,7 +123,24 @@ def _train(recipe: str, data: Path | None, epochs: int | None, run_dir: Path | N
             seed=seed,
             log=(lambda message: None) if quiet else (lambda message: err.print(f"[dim]{message}[/dim]")),
             on_epoch=on_epoch,
+            options=options,
         )
+
+
+class Side(StrEnum):
+    head = "head"
+    tail = "tail"
+
+
+class Schedule(StrEnum):
+    constant = "constant"
+    cosine = "cosine"
+    plateau = "plateau"
+
+
+class Backend(StrEnum):
+    tensorflow = "tensorflow"
+    jax = "jax"
 
 
 def _print_metrics(title: str, scores: dict[str, Any]) -> None:
@@ -147,10 +170,49 @@ def train(
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs [default: the recipe's].")] = None,
     run_dir: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/RECIPE-TIME].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for initialization, shuffling and dropout.")] = 1337,
+    max_length: Annotated[
+        int | None, typer.Option("--max-length", min=1, help="Sequence recipes: tokens kept per review.")
+    ] = None,
+    truncate: Annotated[
+        Side | None, typer.Option("--truncate", help="Sequence recipes: cut long reviews at the head or the tail.")
+    ] = None,
+    early_stopping: Annotated[
+        int | None,
+        typer.Option(
+            "--early-stopping",
+            min=1,
+            help="Sequence recipes: stop after N epochs without a lower validation loss.",
+            metavar="N",
+        ),
+    ] = None,
+    lr_schedule: Annotated[
+        Schedule | None, typer.Option("--lr-schedule", help="Sequence recipes: learning-rate schedule.")
+    ] = None,
+    clipnorm: Annotated[
+        float | None, typer.Option("--clipnorm", min=0.0, help="Sequence recipes: clip each gradient's norm.")
+    ] = None,
+    embeddings: Annotated[
+        Path | None, typer.Option("--embeddings", help="bilstm-pretrained: word vectors, GloVe or word2vec text.")
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Sequence recipes: stream reviews from the source in batches.")
+    ] = False,
+    backend: Annotated[
+        Backend | None,
+        typer.Option("--backend", help="Sequence recipes: Keras backend for training (jax needs the jax extra)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a recipe; write the model, metrics, history and curves to a run directory."""
-    result = _train(recipe, data, epochs, run_dir, seed, quiet=False)
+    chosen: dict[str, Any] = {
+        "max_length": max_length, "truncate": truncate and truncate.value, "early_stopping": early_stopping,
+        "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
+        "stream": stream or None, "backend": backend and backend.value,
+    }  # fmt: skip
+    if backend is not None:
+        os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)
+    options = {name: value for name, value in chosen.items() if value is not None}
+    result = _train(recipe, data, epochs, run_dir, seed, quiet=False, options=options)
     metadata = result.metadata
     if as_json:
         _print_json(metadata)
@@ -348,6 +410,25 @@ def serve(
             max_body_bytes=max_body_bytes,
         )
     )
+
+
+@embeddings_app.command("train")
+def embeddings_train(
+    out_file: Annotated[Path, typer.Option("--out", help="Word-vector file to write (GloVe text format).")],
+    data: DataOption = None,
+    dim: Annotated[int, typer.Option("--dim", min=1, help="Vector size.")] = 100,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the reviews.")] = 5,
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Ignore rarer words.")] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 1337,
+) -> None:
+    """Learn word vectors (word2vec) from the train split and the unlabeled reviews, for bilstm-pretrained."""
+    from reviewlens.data import resolve
+    from reviewlens.embeddings import train_vectors
+
+    resolved = resolve(data)
+    err.print(f"[dim]{resolved.describe()}; learning {dim}-dimensional vectors from train and unsup[/dim]")
+    path, words = train_vectors(resolved.dataset, out_file, dim=dim, epochs=epochs, min_count=min_count, seed=seed)
+    out.print(f"{path}: {words:,} words, {dim} dimensions")
 
 
 def main() -> None:
