@@ -93,7 +93,9 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=1))
     context.log(f"training {recipe.name} on {train_size:,} reviews of {vectorizer.length} tokens")
     fit_args: dict[str, Any] = (
-        {"x": train_data} if stream else {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
+        {"x": train_data, "shuffle": False}  # the stream alternates the classes instead
+        if stream
+        else {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
     )
     model.fit(**fit_args, epochs=context.epochs, validation_data=val_data, callbacks=callbacks, verbose=0)
     model.set_weights(best.weights)
@@ -287,7 +289,9 @@ def _streamed(dataset: Dataset, split: str, vectorizer: SequenceVectorizer, batc
             yield vectorizer.transform(e.text for e in chunk), np.array([e.label for e in chunk], np.float32)
 
     signature = (tf.TensorSpec((None, vectorizer.length), tf.int32), tf.TensorSpec((None,), tf.float32))
-    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+    steps = math.ceil(sum(dataset.counts()[split].values()) / batch_size)
+    pipeline = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return pipeline.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
 
 
 def export(
