@@ -356,4 +356,3 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r})"
-
