@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from reviewlens.data.download import ACLIMDB_FILENAME, cache_dir, download
+from reviewlens.data.indexed import decode_review, load_indexed, vectorize_sequences
 from reviewlens.data.sources import SPLITS, Dataset, Example
 from reviewlens.data.stats import DataInfo, describe
 
@@ -23,12 +24,15 @@ __all__ = [
     "Example",
     "Resolved",
     "cache_dir",
+    "decode_review",
     "describe",
     "download",
     "fingerprint",
+    "load_indexed",
     "resolve",
     "sample_path",
     "split_digest",
+    "vectorize_sequences",
 ]
 
 SAMPLE_FILENAME = "imdb_sample.tar.gz"
