@@ -8,7 +8,7 @@ describes; reviewlens serves the same run with its NumPy runtime. wrk (Debian: `
 sends single-review requests for ``--duration`` seconds at 1, 16 and 64 connections, rotating through
 5,000 test reviews; the prediction cache is off so every request reaches the model. The batch figures
 are requests of 1,000 full test reviews, from 1 client and from 2 at once; reviewlens is measured there
-with ``--workers 2`` too (modelkit's TensorFlow already uses every core for one request). Printed:
+with ``--processes 1`` and ``--workers 2`` too (TensorFlow already uses every core for one request). Printed:
 req/s, p50, p99, timeouts and non-2xx answers per level, batch reviews/s, peak resident memory (VmHWM,
 workers included) and cold start (process start to the first answer; reviewlens: a 200 from /health).
 
@@ -222,10 +222,10 @@ def main() -> None:
         ours = [str(BIN / "reviewlens"), "serve", str(args.run), "--port", str(args.port), "--cache-size", "0"]
         # 1,000 full reviews are about 1.3 MB of JSON: over the default 1 MiB body limit, so raise it here.
         ours += ["--max-body-bytes", str(4 << 20)]
-        for workers in (1, 2):
-            name = "reviewlens serve" + (f" --workers {workers}" if workers > 1 else "")
-            with started([*ours, "--workers", str(workers)], f"{base}/health", None, env) as process:
-                duration = args.duration if workers == 1 else None  # the levels: one worker, as modelkit
+        for extra in ([], ["--processes", "1"], ["--workers", "2"]):
+            name = " ".join(["reviewlens serve", *extra])
+            with started([*ours, *extra], f"{base}/health", None, env) as process:
+                duration = None if extra else args.duration  # the levels: one process, as modelkit's server
                 results[name] = measure(name, process, urls, {"texts": batch_texts}, files, duration)
 
         base = f"http://127.0.0.1:{args.port + 1}"
@@ -256,17 +256,19 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     for server, result in results.items():
         rates = " | ".join(f"{result['batch'][c]:,.0f}" for c in BATCH_CLIENTS)
         print(f"| {server} | {rates} | {result['rss']:.0f} | {result['cold']:.2f} |")
-    ours, two, theirs = (results[k] for k in ("reviewlens serve", "reviewlens serve --workers 2", "modelkit serve"))
-    one_client = ours["batch"][1] / theirs["batch"][1]
-    two_clients = max(ours["batch"][2], two["batch"][2]) / theirs["batch"][2]
+    ours, theirs = results["reviewlens serve"], results["modelkit serve"]
+    mine = [result for name, result in results.items() if name.startswith("reviewlens")]
+    one_client = max(result["batch"][1] for result in mine) / theirs["batch"][1]
+    two_clients = max(result["batch"][2] for result in mine) / theirs["batch"][2]
+    peak = max(result["rss"] for result in mine)
     print()
     goals = [
         ("single-client p50 <= 2 ms", ours["levels"][1]["p50"] <= 2.0, f"{ours['levels'][1]['p50']:.2f} ms"),
         ("64 clients >= 1,500 req/s", ours["levels"][64]["rps"] >= 1500, f"{ours['levels'][64]['rps']:,.0f} req/s"),
         ("64 clients p99 <= 50 ms", ours["levels"][64]["p99"] <= 50, f"{ours['levels'][64]['p99']:.1f} ms"),
-        ("batch >= 2x modelkit, 1 client", one_client >= 2, f"{one_client:.1f}x"),
-        ("batch >= 2x modelkit, 2 clients", two_clients >= 2, f"{two_clients:.1f}x"),
-        ("peak memory <= 400 MB (1 worker)", ours["rss"] <= 400, f"{ours['rss']:.0f} MB"),
+        ("batch >= 2x modelkit, 1 client (best reviewlens row)", one_client >= 2, f"{one_client:.1f}x"),
+        ("batch >= 2x modelkit, 2 clients (best reviewlens row)", two_clients >= 2, f"{two_clients:.1f}x"),
+        ("peak memory <= 400 MB, every reviewlens row", peak <= 400, f"at most {peak:.0f} MB"),
         ("cold start <= 3 s", ours["cold"] <= 3, f"{ours['cold']:.2f} s"),
     ]
     for goal, met, figure in goals:
