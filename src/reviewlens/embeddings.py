@@ -64,7 +64,7 @@ def read_vectors(
         if not line.strip():
             continue
         if dim is None:
-            dim = len(line.split(" ")) - 1
+            dim = len(line.rstrip(" ").split(" ")) - 1  # the first word has no spaces in the files we know
             if dim < 1:
                 raise ReviewlensError(f"{path} line {number} has a word and no vector; expected `word v1 v2 ...`")
         parts = line.rstrip(" ").rsplit(" ", dim)  # a word may hold spaces, a vector never does
