@@ -25,6 +25,7 @@ from reviewlens.training import train
 from .conftest import NEUTRAL, TRAP, make_review, write_aclimdb
 
 SEQUENCE_RECIPES = [name for name, recipe in RECIPES.items() if recipe.family != "bow"]
+PADDING_INVARIANT = {"sum-embedding", "bilstm-masked", "bilstm-pretrained", "transformer", "transformer-posemb"}
 #: Smaller layers than the recipes' for speed; the architecture (and every custom layer) is the same.
 SMALL = {"embedding": 8, "units": 4, "filters": 8, "dense": 8}
 
@@ -92,6 +93,7 @@ def test_every_sequence_recipe_trains_saves_and_loads_in_safe_mode(
     result = train(_small(name), tiny, tmp_path / name, epochs=1, options=options)
     metadata = result.metadata
     assert metadata["hyperparameters"]["sequence_length"] == 24
+    assert metadata["hyperparameters"]["bucket"] == (name in PADDING_INVARIANT)
     texts, labels = Dataset(tiny).read("test")
     model = reviewlens.load(result.run_dir)
     assert model.runtime == "keras"

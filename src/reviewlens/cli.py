@@ -197,6 +197,15 @@ def train(
     stream: Annotated[
         bool, typer.Option("--stream", help="Sequence recipes: stream reviews from the source in batches.")
     ] = False,
+    bucket: Annotated[
+        bool | None,
+        typer.Option(
+            "--bucket/--no-bucket",
+            help="Sequence recipes: batch reviews of similar lengths where padding "
+            "cannot change a score [default: bucket].",
+            show_default=False,
+        ),
+    ] = None,
     backend: Annotated[
         Backend | None,
         typer.Option("--backend", help="Sequence recipes: Keras backend for training (jax needs the jax extra)."),
@@ -207,7 +216,7 @@ def train(
     chosen: dict[str, Any] = {
         "max_length": max_length, "truncate": truncate and truncate.value, "early_stopping": early_stopping,
         "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
-        "stream": stream or None, "backend": backend and backend.value,
+        "stream": stream or None, "bucket": bucket, "backend": backend and backend.value,
     }  # fmt: skip
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import keras
 
 
+def padding_invariant(**_: object) -> bool:
+    """Convolutions and max pooling see the padding: a review's score depends on it."""
+    return False
+
+
 def build(
     vocabulary_size: int,
     sequence_length: int,
@@ -16,7 +21,7 @@ def build(
 ) -> keras.Model:
     """Each block adds two separable convolutions (relu, then linear) to its input, then relu; global
     max pooling keeps each filter's strongest match anywhere in the review (the book's suggestion, ch. 11)."""
-    ids = keras.Input(shape=(sequence_length,), dtype="int32", name="ids")
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocabulary_size, embedding, name="embedding")(ids)
     if embedding != filters:
         x = keras.layers.Dense(filters, name="project")(x)

@@ -7,9 +7,14 @@ import keras
 from reviewlens.models.layers import SumOverTime
 
 
+def padding_invariant(**_: object) -> bool:
+    """The sum skips the padding: a review's score does not depend on it."""
+    return True
+
+
 def build(vocabulary_size: int, sequence_length: int, embedding: int = 64) -> keras.Model:
     """Padding is masked out of the sum, so a review's score does not depend on how it was padded."""
-    ids = keras.Input(shape=(sequence_length,), dtype="int32", name="ids")
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocabulary_size, embedding, mask_zero=True, name="embedding")(ids)
     x = SumOverTime(name="sum")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)

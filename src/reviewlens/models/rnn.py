@@ -8,6 +8,12 @@ import numpy as np
 from reviewlens.models.layers import OneHot
 
 
+def padding_invariant(embedding: int | None = 256, mask_zero: bool = False, pretrained: object = None,
+                      **_: object) -> bool:  # fmt: skip
+    """Whether a review's score is the same however much padding follows it: masked embeddings only."""
+    return mask_zero and (embedding is not None or pretrained is not None)
+
+
 def build(
     vocabulary_size: int,
     sequence_length: int,
@@ -21,7 +27,7 @@ def build(
 ) -> keras.Model:
     """``embedding=None`` feeds one-hot tokens (the book's first BiLSTM); ``pretrained`` is a frozen
     (vocabulary_size, dim) matrix that replaces the learned embedding."""
-    ids = keras.Input(shape=(sequence_length,), dtype="int32", name="ids")
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     if pretrained is not None:
         layer = keras.layers.Embedding(
             vocabulary_size, pretrained.shape[1], mask_zero=mask_zero, trainable=False, name="embedding"

@@ -10,6 +10,11 @@ import keras
 from reviewlens.models.layers import MaxOverTime, PositionalEmbedding, TransformerEncoder
 
 
+def padding_invariant(**_: object) -> bool:
+    """Attention and pooling skip the (tail) padding: a review's score does not depend on it."""
+    return True
+
+
 def build(
     vocabulary_size: int,
     sequence_length: int,
@@ -19,7 +24,7 @@ def build(
     positional: bool = False,
     dropout: float = 0.5,
 ) -> keras.Model:
-    ids = keras.Input(shape=(sequence_length,), dtype="int32", name="ids")
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     if positional:
         x = PositionalEmbedding(sequence_length, vocabulary_size, embedding, name="embedding")(ids)
     else:

@@ -35,7 +35,7 @@ MODELS = {
 }
 #: Per-run options (``reviewlens train --max-length ...``) this family honours.
 OPTIONS = frozenset(
-    {"max_length", "truncate", "early_stopping", "lr_schedule", "clipnorm", "backend", "embeddings", "stream"}
+    {"max_length", "truncate", "early_stopping", "lr_schedule", "clipnorm", "backend", "embeddings", "stream", "bucket"}
 )
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 BACKENDS = ("tensorflow", "jax")
@@ -47,6 +47,13 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     keras = _keras(options.get("backend", "tensorflow"))
     vectorizer = _vectorizer(recipe, options)
     stream = bool(options.get("stream"))
+    # Batches of similar lengths, padded only to their longest review, where padding cannot change a score.
+    bucket = (
+        not stream
+        and options.get("bucket", True)
+        and vectorizer.padding == "tail"
+        and _model_module(recipe.family).padding_invariant(**recipe.model)
+    )
 
     context.log(f"fitting a {vectorizer.max_tokens:,}-token vocabulary" + (" (streaming)" if stream else ""))
     x_val: np.ndarray | None = None
@@ -70,6 +77,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         train_data = (vectorizer.transform(train_texts[i] for i in order), np.asarray(train_labels, np.float32)[order])
         x_val = vectorizer.transform(val_texts)
         val_data = (x_val, np.asarray(val_labels, np.float32))
+        context.log(f"length bucketing: {'on' if bucket else 'off'}")
         train_size = len(train_texts)
         del train_texts, val_texts
         context.lap("vectorize_s")
@@ -92,17 +100,19 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     if options.get("lr_schedule") == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=1))
     context.log(f"training {recipe.name} on {train_size:,} reviews of {vectorizer.length} tokens")
-    fit_args: dict[str, Any] = (
-        {"x": train_data, "shuffle": False}  # the stream alternates the classes instead
-        if stream
-        else {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
-    )
+    if stream:  # the stream alternates the classes instead of shuffling
+        fit_args: dict[str, Any] = {"x": train_data, "shuffle": False}
+    elif bucket:
+        fit_args = {"x": _bucketed(train_data[0], train_data[1], recipe.batch_size, context.seed), "shuffle": False}
+        val_data = _bucketed(val_data[0], val_data[1], PREDICT_BATCH)
+    else:
+        fit_args = {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
     model.fit(**fit_args, epochs=context.epochs, validation_data=val_data, callbacks=callbacks, verbose=0)
     model.set_weights(best.weights)
     context.lap("fit_s")
 
     context.log("scoring the test split (once)")
-    val_probabilities = _predict(model, x_val if x_val is not None else val_data)
+    val_probabilities = _predict(model, x_val if x_val is not None else val_data, bucket)
     if stream:
         test_hash = _Digest()
         test_labels = [example.label for example in test_hash.over(_alternated(dataset, "test"))]
@@ -110,7 +120,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         test_probabilities = _predict(model, _streamed(dataset, "test", vectorizer, PREDICT_BATCH))
     else:
         test_texts, test_labels = dataset.read("test")
-        test_probabilities = _predict(model, vectorizer.transform(test_texts))
+        test_probabilities = _predict(model, vectorizer.transform(test_texts), bucket)
         test_digest = split_digest(test_texts, test_labels)
         del test_texts
     weights = model.get_weights()
@@ -134,7 +144,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         test_probabilities=test_probabilities,
         digests=(train_digest, val_digest, test_digest),
         train_size=train_size,
-        hyperparameters={**extra, **_shown(options), **_sides(vectorizer), "backend": backend},
+        hyperparameters={**extra, **_shown(options), **_sides(vectorizer), "bucket": bucket, "backend": backend},
         write_model=write_model,
     )
 
@@ -188,9 +198,12 @@ def _shown(options: dict[str, Any]) -> dict[str, object]:
     return {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}
 
 
+def _model_module(family: str) -> Any:
+    return importlib.import_module(MODELS[family])
+
+
 def _build(family: str, vectorizer: SequenceVectorizer, config: dict[str, Any]) -> Any:
-    module = importlib.import_module(MODELS[family])
-    return module.build(vectorizer.vocabulary_size, vectorizer.length, **config)
+    return _model_module(family).build(vectorizer.vocabulary_size, vectorizer.length, **config)
 
 
 def _pretrained(path: object, vectorizer: SequenceVectorizer, context: Context) -> Any:
@@ -246,11 +259,58 @@ def _best_epoch_callback(keras: Any, context: Context) -> Any:
     return BestEpoch()
 
 
-def _predict(model: Any, data: Any) -> np.ndarray:
-    if isinstance(data, np.ndarray) and len(data) == 0:
-        return np.zeros(0, np.float32)
-    kwargs = {"batch_size": PREDICT_BATCH} if isinstance(data, np.ndarray) else {}
-    return np.asarray(model.predict(data, verbose=0, **kwargs), np.float32).reshape(-1)
+def _widths(lengths: np.ndarray, limit: int) -> np.ndarray:
+    """Padded width for batches whose longest review has ``lengths`` tokens: a multiple of 16 (fewer shapes)."""
+    return np.clip(-(-lengths // 16) * 16, 16, limit)
+
+
+def _bucketed(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
+    """Tail-padded sequences as a ``tf.data`` pipeline of batches of similar lengths, each cut to its longest.
+
+    With a ``seed``: every epoch shuffles, sorts each run of 32 batches by length, and shuffles the batches;
+    without: in length order (for validation).
+    """
+    import tensorflow as tf
+
+    lengths = np.count_nonzero(x, axis=1)  # tokens are never 0
+    rng = np.random.default_rng(seed)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if seed is None:
+            groups = _groups(np.argsort(lengths, kind="stable"), batch_size)
+        else:
+            order, groups = rng.permutation(len(x)), []
+            for start in range(0, len(order), batch_size * 32):
+                run = order[start : start + batch_size * 32]
+                groups += _groups(run[np.argsort(lengths[run], kind="stable")], batch_size)
+            groups = [groups[i] for i in rng.permutation(len(groups))]
+        for rows in groups:
+            width = _widths(lengths[rows].max(keepdims=True), x.shape[1])[0]
+            yield x[rows, :width], y[rows]
+
+    signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
+    pipeline = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return pipeline.apply(tf.data.experimental.assert_cardinality(math.ceil(len(x) / batch_size))).prefetch(2)
+
+
+def _groups(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+
+
+def _predict(model: Any, data: Any, bucket: bool = False) -> np.ndarray:
+    """Probabilities in the order of ``data`` (an array, or a pipeline of batches)."""
+    if not isinstance(data, np.ndarray):
+        return np.asarray(model.predict(data, verbose=0), np.float32).reshape(-1)
+    probabilities = np.zeros(len(data), np.float32)
+    if not bucket:
+        if len(data):
+            probabilities[:] = np.asarray(model.predict(data, batch_size=PREDICT_BATCH, verbose=0)).reshape(-1)
+        return probabilities
+    lengths = np.count_nonzero(data, axis=1)
+    for rows in _groups(np.argsort(lengths, kind="stable"), PREDICT_BATCH):
+        width = _widths(lengths[rows].max(keepdims=True), data.shape[1])[0]
+        probabilities[rows] = np.asarray(model.predict_on_batch(data[rows, :width])).reshape(-1)
+    return probabilities
 
 
 class _Digest:
