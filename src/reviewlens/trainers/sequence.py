@@ -52,7 +52,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         not stream
         and options.get("bucket", True)
         and vectorizer.padding == "tail"
-        and _model_module(recipe.family).padding_invariant(**recipe.model)
+        and model_module(recipe.family).padding_invariant(**recipe.model)
     )
 
     context.log(f"fitting a {vectorizer.max_tokens:,}-token vocabulary" + (" (streaming)" if stream else ""))
@@ -89,7 +89,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         pretrained = _pretrained(options.get("embeddings"), vectorizer, context)
         model_config["pretrained"] = pretrained.matrix
         extra |= {"embeddings": str(options["embeddings"]), "embedding_coverage": round(pretrained.coverage, 4)}
-    model = _build(recipe.family, vectorizer, model_config)
+    model = build_model(recipe.family, vectorizer, model_config)
     steps = math.ceil(train_size / recipe.batch_size)
     model.compile(optimizer=_optimizer(recipe, options, steps * context.epochs), loss="binary_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
@@ -103,8 +103,8 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     if stream:  # the stream alternates the classes instead of shuffling
         fit_args: dict[str, Any] = {"x": train_data, "shuffle": False}
     elif bucket:
-        fit_args = {"x": _bucketed(train_data[0], train_data[1], recipe.batch_size, context.seed), "shuffle": False}
-        val_data = _bucketed(val_data[0], val_data[1], PREDICT_BATCH)
+        fit_args = {"x": bucketed(train_data[0], train_data[1], recipe.batch_size, context.seed), "shuffle": False}
+        val_data = bucketed(val_data[0], val_data[1], PREDICT_BATCH)
     else:
         fit_args = {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
     model.fit(**fit_args, epochs=context.epochs, validation_data=val_data, callbacks=callbacks, verbose=0)
@@ -198,12 +198,12 @@ def _shown(options: dict[str, Any]) -> dict[str, object]:
     return {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}
 
 
-def _model_module(family: str) -> Any:
+def model_module(family: str) -> Any:
     return importlib.import_module(MODELS[family])
 
 
-def _build(family: str, vectorizer: SequenceVectorizer, config: dict[str, Any]) -> Any:
-    return _model_module(family).build(vectorizer.vocabulary_size, vectorizer.length, **config)
+def build_model(family: str, vectorizer: SequenceVectorizer, config: dict[str, Any]) -> Any:
+    return model_module(family).build(vectorizer.vocabulary_size, vectorizer.length, **config)
 
 
 def _pretrained(path: object, vectorizer: SequenceVectorizer, context: Context) -> Any:
@@ -264,7 +264,7 @@ def _widths(lengths: np.ndarray, limit: int) -> np.ndarray:
     return np.clip(-(-lengths // 16) * 16, 16, limit)
 
 
-def _bucketed(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
+def bucketed(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
     """Tail-padded sequences as a ``tf.data`` pipeline of batches of similar lengths, each cut to its longest.
 
     With a ``seed``: every epoch shuffles, sorts each run of 32 batches by length, and shuffles the batches;
@@ -363,7 +363,7 @@ def export(
     from reviewlens.keras_text import int_vectorization
 
     sequences = SequenceVectorizer.from_config(vectorizer)
-    core = _build(family, sequences, model_config)
+    core = build_model(family, sequences, model_config)
     core.set_weights(weights)
     text = keras.Input(shape=(1,), dtype="string", name="text")
     x = text
