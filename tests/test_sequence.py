@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -190,3 +193,38 @@ def test_streaming_from_generators_matches_the_in_memory_path(tmp_path: Path) ->
     assert streamed["data"]["test"] == memory["data"]["test"]
     assert streamed["test_accuracy"] == pytest.approx(memory["test_accuracy"], abs=0.03)
     assert streamed["test_accuracy"] > 0.65
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "COLUMNS": "200"}
+    environment.pop("REVIEWLENS_DATA", None)
+    return subprocess.run([sys.executable, "-m", "reviewlens.cli", *args], capture_output=True, text=True,
+                          env=environment, timeout=300)  # fmt: skip
+
+
+def test_cli_trains_a_sequence_recipe_with_options_and_predicts(tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = _cli("train", "--recipe", "sum-embedding", "--data", str(tiny), "--epochs", "1", "--max-length", "12",
+                "--truncate", "head", "--no-bucket", "--out", str(run_dir), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    hyper = json.loads(done.stdout)["hyperparameters"]
+    assert (hyper["sequence_length"], hyper["truncate"], hyper["bucket"]) == (12, "head", False)
+    predicted = _cli("predict", str(run_dir), "", "A wonderful, superb film.", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert [0.0 <= item["score"] <= 1.0 for item in json.loads(predicted.stdout)] == [True, True]
+
+
+def test_cli_sequence_options_on_a_bag_of_words_recipe_exit_2(tiny: Path, tmp_path: Path) -> None:
+    done = _cli("train", "--recipe", "bow-unigram", "--data", str(tiny), "--max-length", "12",
+                "--out", str(tmp_path / "run"))  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: recipe 'bow-unigram' (bow family) does not take --max-length; leave it out"
+
+
+def test_recipes_lists_the_sequence_recipes_and_says_which_are_slow() -> None:
+    listed = {recipe["name"]: recipe for recipe in json.loads(_cli("recipes", "--json").stdout)}
+    assert set(SEQUENCE_RECIPES) <= set(listed)
+    assert {name for name in SEQUENCE_RECIPES if listed[name]["slow"]} == {
+        "bilstm-onehot", "bilstm-embedding", "bilstm-masked", "bilstm-pretrained", "transformer", "transformer-posemb"
+    }  # fmt: skip
+    assert "slow by design" in listed["bilstm-onehot"]["notes"]
