@@ -48,7 +48,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     vectorizer = _vectorizer(recipe, options)
     stream = bool(options.get("stream"))
     # Batches of similar lengths, padded only to their longest review, where padding cannot change a score.
-    bucket = (
+    bucket = bool(
         not stream
         and options.get("bucket", True)
         and vectorizer.padding == "tail"
