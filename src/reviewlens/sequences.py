@@ -72,9 +72,9 @@ class SequenceVectorizer:
         """An int32 array of shape (reviews, length)."""
         return self.pad([self.ids(text) for text in texts])
 
-    def pad(self, sequences: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
-        """Cut and pad id lists to ``length`` (the vectorizer's by default) as configured."""
-        length = self.length if length is None else length
+    def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Cut and pad id lists to the sequence length, at the configured ends."""
+        length = self.length
         out = np.zeros((len(sequences), length), np.int32)
         for row, ids in enumerate(sequences):
             kept = ids[:length] if self.truncate == "tail" else ids[max(len(ids) - length, 0) :]

@@ -203,6 +203,8 @@ def model_module(family: str) -> Any:
 
 
 def build_model(family: str, vectorizer: SequenceVectorizer, config: dict[str, Any]) -> Any:
+    """The family's ``build(vocabulary_size, sequence_length, **config)``: a model over token ids of any
+    length up to ``sequence_length`` (which only learned positions need)."""
     return model_module(family).build(vectorizer.vocabulary_size, vectorizer.length, **config)
 
 
