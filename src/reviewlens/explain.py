@@ -29,8 +29,7 @@ class Explanation:
 
 def lean_runtime(model: Model) -> DenseRuntime | None:
     """The run's NumPy runtime, when it has one (bag-of-words recipes); ``None`` for Keras-only runs."""
-    lean = getattr(model, "_lean", None)  # reviewlens.runs.Model keeps it private for now
-    return lean if isinstance(lean, DenseRuntime) else None
+    return model.dense_runtime
 
 
 def _logits_from_hidden(runtime: DenseRuntime, hidden: np.ndarray) -> np.ndarray:

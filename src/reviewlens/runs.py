@@ -9,11 +9,14 @@ import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from reviewlens.errors import ReviewlensError
+
+if TYPE_CHECKING:
+    from reviewlens.runtime import DenseRuntime
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -87,6 +90,11 @@ class Model:
         self.runtime: str = "numpy" if has_lean and runtime != "keras" else "keras"
         self._lean = DenseRuntime.load(self.run_dir) if self.runtime == "numpy" else None
         self._keras: Any = None if self._lean is not None else load_keras_model(self.run_dir)
+
+    @property
+    def dense_runtime(self) -> DenseRuntime | None:
+        """The NumPy runtime predicting for this run, or ``None`` when the Keras model does."""
+        return self._lean
 
     @property
     def name(self) -> str:

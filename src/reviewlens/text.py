@@ -81,14 +81,14 @@ def _tokens(text: str) -> list[bytes]:
     return _standardized_bytes(text).split()
 
 
-def _token_ids(texts: Iterable[str], lookup: Callable[[bytes], int]) -> tuple[np.ndarray, np.ndarray]:
-    """The unigram ids of every text, concatenated, and the CSR row pointers of the texts."""
-    flat = array("q")
+def _token_ids(texts: Iterable[str], lookup: Callable[[list[bytes]], Iterable[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The unigram ids of every text (``lookup`` maps a text's tokens), concatenated, and row pointers."""
+    flat: list[int] = []
     indptr = array("q", [0])
     for text in texts:
-        flat.extend(map(lookup, _tokens(text)))
+        flat += lookup(_tokens(text))
         indptr.append(len(flat))
-    return np.frombuffer(flat, dtype=np.int64), np.frombuffer(indptr, dtype=np.int64)
+    return np.array(flat, dtype=np.int64), np.frombuffer(indptr, dtype=np.int64)
 
 
 def _next_order(
@@ -108,17 +108,12 @@ def _next_order(
     return np.where(known, head * width + tail, -1), inside
 
 
-class _UnknownIsMinusOne(dict[bytes, int]):
-    def __missing__(self, key: bytes) -> int:
-        return -1
-
-
 class _NgramTables:
     """Lookup tables from a vocabulary: unigrams by dict, longer n-grams as sorted integer keys."""
 
     def __init__(self, vocabulary: Sequence[str], ngrams: int):
         grams = [term.encode("utf-8").split(b" ") for term in vocabulary[1:]]
-        self.unigram_ids: dict[bytes, int] = _UnknownIsMinusOne()
+        self.unigram_ids: dict[bytes, int] = {}
         for gram in grams:
             for token in gram:
                 self.unigram_ids.setdefault(token, len(self.unigram_ids))
@@ -193,7 +188,7 @@ class BagOfWords:
     def fit_transform(self, texts: Iterable[str]) -> sparse.csr_matrix:
         """Learn the vocabulary (and IDF) from ``texts`` and return their vectors, reading them once."""
         seen: defaultdict[bytes, int] = defaultdict(itertools.count().__next__)
-        unigrams, indptr = _token_ids(texts, seen.__getitem__)
+        unigrams, indptr = _token_ids(texts, lambda tokens: map(seen.__getitem__, tokens))
         tokens = list(seen)  # insertion order is id order
         doc = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
 
@@ -223,7 +218,7 @@ class BagOfWords:
         self._set_vocabulary([OOV_TOKEN] + [term(o, i).decode("utf-8") for o, i in chosen])
 
         assert self._tables is not None
-        known = np.array([self._tables.unigram_ids[t] for t in tokens], np.int64)
+        known = np.array([self._tables.unigram_ids.get(t, -1) for t in tokens], np.int64)
         known_unigrams = known[unigrams] if len(known) else unigrams
         parts = []
         for first in range(0, max(len(indptr) - 1, 1), CHUNK):
@@ -262,7 +257,11 @@ class BagOfWords:
         """Vectorize ``texts``: a CSR matrix of float32, one row per text, ``len(vocabulary)`` columns."""
         if self._tables is None:
             raise ValueError("the vectorizer has no vocabulary yet: call fit_transform() or adapt()")
-        lookup = self._tables.unigram_ids.__getitem__
+        ids = self._tables.unigram_ids.get
+
+        def lookup(tokens: list[bytes]) -> Iterable[int]:
+            return map(ids, tokens, itertools.repeat(-1))  # -1: not a vocabulary token
+
         iterator = iter(texts)
         parts = []
         while chunk := list(itertools.islice(iterator, CHUNK)):
