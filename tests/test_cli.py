@@ -39,6 +39,7 @@ def test_recipes_lists_the_books_recipes_with_figures() -> None:
     assert {"bow-unigram", "bow-bigram", "tfidf-bigram", "dense-10k"} <= set(recipes)
     table = run("recipes").stdout
     assert "bow-bigram (default)" in table and "89.7%" in table
+    assert "bilstm-onehot (slow)" in table
 
 
 def test_train_json_prints_only_the_metadata_on_stdout(session_aclimdb: Path, tmp_path: Path) -> None:

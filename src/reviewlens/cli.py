@@ -97,7 +97,7 @@ def recipes(as_json: JsonOption = False) -> None:
         table.add_column(column)
     for recipe in RECIPES.values():
         name = (
-            recipe.name + (" (default)" if recipe.name == DEFAULT_RECIPE else "") + (" [slow]" if recipe.slow else "")
+            recipe.name + (" (default)" if recipe.name == DEFAULT_RECIPE else "") + (" (slow)" if recipe.slow else "")
         )
         expected = f"{recipe.expected_accuracy:.1%}" if recipe.expected_accuracy else "-"
         table.add_row(name, recipe.summary, recipe.source, expected)
