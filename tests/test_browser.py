@@ -37,6 +37,7 @@ def test_page_shows_label_score_and_words_as_you_type(trained_run: Path, tmp_pat
             page.on("request", lambda request: explains.append(request.url) if "/v1/explain" in request.url else None)
             page.goto(url + "/")
             page.wait_for_selector("#model option", state="attached")  # the models have loaded
+            assert not page.locator("#terms-heading").is_visible()  # nothing to explain yet
 
             text = "A wonderful film, superb and moving."
             page.locator("#text").press_sequentially(text, delay=20)  # a keystroke every 20 ms
@@ -50,6 +51,7 @@ def test_page_shows_label_score_and_words_as_you_type(trained_run: Path, tmp_pat
             assert [line.rsplit(" ", 1)[0] for line in shown] == [term["term"] for term in expected["terms"]]
             assert len(shown) >= 3  # the review has words the model knows
             assert len(explains) < len(text) / 4  # debounced: not one request per keystroke
+            assert page.locator("#terms-heading").is_visible()
 
             page.locator("#text").fill("")
             page.locator("#text").press_sequentially("dull boring tedious", delay=20)

@@ -34,7 +34,7 @@ PAGE = """<!doctype html>
   <meter id="meter" min="0" max="1" low="0.5" optimum="1" value="0.5" hidden></meter>
   <span id="status"></span>
 </div>
-<h2 style="font-size:1rem">Words that pushed the score most</h2>
+<h2 id="terms-heading" style="font-size:1rem" hidden>Words that pushed the score most</h2>
 <ul id="terms"></ul>
 <script>
 "use strict";
@@ -69,6 +69,7 @@ function show(result) {
     item.append(word, bar);
     terms.append(item);
   }
+  $("terms-heading").hidden = result.terms.length === 0;
   $("status").textContent = result.explained ? "" : "(this model cannot tell which words mattered)";
 }
 
@@ -78,7 +79,7 @@ async function update() {
   if (controller) controller.abort();
   if (!text.trim()) {
     $("label").textContent = ""; $("score").textContent = ""; $("meter").hidden = true;
-    $("terms").replaceChildren(); $("status").textContent = "";
+    $("terms").replaceChildren(); $("terms-heading").hidden = true; $("status").textContent = "";
     return;
   }
   controller = new AbortController();
