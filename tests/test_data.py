@@ -193,3 +193,10 @@ def test_no_network_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ReviewlensError, match=r"check the network.*--data PATH"):
         download(tmp_path / "a.tar.gz", url="http://127.0.0.1:9/aclImdb_v1.tar.gz", timeout=5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_several_splits_in_one_pass_equals_reading_each(aclimdb: Path, tmp_path: Path) -> None:
+    archive = Dataset(write_archive(aclimdb, tmp_path / "imdb.tar.gz"))
+    together = archive.read_splits("train", "validation", "test")
+    for split in ("train", "validation", "test"):
+        assert together[split] == archive.read(split) == Dataset(aclimdb).read(split)

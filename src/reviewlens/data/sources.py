@@ -339,10 +339,19 @@ class Dataset:
 
     def read(self, split: str) -> tuple[list[str], list[int]]:
         """All texts and labels of one split, sorted by id."""
-        self._splits()
-        rank = self._rank
-        examples = sorted(self.examples(split), key=lambda example: rank[example.id])
-        return [e.text for e in examples], [e.label for e in examples]
+        return self.read_splits(split)[split]
+
+    def read_splits(self, *splits: str) -> dict[str, tuple[list[str], list[int]]]:
+        """Texts and labels of several splits, each sorted by id, from one pass over the source."""
+        owner = {id: split for split in splits for id in self.ids(split)}
+        found: dict[str, list[tuple[int, str, int]]] = {split: [] for split in splits}
+        for id, text in self.source.texts(set(owner)):
+            found[owner[id]].append((self._rank[id], text, self._labels[id]))
+        result = {}
+        for split, rows in found.items():
+            rows.sort(key=lambda row: row[0])
+            result[split] = ([text for _, text, _ in rows], [label for _, _, label in rows])
+        return result
 
     def counts(self) -> dict[str, dict[int, int]]:
         """Reviews per split and label, from the catalog alone."""

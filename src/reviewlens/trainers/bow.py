@@ -30,8 +30,8 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     helper = context.resources.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
 
     context.log("reading train and validation reviews")
-    train_texts, train_labels = dataset.read("train")
-    val_texts, val_labels = dataset.read("validation")
+    splits = dataset.read_splits("train", "validation")  # one pass over the source
+    (train_texts, train_labels), (val_texts, val_labels) = splits["train"], splits["validation"]
     context.lap("read_s")
 
     context.log(f"vectorizing {len(train_texts):,} train and {len(val_texts):,} validation reviews")

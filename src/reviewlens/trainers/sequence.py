@@ -67,8 +67,8 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         val_digest = val_hash.digest()
         context.lap("vectorize_s")
     else:
-        train_texts, train_labels = dataset.read("train")
-        val_texts, val_labels = dataset.read("validation")
+        splits = dataset.read_splits("train", "validation")  # one pass over the source
+        (train_texts, train_labels), (val_texts, val_labels) = splits["train"], splits["validation"]
         train_digest = split_digest(train_texts, train_labels)
         val_digest = split_digest(val_texts, val_labels)
         context.lap("read_s")
