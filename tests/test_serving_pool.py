@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 import reviewlens
 from reviewlens.serving import ServeConfig, create_app
+from reviewlens.serving.config import default_processes
 from reviewlens.serving.pool import PooledPredict
 
 TEXTS = [f"review {i}: {'wonderful superb' if i % 2 else 'dull boring'} film number {i}" for i in range(50)]
@@ -42,3 +43,11 @@ def test_the_service_uses_helpers_for_big_batches(trained_run: Path):
         assert isinstance(served.pool, PooledPredict)
         scores = [item["score"] for item in client.post("/v1/predict/batch", json={"texts": texts}).json()]
     np.testing.assert_allclose(scores, reviewlens.load(trained_run).predict(texts), atol=1e-7)
+
+
+@pytest.mark.parametrize(("workers", "cores", "expected"), [(1, 2, 1), (1, 1, 0), (2, 2, 0), (4, 16, 0)])
+def test_one_helper_by_default_for_a_single_worker_on_several_cores(
+    workers: int, cores: int, expected: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert default_processes(workers) == expected

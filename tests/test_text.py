@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reviewlens.keras_text import standardize as tf_standardize
 from reviewlens.keras_text import text_vectorization
-from reviewlens.text import OOV_TOKEN, SPACE_LIKE, BagOfWords, standardize, tokenize
+from reviewlens.text import OOV_TOKEN, SPACE_LIKE, BagOfWords, _KeyIndex, standardize, tokenize
 
 from .conftest import TRAP, make_review
 
@@ -112,3 +112,24 @@ def test_config_round_trip_keeps_vectors() -> None:
 def test_transform_before_fit_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no vocabulary"):
         BagOfWords().transform(["text"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.integers(0, 2**40), max_size=300), st.lists(st.integers(-1, 2**40), max_size=200))
+def test_key_index_finds_each_key_and_nothing_else(keys: set[int], others: list[int]) -> None:
+    ordered = np.array(sorted(keys, key=lambda k: (k * 7919) % 1009), np.int64)  # any order: the index is positional
+    index = _KeyIndex(ordered)
+    queries = np.array(list(ordered) + others, np.int64)
+    position = {int(k): i for i, k in enumerate(ordered)}
+    np.testing.assert_array_equal(index.find(queries), [position.get(int(q), -1) for q in queries])
+
+
+def test_no_row_repeats_a_column() -> None:
+    # The explanations read each row's (column, value) pairs: a repeated column would count a term twice.
+    texts = ["good good good film film", "bad bad", "", "good film good film"]
+    for mode in ("multi_hot", "count"):
+        matrix = BagOfWords(max_tokens=None, ngrams=2, output_mode=mode).fit_transform(texts)  # type: ignore[arg-type]
+        for row in range(matrix.shape[0]):
+            columns = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
+            assert len(set(columns.tolist())) == len(columns)
+    assert matrix[0].sum() == 9  # count mode: 5 unigrams and 4 bigrams

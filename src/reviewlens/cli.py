@@ -395,15 +395,22 @@ def serve(
         float, typer.Option("--max-wait-ms", min=0, help="How long a model call waits for more requests to join.")
     ] = 0.0,
     processes: Annotated[
-        int, typer.Option("--processes", min=0, help="Helper processes that share large model calls.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            "--processes",
+            min=0,
+            help="Helper processes that share large model calls (256+ texts) with each worker. "
+            "Default: 1 for a single worker on a machine with several cores, else 0.",
+            show_default=False,
+        ),
+    ] = None,
     cache_size: Annotated[
         int, typer.Option("--cache-size", min=0, help="Predictions cached per model; 0: none.")
     ] = 10000,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body.")] = 1 << 20,
 ) -> None:
     """Serve runs over HTTP: a JSON prediction API, Prometheus metrics, and a page at / (no TensorFlow needed)."""
-    from reviewlens.serving.config import ServeConfig
+    from reviewlens.serving.config import ServeConfig, default_processes
     from reviewlens.serving.server import serve as run_server
 
     run_server(
@@ -414,7 +421,7 @@ def serve(
             workers=workers,
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
-            processes=processes,
+            processes=default_processes(workers) if processes is None else processes,
             cache_size=cache_size,
             max_body_bytes=max_body_bytes,
         )

@@ -16,9 +16,8 @@ from __future__ import annotations
 import itertools
 import re
 import string
-from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -77,18 +76,31 @@ def tokenize(text: str) -> list[str]:
     return [token.decode("utf-8") for token in _standardized_bytes(text).split()]
 
 
-def _tokens(text: str) -> list[bytes]:
-    return _standardized_bytes(text).split()
+#: Texts are joined with this token between them so that a whole chunk splits in one call. "!" is
+#: punctuation, which the standardization deletes, so no text can hold this token itself.
+_SEPARATOR = b"!"
+_SEPARATOR_ID = -2
+_JOIN = b" " + _SEPARATOR + b" "
+
+Lookup = Callable[[list[bytes]], Iterable[int]]
 
 
-def _token_ids(texts: Iterable[str], lookup: Callable[[list[bytes]], Iterable[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The unigram ids of every text (``lookup`` maps a text's tokens), concatenated, and row pointers."""
-    flat: list[int] = []
-    indptr = array("q", [0])
-    for text in texts:
-        flat += lookup(_tokens(text))
-        indptr.append(len(flat))
-    return np.array(flat, dtype=np.int64), np.frombuffer(indptr, dtype=np.int64)
+def _chunks(texts: Iterable[str]) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        yield chunk
+
+
+def _token_ids(texts: list[str], lookup: Lookup) -> tuple[np.ndarray, np.ndarray]:
+    """The id of every token of ``texts`` (``lookup`` maps a list of tokens to ids) and the text it is in.
+
+    ``lookup`` must map the separator token to ``_SEPARATOR_ID``.
+    """
+    tokens = _JOIN.join(map(_standardized_bytes, texts)).split()
+    ids = np.fromiter(lookup(tokens), np.int64, len(tokens))
+    separator = ids == _SEPARATOR_ID
+    doc = np.cumsum(separator)
+    return ids[~separator], doc[~separator]
 
 
 def _next_order(
@@ -108,8 +120,99 @@ def _next_order(
     return np.where(known, head * width + tail, -1), inside
 
 
+class _KeyIndex:
+    """Each of a set of distinct non-negative int64 keys' index in it, looked up many at a time.
+
+    An open-addressing hash table (multiplicative hashing, linear probing, at most an eighth full)
+    probed with NumPy: nearly every query is settled by its first slot, so a lookup costs a few
+    passes over the queries however large the table, where a binary search costs one per halving.
+    """
+
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio, odd
+    _FREE = -1
+
+    def __init__(self, keys: np.ndarray):
+        bits = max(int(len(keys) * 8).bit_length(), 4)
+        self._shift = np.uint64(64 - bits)
+        self._mask = (1 << bits) - 1
+        self._keys = np.full(1 << bits, self._FREE, np.int64)
+        self._values = np.full(1 << bits, -1, np.int64)  # -1 in free slots: a lookup that ends there fails
+        # Insert in rounds: each round places the pending keys whose next slot is free (one per slot).
+        # A key placed at probe p found its p earlier slots taken, so a lookup may stop at a free slot.
+        self._probes = 0
+        pending = np.arange(len(keys))
+        home = self._home(keys)
+        while len(pending):
+            slot = (home + self._probes) & self._mask
+            free = self._keys[slot] == self._FREE
+            self._keys[slot[free]] = keys[pending[free]]
+            placed = self._keys[slot] == keys[pending]
+            self._values[slot[placed]] = pending[placed]
+            pending, home = pending[~placed], home[~placed]
+            self._probes += 1
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys.view(np.uint64) * self._MULTIPLIER) >> self._shift).view(np.int64)
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """The index of each query among the keys; -1 where it is not one (negative queries never are).
+
+        A query of -1 is a free slot's key: it ends its probe at a free slot, whose value is -1.
+        """
+        queries = np.maximum(queries, self._FREE)
+        home = self._home(queries)
+        stored = self._keys[home]
+        found = self._values[home]
+        found[stored != queries] = -1
+        # The rest: queries whose first slot holds another key. Follow the probe sequence.
+        pending = np.flatnonzero((stored != queries) & (stored != self._FREE))
+        for probe in range(1, self._probes):
+            if not len(pending):
+                break
+            slot = (home[pending] + probe) & self._mask
+            stored = self._keys[slot]
+            wanted = queries[pending]
+            hit = stored == wanted
+            found[pending[hit]] = self._values[slot[hit]]
+            pending = pending[~hit & (stored != self._FREE)]
+        return found
+
+
+#: Entries of the scratch table ``_representatives`` uses: 16 MB of int32, whatever the batch.
+_SCRATCH = 1 << 22
+
+
+def _representatives(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """For each entry, the index of one entry with the same (row, column): the same one for all of them.
+
+    ``rows`` must be sorted. Each block of rows gets a scratch table with a slot per (row, column);
+    every entry writes its index to its slot, then reads the slot back. Whichever write lands last,
+    all the entries of a slot read the same index, and it is one of theirs. No sort is needed.
+    """
+    representatives = np.empty(len(rows), np.int64)
+    block = max(_SCRATCH // max(n_columns, 1), 1)
+    scratch = np.empty(min(block, max(n_rows, 1)) * n_columns, np.int32)
+    bounds = np.searchsorted(rows, np.arange(0, n_rows + block, block))
+    for first_row, (start, stop) in zip(range(0, n_rows, block), itertools.pairwise(bounds), strict=False):
+        if start == stop:
+            continue
+        slots = (rows[start:stop] - first_row) * n_columns + columns[start:stop]
+        scratch[slots] = np.arange(stop - start, dtype=np.int32)
+        representatives[start:stop] = scratch[slots] + start
+    return representatives
+
+
+class _IdsOrUnknown(dict[bytes, int]):
+    """Token ids, -1 for any other token: a failed lookup costs a call, a hit costs none (dict.get costs one each)."""
+
+    __slots__ = ()
+
+    def __missing__(self, token: bytes) -> int:
+        return -1
+
+
 class _NgramTables:
-    """Lookup tables from a vocabulary: unigrams by dict, longer n-grams as sorted integer keys."""
+    """Lookup tables from a vocabulary: unigrams by dict, longer n-grams by integer keys."""
 
     def __init__(self, vocabulary: Sequence[str], ngrams: int):
         grams = [term.encode("utf-8").split(b" ") for term in vocabulary[1:]]
@@ -118,41 +221,61 @@ class _NgramTables:
             for token in gram:
                 self.unigram_ids.setdefault(token, len(self.unigram_ids))
         self.width = max(len(self.unigram_ids), 1)
-        # Per order: the sorted keys of the known n-grams (those in the vocabulary and their
-        # prefixes) and each one's column in the output (0, the OOV column, for a bare prefix).
+        self._ids_and_separator = _IdsOrUnknown(self.unigram_ids | {_SEPARATOR: _SEPARATOR_ID})
+        # Per order: an index of the known n-grams' keys (those in the vocabulary and their prefixes)
+        # and each one's column in the output (0, the OOV column, for a bare prefix). Each array of
+        # columns ends with an extra 0, so that indexing it with -1 (an unknown n-gram) gives column 0.
         column: dict[tuple[bytes, ...], int] = {tuple(gram): i for i, gram in enumerate(grams, start=1)}
         previous_ids: dict[tuple[bytes, ...], int] = {(token,): i for token, i in self.unigram_ids.items()}
-        unigram_columns = np.zeros(self.width, np.int64)
+        unigram_columns = np.zeros(self.width + 1, np.int64)
         for unigram, i in previous_ids.items():
             unigram_columns[i] = column.get(unigram, 0)
-        self.keys: list[np.ndarray] = [np.empty(0, np.int64)]
+        self.indexes: list[_KeyIndex | None] = [None]
         self.columns: list[np.ndarray] = [unigram_columns]
         for order in range(2, ngrams + 1):
-            prefixes = {tuple(gram[:order]) for gram in grams if len(gram) >= order}
-            keyed = sorted((previous_ids[p[:-1]] * self.width + self.unigram_ids[p[-1]], p) for p in prefixes)
-            self.keys.append(np.array([k for k, _ in keyed], np.int64))
-            self.columns.append(np.array([column.get(p, 0) for _, p in keyed], np.int64))
-            previous_ids = {p: i for i, (_, p) in enumerate(keyed)}
+            prefixes = [tuple(gram[:order]) for gram in grams if len(gram) >= order]
+            keyed = list(dict.fromkeys(prefixes))
+            keys = [previous_ids[p[:-1]] * self.width + self.unigram_ids[p[-1]] for p in keyed]
+            self.indexes.append(_KeyIndex(np.array(keys, np.int64)))
+            self.columns.append(np.array([column.get(p, 0) for p in keyed] + [0], np.int64))
+            previous_ids = {p: i for i, p in enumerate(keyed)}
 
-    def vectorize(self, unigrams: np.ndarray, indptr: np.ndarray, n_columns: int) -> sparse.csr_matrix:
-        """Term counts per text: one row per text, one column per vocabulary entry."""
-        n_docs = len(indptr) - 1
-        doc = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(indptr))
-        rows = [doc]
-        cols = [np.where(unigrams >= 0, self.columns[0][np.maximum(unigrams, 0)], 0)]
+    def lookup(self, tokens: list[bytes]) -> Iterable[int]:
+        """Each token's unigram id: -1 for a token in no vocabulary term, the separator's for the separator."""
+        return map(self._ids_and_separator.__getitem__, tokens)
+
+    def vectorize(
+        self, unigrams: np.ndarray, doc: np.ndarray, n_docs: int, n_columns: int, counted: bool = True
+    ) -> sparse.csr_matrix:
+        """Term counts per text (1 for every present term unless ``counted``): a row per text, a column per term.
+
+        ``unigrams`` holds each token's unigram id and ``doc`` the (sorted) index of its text. The
+        entries of a row come in the text's order, not sorted by column; no row repeats a column.
+        """
+        orders = len(self.columns)
+        # The column of the n-gram of each order starting at each position; -1 where there is none.
+        grid = np.full((len(unigrams), orders), -1, np.int64)
+        grid[:, 0] = self.columns[0][unigrams]
         previous = unigrams
-        for order in range(2, len(self.keys) + 1):
+        for order in range(2, orders + 1):
             keys, inside = _next_order(previous, unigrams, doc, order, self.width)
-            table = self.keys[order - 1]
-            slot = np.minimum(np.searchsorted(table, keys), max(len(table) - 1, 0))
-            found = (keys >= 0) & (table[slot] == keys) if len(table) else np.zeros(len(keys), bool)
-            previous = np.where(found, slot, -1)
-            rows.append(doc[: len(keys)][inside])
-            cols.append(np.where(found, self.columns[order - 1][slot] if len(table) else 0, 0)[inside])
-        row, col = np.concatenate(rows), np.concatenate(cols)
-        matrix = sparse.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n_docs, n_columns))
-        matrix.sum_duplicates()
-        return matrix
+            index = self.indexes[order - 1]
+            assert index is not None
+            previous = index.find(keys)
+            grid[: len(keys), order - 1] = np.where(inside, self.columns[order - 1][previous], -1)
+        columns = grid.ravel()
+        rows = np.repeat(doc, orders)
+        present = columns >= 0
+        rows, columns = rows[present], columns[present]
+        representative = _representatives(rows, columns, n_docs, n_columns)
+        first = representative == np.arange(len(representative))
+        if counted:
+            counts = np.bincount(representative, minlength=len(representative))[first].astype(np.float32)
+        else:
+            counts = np.ones(np.count_nonzero(first), np.float32)
+        indptr = np.zeros(n_docs + 1, np.int64)
+        np.cumsum(np.bincount(rows[first], minlength=n_docs), out=indptr[1:])
+        return sparse.csr_matrix((counts, columns[first], indptr), shape=(n_docs, n_columns))
 
 
 @dataclass
@@ -188,9 +311,15 @@ class BagOfWords:
     def fit_transform(self, texts: Iterable[str]) -> sparse.csr_matrix:
         """Learn the vocabulary (and IDF) from ``texts`` and return their vectors, reading them once."""
         seen: defaultdict[bytes, int] = defaultdict(itertools.count().__next__)
-        unigrams, indptr = _token_ids(texts, lambda tokens: map(seen.__getitem__, tokens))
+        seen[_SEPARATOR] = _SEPARATOR_ID  # set, not counted: the tokens' ids start at 0
+        chunks = []  # per chunk of texts: its token ids, each token's text within the chunk, its size
+        for chunk in _chunks(texts):
+            chunks.append((*_token_ids(chunk, lambda tokens: map(seen.__getitem__, tokens)), len(chunk)))
+        del seen[_SEPARATOR]
         tokens = list(seen)  # insertion order is id order
-        doc = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        starts = np.cumsum([0] + [size for _, _, size in chunks])
+        unigrams = np.concatenate([ids for ids, _, _ in chunks] + [np.empty(0, np.int64)])
+        doc = np.concatenate([d + start for (_, d, _), start in zip(chunks, starts, strict=False)] + [unigrams[:0]])
 
         # Count every n-gram; the n-grams of each order get dense ids by np.unique.
         counts = [np.bincount(unigrams, minlength=len(tokens))]
@@ -219,12 +348,9 @@ class BagOfWords:
 
         assert self._tables is not None
         known = np.array([self._tables.unigram_ids.get(t, -1) for t in tokens], np.int64)
-        known_unigrams = known[unigrams] if len(known) else unigrams
-        parts = []
-        for first in range(0, max(len(indptr) - 1, 1), CHUNK):
-            bounds = indptr[first : first + CHUNK + 1]
-            chunk = known_unigrams[bounds[0] : bounds[-1]]
-            parts.append(self._tables.vectorize(chunk, bounds - bounds[0], len(self.vocabulary)))
+        tables = self._tables
+        counted = self.output_mode != "multi_hot"
+        parts = [tables.vectorize(known[ids], d, size, len(self.vocabulary), counted) for ids, d, size in chunks]
         matrix = _stack(parts, len(self.vocabulary))
         if self.output_mode == "tf_idf":
             document_counts = np.bincount(matrix.indices, minlength=len(self.vocabulary))[1:]
@@ -257,16 +383,12 @@ class BagOfWords:
         """Vectorize ``texts``: a CSR matrix of float32, one row per text, ``len(vocabulary)`` columns."""
         if self._tables is None:
             raise ValueError("the vectorizer has no vocabulary yet: call fit_transform() or adapt()")
-        ids = self._tables.unigram_ids.get
-
-        def lookup(tokens: list[bytes]) -> Iterable[int]:
-            return map(ids, tokens, itertools.repeat(-1))  # -1: not a vocabulary token
-
-        iterator = iter(texts)
-        parts = []
-        while chunk := list(itertools.islice(iterator, CHUNK)):
-            unigrams, indptr = _token_ids(chunk, lookup)
-            parts.append(self._tables.vectorize(unigrams, indptr, len(self.vocabulary)))
+        tables = self._tables
+        counted = self.output_mode != "multi_hot"
+        parts = [
+            tables.vectorize(*_token_ids(chunk, tables.lookup), len(chunk), len(self.vocabulary), counted)
+            for chunk in _chunks(texts)
+        ]
         return self._finish(_stack(parts, len(self.vocabulary)))
 
     def _finish(self, matrix: sparse.csr_matrix) -> sparse.csr_matrix:

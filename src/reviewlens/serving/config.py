@@ -9,6 +9,12 @@ from pydantic import BaseModel, Field
 ENVIRONMENT_VARIABLE = "REVIEWLENS_SERVE_CONFIG"
 
 
+def default_processes(workers: int) -> int:
+    """Helper processes per worker when none are asked for: one helper lets a single worker put a second
+    core to work on large batches; several workers already occupy the cores."""
+    return 1 if workers == 1 and (os.cpu_count() or 1) > 1 else 0
+
+
 class ServeConfig(BaseModel):
     run_dirs: list[str] = Field(min_length=1, description="run directories; the first is the default model")
     host: str = "127.0.0.1"
