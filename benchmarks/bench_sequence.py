@@ -5,9 +5,10 @@
 
 For each recipe, two fresh processes train one epoch on the same ``--reviews`` train reviews (a seeded
 sample, the sequences fitted and padded as the recipe says): "book" pads every review to the full
-length and uses the book's batch size; "reviewlens" trains as ``reviewlens train`` does (length
-bucketing where the model masks the padding, the recipe's batch size). Throughput is reviews per
-second after the first batch (so tracing is not counted); peak RSS is each process's own.
+length, uses the book's batch size and, for bilstm-onehot, 20,000-wide one-hot vectors; "reviewlens"
+trains as ``reviewlens train`` does (length bucketing where the model masks the padding, the recipe's
+batch size, one-hot LSTMs by row lookups). Throughput is reviews per second after the first batch
+(so tracing is not counted); peak RSS is each process's own.
 Bounded: one epoch on a sample, about 5 minutes for the default recipes on 2 cores.
 """
 
@@ -58,6 +59,8 @@ def worker(recipe_name: str, mode: str, subset: Path) -> dict[str, object]:
     config = {k: v for k, v in recipe.model.items() if k != "pretrained"}
     if recipe.model.get("pretrained"):  # random frozen vectors: the speed is what is measured
         config["pretrained"] = np.random.default_rng(0).normal(size=(vectorizer.vocabulary_size, 100))
+    if mode == "book" and recipe.family == "rnn" and config.get("embedding", 256) is None:
+        config["dense_one_hot"] = True  # the book's 20,000-wide one-hot vectors, not the row lookups
     keras.utils.set_random_seed(0)
     model = build_model(recipe.family, vectorizer, config)
     model.compile(optimizer=recipe.optimizer, loss="binary_crossentropy", metrics=["accuracy"])

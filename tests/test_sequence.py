@@ -224,7 +224,7 @@ def test_recipes_lists_the_sequence_recipes_and_says_which_are_slow() -> None:
     assert {name for name in SEQUENCE_RECIPES if listed[name]["slow"]} == {
         "bilstm-onehot", "bilstm-embedding", "bilstm-masked", "bilstm-pretrained", "transformer", "transformer-posemb"
     }  # fmt: skip
-    assert "slow by design" in listed["bilstm-onehot"]["notes"]
+    assert "row lookups" in listed["bilstm-onehot"]["notes"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install '.[jax]')")
@@ -238,3 +238,29 @@ def test_cli_trains_on_the_jax_backend_and_saves_a_tensorflow_artifact(tiny: Pat
     texts, labels = Dataset(tiny).read("test")
     scored = metrics(reviewlens.load(run_dir).predict(texts), labels)["loss"]
     assert scored == pytest.approx(metadata["metrics"]["test"]["loss"], abs=1e-4)
+
+
+def test_one_hot_lstm_by_row_lookup_is_the_books_one_hot_lstm() -> None:
+    from reviewlens.models import rnn
+
+    keras.utils.set_random_seed(3)
+    book = rnn.build(40, 9, embedding=None, units=4, dense_one_hot=True)
+    fast = rnn.build(40, 9, embedding=None, units=4)
+    assert not any(layer.name == "one_hot" for layer in fast.layers)
+    # Move the book model's weights over: each LSTM's input kernel becomes that direction's rows.
+    pair = book.get_layer("bidirectional")
+    for direction, lstm in (("forward", pair.forward_layer), ("backward", pair.backward_layer)):
+        kernel, recurrent, bias = lstm.get_weights()
+        fast.get_layer(f"{direction}_kernel_rows").set_weights([kernel])
+        fast.get_layer(f"{direction}_lstm").set_weights([np.eye(16, dtype="float32"), recurrent, bias])
+    fast.get_layer("output").set_weights(book.get_layer("output").get_weights())
+    ids = np.random.default_rng(0).integers(0, 40, size=(6, 9)).astype("int32")
+    ids[0, 5:] = 0  # padding is token 0, one-hot encoded like any other token, in both
+    np.testing.assert_allclose(fast.predict(ids, verbose=0), book.predict(ids, verbose=0), atol=1e-6)
+    # The identity kernels stay out of training: only the rows, recurrent kernels, biases and output learn.
+    frozen = [fast.get_layer(f"{d}_lstm").cell.kernel for d in ("forward", "backward")]
+    assert all(not v.trainable for v in frozen)
+    fast.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    fast.fit(ids, np.array([0, 1, 0, 1, 1, 0], "float32"), epochs=1, verbose=0)
+    for variable in frozen:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), np.eye(16, dtype="float32"))
