@@ -121,3 +121,24 @@ def test_an_npz_that_unpickles_anything_but_arrays_is_refused(tmp_path: Path) ->
     np.savez(path, x_train=hostile, y_train=np.zeros(1), x_test=_objects([[1]]), y_test=np.zeros(1))
     with pytest.raises(ReviewlensError, match="pathlib"):
         load_indexed(path)
+
+
+def test_dense_10k_vectors_are_the_books_vectorize_sequences(aclimdb: Path) -> None:
+    # The book feeds vectorize_sequences(load_data(num_words=N)); dense-10k's vectorizer keeps the N - 4
+    # words ranked 1..N-4 (indices 4..N-1) and an OOV column: the same matrix without the constant
+    # start column 1 and the never-set columns 0 and 3.
+    from reviewlens.recipes import get_recipe
+    from reviewlens.text import BagOfWords
+
+    words = 12
+    (x_train, _), _ = load_indexed(aclimdb, num_words=words)
+    book = vectorize_sequences(x_train, dimension=words)
+    dataset = Dataset(aclimdb)
+    texts = dataset.read("train")[0] + dataset.read("validation")[0]
+    order = np.arange(len(texts))
+    np.random.RandomState(113).shuffle(order)  # load_data's shuffle
+    ours = BagOfWords(max_tokens=words - 3).fit_transform([texts[i] for i in order]).toarray()
+    np.testing.assert_array_equal(book[:, 4:], ours[:, 1:])
+    np.testing.assert_array_equal(book[:, 2], ours[:, 0])  # out-of-vocabulary words present
+    assert (book[:, 1] == 1).all() and not book[:, [0, 3]].any()
+    assert get_recipe("dense-10k").vectorizer["max_tokens"] == 10000 - 3
