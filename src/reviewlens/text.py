@@ -193,7 +193,7 @@ def _representatives(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_colum
     block = max(_SCRATCH // max(n_columns, 1), 1)
     scratch = np.empty(min(block, max(n_rows, 1)) * n_columns, np.int32)
     bounds = np.searchsorted(rows, np.arange(0, n_rows + block, block))
-    for first_row, (start, stop) in zip(range(0, n_rows, block), itertools.pairwise(bounds), strict=False):
+    for first_row, (start, stop) in zip(range(0, n_rows, block), itertools.pairwise(bounds), strict=True):
         if start == stop:
             continue
         slots = (rows[start:stop] - first_row) * n_columns + columns[start:stop]
