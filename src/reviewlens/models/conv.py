@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import keras
 
+from reviewlens.models.layers import MaxOverTokens, ZeroPadding
+
 
 def padding_invariant(**_: object) -> bool:
-    """Convolutions and max pooling see the padding: a review's score depends on it."""
-    return False
+    """Padding steps are zeroed before every convolution and left out of the pooling: it cannot move a score."""
+    return True
 
 
 def build(
@@ -20,18 +22,26 @@ def build(
     dropout: float = 0.5,
 ) -> keras.Model:
     """Each block adds two separable convolutions (relu, then linear) to its input, then relu; global
-    max pooling keeps each filter's strongest match anywhere in the review (the book's suggestion, ch. 11)."""
+    max pooling keeps each filter's strongest match anywhere in the review (the book's suggestion, ch. 11).
+
+    Every convolution reads zeros at the padding steps, as it reads zeros past the end of its input,
+    and the pooling skips them: a review scores the same whatever padding follows it (tested), so
+    training can pad each batch only to its longest review.
+    """
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocabulary_size, embedding, name="embedding")(ids)
     if embedding != filters:
         x = keras.layers.Dense(filters, name="project")(x)
+    x = ZeroPadding(name="zero_padding")([x, ids])
     for block in range(blocks):
         residual = x
         x = keras.layers.SeparableConv1D(filters, kernel_size, padding="same", activation="relu",
                                          name=f"block{block}_conv1")(x)  # fmt: skip
+        x = ZeroPadding(name=f"block{block}_zero_padding1")([x, ids])
         x = keras.layers.SeparableConv1D(filters, kernel_size, padding="same", name=f"block{block}_conv2")(x)
         x = keras.layers.Activation("relu", name=f"block{block}_relu")(keras.layers.Add()([x, residual]))
-    x = keras.layers.GlobalMaxPooling1D(name="max_pool")(x)
+        x = ZeroPadding(name=f"block{block}_zero_padding2")([x, ids])
+    x = MaxOverTokens(name="max_pool")([x, ids])
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
     return keras.Model(ids, outputs, name="conv")

@@ -100,6 +100,37 @@ class MaxOverTime(keras.layers.Layer):
 
 
 @_register
+class ZeroPadding(keras.layers.Layer):
+    """``[vectors, ids]`` -> the vectors with every padding step (id 0) set to zero.
+
+    A convolution with ``padding="same"`` reads zeros past the ends of its input; zeroing the padding
+    steps before each convolution makes it read the same zeros past the end of the review, so the
+    review's outputs do not depend on how much padding follows.
+    """
+
+    def call(self, inputs: list[object]) -> object:
+        vectors, ids = inputs
+        return vectors * ops.cast(ops.not_equal(ids, 0), vectors.dtype)[:, :, None]  # type: ignore[attr-defined]
+
+    def compute_output_shape(self, input_shapes: list[tuple[int | None, ...]]) -> tuple[int | None, ...]:
+        return input_shapes[0]
+
+
+@_register
+class MaxOverTokens(keras.layers.Layer):
+    """``[vectors, ids]`` -> global max pooling over the review's steps (ids other than 0); zeros if none."""
+
+    def call(self, inputs: list[object]) -> object:
+        vectors, ids = inputs
+        keep = ops.not_equal(ids, 0)[:, :, None]
+        pooled = ops.max(ops.where(keep, vectors, ops.full_like(vectors, float("-inf"))), axis=1)
+        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_output_shape(self, input_shapes: list[tuple[int | None, ...]]) -> tuple[int | None, ...]:
+        return (input_shapes[0][0], input_shapes[0][2])
+
+
+@_register
 class PositionalEmbedding(keras.layers.Layer):
     """Token embeddings plus learned position embeddings (the book's); padding (id 0) is masked."""
 
