@@ -119,6 +119,7 @@ def broken_run(trained_run: Path, tmp_path: Path) -> Path:
         (["train", "--data", "{tmp}/missing"], "{tmp}/missing"),
         (["train", "--data", "{tmp}/bad.csv"], "{tmp}/bad.csv"),
         (["train", "--data", "{tmp}", "--epochs", "1"], "{tmp}"),
+        (["train", "--data", "{tmp}", "--learning-rate", "0"], "--learning-rate 0.0"),
         (["evaluate", "{tmp}/no-run"], "{tmp}/no-run"),
         (["evaluate", "{broken}"], "vectorizer.json"),
         (["predict", "{run}"], "--file"),

@@ -126,6 +126,21 @@ def test_unknown_recipe_and_bad_epochs_are_user_errors(session_aclimdb: Path, tm
         train("bow-bigrams", session_aclimdb, tmp_path / "a")
     with pytest.raises(ReviewlensError, match="--epochs 0"):
         train("bow-bigram", session_aclimdb, tmp_path / "b", epochs=0)
+    with pytest.raises(ReviewlensError, match="--batch-size 0"):
+        train("bow-bigram", session_aclimdb, tmp_path / "c", batch_size=0)
+    with pytest.raises(ReviewlensError, match="--learning-rate nan"):
+        train("bow-bigram", session_aclimdb, tmp_path / "d", learning_rate=float("nan"))
+
+
+def test_batch_size_and_learning_rate_replace_the_recipes(session_aclimdb: Path, tmp_path: Path) -> None:
+    run = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=2, batch_size=7, learning_rate=3e-4)
+    hyper = run.metadata["hyperparameters"]
+    assert (hyper["batch_size"], hyper["learning_rate"]) == (7, 3e-4)
+    default = train("bow-unigram", session_aclimdb, tmp_path / "default", epochs=2).metadata["hyperparameters"]
+    assert (default["batch_size"], default["learning_rate"]) == (32, 1e-3)
+    # They are what training used: a different batch size and step size give a different loss curve.
+    curves = [json.loads((d / "history.json").read_text())["loss"] for d in (tmp_path / "run", tmp_path / "default")]
+    assert curves[0] != curves[1]
 
 
 def test_corrupt_or_incomplete_runs_fail_at_load_with_one_line(trained_run: Path, tmp_path: Path) -> None:

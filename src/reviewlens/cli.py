@@ -106,17 +106,17 @@ def recipes(as_json: JsonOption = False) -> None:
 
 def _train(
     recipe: str, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.data import resolve
-    from reviewlens.recipes import get_recipe
+    from reviewlens.training import configured
     from reviewlens.training import train as train_recipe
 
-    total = epochs or get_recipe(recipe).epochs  # an unknown recipe fails here, before any work
+    chosen = configured(recipe, **settings)  # an unknown recipe or a bad setting fails here, before any work
     resolved = resolve(data)
-    with _epoch_progress(not quiet, total) as on_epoch:
+    with _epoch_progress(not quiet, epochs or chosen.epochs) as on_epoch:
         return train_recipe(
-            recipe,
+            chosen,
             resolved,
             run_dir,
             epochs=epochs,
@@ -170,6 +170,12 @@ def train(
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs [default: the recipe's].")] = None,
     run_dir: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/RECIPE-TIME].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for initialization, shuffling and dropout.")] = 1337,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Reviews per training step [default: the recipe's].")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", min=0.0, help="Optimizer step size [default: the recipe's].")
+    ] = None,
     max_length: Annotated[
         int | None, typer.Option("--max-length", min=1, help="Sequence recipes: tokens kept per review.")
     ] = None,
@@ -221,7 +227,10 @@ def train(
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)
     options = {name: value for name, value in chosen.items() if value is not None}
-    result = _train(recipe, data, epochs, run_dir, seed, quiet=False, options=options)
+    result = _train(
+        recipe, data, epochs, run_dir, seed, quiet=False, options=options,
+        batch_size=batch_size, learning_rate=learning_rate,
+    )  # fmt: skip
     metadata = result.metadata
     if as_json:
         _print_json(metadata)

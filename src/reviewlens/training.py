@@ -7,8 +7,10 @@ directory into a hidden sibling that is renamed into place only once complete.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -90,6 +92,20 @@ def default_run_dir(recipe: str, root: Path = Path("runs")) -> Path:
     return root / f"{recipe}-{stamp}"
 
 
+def configured(recipe: str | Recipe, batch_size: int | None = None, learning_rate: float | None = None) -> Recipe:
+    """The recipe (looked up by name) with this run's batch size and learning rate where given."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ReviewlensError(f"--batch-size {batch_size} must be at least 1")
+        recipe = dataclasses.replace(recipe, batch_size=batch_size)
+    if learning_rate is not None:
+        if not 0 < learning_rate < math.inf:
+            raise ReviewlensError(f"--learning-rate {learning_rate} must be a positive number")
+        recipe = dataclasses.replace(recipe, learning_rate=learning_rate)
+    return recipe
+
+
 def train(
     recipe: str | Recipe,
     data: str | os.PathLike[str] | Dataset | Resolved | None = None,
@@ -100,14 +116,17 @@ def train(
     log: Log = _quiet,
     on_epoch: EpochCallback | None = None,
     options: dict[str, Any] | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
     ``data`` is a path, a ``Dataset`` or ``None`` (resolved as the CLI does). Model selection sees
     the validation split only; the test split is scored once, after training. ``options`` are per-run
-    settings the recipe's family honours (the sequence families' ``max_length``, ``truncate``...).
+    settings the recipe's family honours (the sequence families' ``max_length``, ``truncate``...);
+    ``batch_size`` and ``learning_rate`` replace the recipe's for this run.
     """
-    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    recipe = configured(recipe, batch_size, learning_rate)
     if epochs is not None and epochs < 1:
         raise ReviewlensError(f"--epochs {epochs} must be at least 1")
     if isinstance(data, Resolved):
