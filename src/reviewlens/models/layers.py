@@ -76,6 +76,13 @@ class SumOverTime(keras.layers.Layer):
         return None
 
 
+def _max_over(vectors: object, keep: object) -> object:
+    """Max over the steps where ``keep`` (batch, steps) is true; zeros for a row with none."""
+    keep = keep[:, :, None]  # type: ignore[index]
+    pooled = ops.max(ops.where(keep, vectors, ops.full_like(vectors, float("-inf"))), axis=1)
+    return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+
+
 @_register
 class MaxOverTime(keras.layers.Layer):
     """Global max pooling over the unmasked steps (all zeros for a review with none)."""
@@ -87,10 +94,7 @@ class MaxOverTime(keras.layers.Layer):
     def call(self, vectors: object, mask: object = None) -> object:
         if mask is None:
             return ops.max(vectors, axis=1)
-        keep = ops.cast(mask, "bool")[:, :, None]
-        lowest = ops.full_like(vectors, float("-inf"))
-        pooled = ops.max(ops.where(keep, vectors, lowest), axis=1)
-        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+        return _max_over(vectors, ops.cast(mask, "bool"))
 
     def compute_mask(self, inputs: object, mask: object = None) -> None:
         return None
@@ -122,9 +126,7 @@ class MaxOverTokens(keras.layers.Layer):
 
     def call(self, inputs: list[object]) -> object:
         vectors, ids = inputs
-        keep = ops.not_equal(ids, 0)[:, :, None]
-        pooled = ops.max(ops.where(keep, vectors, ops.full_like(vectors, float("-inf"))), axis=1)
-        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+        return _max_over(vectors, ops.not_equal(ids, 0))
 
     def compute_output_shape(self, input_shapes: list[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         return (input_shapes[0][0], input_shapes[0][2])
