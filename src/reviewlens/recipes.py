@@ -142,7 +142,12 @@ register(
         model={"embedding": 128, "units": 128, "bidirectional": False, "recurrent_input_dropout": 0.2, "dropout": None},
         optimizer="adam",
         epochs=15,
-        notes="The lesson trains all 15 epochs; reviewlens keeps the best validation epoch.",
+        # Chosen on the validation split (full data): batch 32 / lr 1e-3 (the lesson's) peaked at 82.4%,
+        # batch 128 / 1e-3 at 83.2%, batch 256 / 2e-3 at 83.8%, and the larger batches train faster.
+        batch_size=256,
+        learning_rate=2e-3,
+        notes="The lesson trains all 15 epochs at batch 32; reviewlens trains at batch 256 with twice the "
+        "learning rate (better on validation, faster) and keeps the best validation epoch.",
         tags=("sequence", "rnn"),
     )
 )
