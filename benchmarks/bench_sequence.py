@@ -49,7 +49,7 @@ def worker(recipe_name: str, mode: str, subset: Path) -> dict[str, object]:
 
     from reviewlens.recipes import get_recipe
     from reviewlens.sequences import SequenceVectorizer
-    from reviewlens.trainers.sequence import bucketed, build_model, model_module
+    from reviewlens.trainers.sequence import bucketed, bucketing, build_model
 
     recipe = get_recipe(recipe_name)
     records = [json.loads(line) for line in subset.read_text().splitlines()]
@@ -65,8 +65,7 @@ def worker(recipe_name: str, mode: str, subset: Path) -> dict[str, object]:
     keras.utils.set_random_seed(0)
     model = build_model(recipe.family, vectorizer, config)
     model.compile(optimizer=recipe.optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    invariant = vectorizer.padding == "tail" and model_module(recipe.family).padding_invariant(**recipe.model)
-    bucket = mode == "reviewlens" and invariant
+    bucket = mode == "reviewlens" and bucketing(recipe, vectorizer, None)  # as `reviewlens train` decides
     batch_size = recipe.book_batch_size if mode == "book" else recipe.batch_size
 
     class Clock(keras.callbacks.Callback):  # type: ignore[misc]

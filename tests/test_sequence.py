@@ -93,7 +93,7 @@ def _small(name: str) -> Recipe:
 def test_every_sequence_recipe_trains_saves_and_loads_in_safe_mode(
     name: str, tiny: Path, vectors: Path, tmp_path: Path
 ) -> None:
-    options: dict[str, object] = {"max_length": 24}
+    options: dict[str, object] = {"max_length": 24, "bucket": True}  # short: bucketed only when asked
     if get_recipe(name).model.get("pretrained"):
         options["embeddings"] = vectors
     result = train(_small(name), tiny, tmp_path / name, epochs=1, options=options)
@@ -287,3 +287,18 @@ def test_padding_invariant_recipes_score_a_review_the_same_whatever_padding_foll
         ids[row, :length] = rng.integers(1, 50, size=length)
     padded = np.pad(ids, [(0, 0), (0, 28)])  # 28 more padding steps
     np.testing.assert_allclose(model.predict(padded, verbose=0), model.predict(ids, verbose=0), atol=1e-5)
+
+
+def test_bucketing_by_default_only_for_long_padding_invariant_sequences() -> None:
+    from reviewlens.trainers.sequence import BUCKET_MIN_LENGTH, bucketing
+
+    def vectorizer(length: int, padding: str = "tail") -> SequenceVectorizer:
+        return SequenceVectorizer(max_tokens=10, length=length, truncate="tail", padding=padding)  # type: ignore[arg-type]
+
+    masked, unmasked = get_recipe("bilstm-masked"), get_recipe("bilstm-embedding")
+    assert bucketing(masked, vectorizer(600), None)
+    assert not bucketing(masked, vectorizer(BUCKET_MIN_LENGTH), None)  # short: not worth it by default
+    assert bucketing(masked, vectorizer(BUCKET_MIN_LENGTH), True)
+    assert not bucketing(masked, vectorizer(600), False)
+    assert not bucketing(masked, vectorizer(600, padding="head"), True)  # head padding moves the review
+    assert not bucketing(unmasked, vectorizer(600), True)  # its scores depend on the padding

@@ -47,13 +47,7 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     keras = _keras(options.get("backend", "tensorflow"))
     vectorizer = _vectorizer(recipe, options)
     stream = bool(options.get("stream"))
-    # Batches of similar lengths, padded only to their longest review, where padding cannot change a score.
-    bucket = bool(
-        not stream
-        and options.get("bucket", True)
-        and vectorizer.padding == "tail"
-        and model_module(recipe.family).padding_invariant(**recipe.model)
-    )
+    bucket = not stream and bucketing(recipe, vectorizer, options.get("bucket"))
 
     context.log(f"fitting a {vectorizer.max_tokens:,}-token vocabulary" + (" (streaming)" if stream else ""))
     x_val: np.ndarray | None = None
@@ -200,6 +194,22 @@ def _shown(options: dict[str, Any]) -> dict[str, object]:
 
 def model_module(family: str) -> Any:
     return importlib.import_module(MODELS[family])
+
+
+#: Sequences at most this long are not bucketed unless asked: there is little padding to save, and the
+#: bucketing pipeline costs more than it saves (sum-embedding at 64 tokens trained 0.78x as fast with it).
+BUCKET_MIN_LENGTH = 128
+
+
+def bucketing(recipe: Recipe, vectorizer: SequenceVectorizer, asked: bool | None) -> bool:
+    """Whether to train on batches of similar lengths, each padded only to its longest review: only where
+    padding cannot change a score; by default (``asked`` None) only for sequences longer than
+    ``BUCKET_MIN_LENGTH``."""
+    if asked is False or vectorizer.padding != "tail":
+        return False
+    if not model_module(recipe.family).padding_invariant(**recipe.model):
+        return False
+    return asked is True or vectorizer.length > BUCKET_MIN_LENGTH
 
 
 def build_model(family: str, vectorizer: SequenceVectorizer, config: dict[str, Any]) -> Any:
