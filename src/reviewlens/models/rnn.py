@@ -32,22 +32,19 @@ def build(
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     if embedding is None and not dense_one_hot and not recurrent_input_dropout:
         x = _one_hot_lstms(ids, vocabulary_size, units, bidirectional)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dropout")(x)
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
-        return keras.Model(ids, outputs, name="rnn")
-    if pretrained is not None:
-        layer = keras.layers.Embedding(
-            vocabulary_size, pretrained.shape[1], mask_zero=mask_zero, trainable=False, name="embedding"
-        )
-        x = layer(ids)
-        layer.set_weights([pretrained])
-    elif embedding is None:
-        x = OneHot(vocabulary_size, name="one_hot")(ids)
     else:
-        x = keras.layers.Embedding(vocabulary_size, embedding, mask_zero=mask_zero, name="embedding")(ids)
-    lstm = keras.layers.LSTM(units, dropout=recurrent_input_dropout, name="lstm")
-    x = (keras.layers.Bidirectional(lstm, name="bidirectional") if bidirectional else lstm)(x)
+        if pretrained is not None:
+            layer = keras.layers.Embedding(
+                vocabulary_size, pretrained.shape[1], mask_zero=mask_zero, trainable=False, name="embedding"
+            )
+            x = layer(ids)
+            layer.set_weights([pretrained])
+        elif embedding is None:
+            x = OneHot(vocabulary_size, name="one_hot")(ids)
+        else:
+            x = keras.layers.Embedding(vocabulary_size, embedding, mask_zero=mask_zero, name="embedding")(ids)
+        lstm = keras.layers.LSTM(units, dropout=recurrent_input_dropout, name="lstm")
+        x = (keras.layers.Bidirectional(lstm, name="bidirectional") if bidirectional else lstm)(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
