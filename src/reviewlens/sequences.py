@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from reviewlens.text import BagOfWords, tokenize
+
+if TYPE_CHECKING:
+    import keras
 
 Side = Literal["head", "tail"]
 PAD, OOV = 0, 1
@@ -29,6 +32,8 @@ class SequenceVectorizer:
     end of a short one gets the zeros ("tail" after the tokens, "head" before them).
     ``max_tokens`` counts the padding and OOV entries, as TextVectorization's.
     """
+
+    kind: ClassVar[str] = "sequence"
 
     max_tokens: int = 20000
     length: int = 600
@@ -63,6 +68,11 @@ class SequenceVectorizer:
         self._index(counter.vocabulary[1:])
         return self
 
+    def token_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Each standardized token's id: 1 out of vocabulary, words from 2 (0 is padding)."""
+        get = self._ids.get
+        return [get(token, OOV) for token in tokens]
+
     def ids(self, text: str) -> list[int]:
         """Every token's id, untruncated and unpadded."""
         get = self._ids.get
@@ -71,6 +81,16 @@ class SequenceVectorizer:
     def transform(self, texts: Iterable[str]) -> np.ndarray:
         """An int32 array of shape (reviews, length)."""
         return self.pad([self.ids(text) for text in texts])
+
+    def transform_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """``transform``'s output for texts given as ``token_ids`` lists (any padding in them is dropped first)."""
+        return self.pad([[i for i in row if i != PAD] for row in rows])
+
+    def keras_layers(self) -> list[keras.layers.Layer]:
+        """The Keras layers that give the same sequences from raw strings (imports TensorFlow)."""
+        from reviewlens.keras_text import int_vectorization
+
+        return int_vectorization(self)
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Cut and pad id lists to the sequence length, at the configured ends."""
@@ -85,7 +105,7 @@ class SequenceVectorizer:
                     out[row, length - len(kept) :] = kept
         return out
 
-    def get_config(self) -> dict[str, object]:
+    def get_config(self) -> dict[str, Any]:
         return {
             "max_tokens": self.max_tokens,
             "length": self.length,
@@ -95,5 +115,5 @@ class SequenceVectorizer:
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, object]) -> SequenceVectorizer:
-        return cls(**config)  # type: ignore[arg-type]
+    def from_config(cls, config: dict[str, Any]) -> SequenceVectorizer:
+        return cls(**config)

@@ -19,10 +19,13 @@ import string
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from scipy import sparse
+
+if TYPE_CHECKING:
+    import keras
 
 OutputMode = Literal["multi_hot", "count", "tf_idf"]
 OUTPUT_MODES: tuple[str, ...] = ("multi_hot", "count", "tf_idf")
@@ -292,6 +295,8 @@ class BagOfWords:
         ``multi_hot`` (1 where a term occurs), ``count``, or ``tf_idf`` (count times IDF).
     """
 
+    kind: ClassVar[str] = "bag-of-words"
+
     max_tokens: int | None = 20000
     ngrams: int = 1
     output_mode: OutputMode = "multi_hot"
@@ -357,7 +362,7 @@ class BagOfWords:
             self.idf_weights = _idf(document_counts, matrix.shape[0])
         return self._finish(matrix)
 
-    def adapt(self, texts: Iterable[str]) -> BagOfWords:
+    def fit(self, texts: Iterable[str]) -> BagOfWords:
         """Learn the vocabulary (and IDF weights for ``tf_idf``) from ``texts``."""
         self.fit_transform(texts)
         return self
@@ -381,15 +386,43 @@ class BagOfWords:
     # -- applying --------------------------------------------------------------------------------
     def transform(self, texts: Iterable[str]) -> sparse.csr_matrix:
         """Vectorize ``texts``: a CSR matrix of float32, one row per text, ``len(vocabulary)`` columns."""
-        if self._tables is None:
-            raise ValueError("the vectorizer has no vocabulary yet: call fit_transform() or adapt()")
-        tables = self._tables
+        tables = self._fitted_tables()
         counted = self.output_mode != "multi_hot"
         parts = [
             tables.vectorize(*_token_ids(chunk, tables.lookup), len(chunk), len(self.vocabulary), counted)
             for chunk in _chunks(texts)
         ]
         return self._finish(_stack(parts, len(self.vocabulary)))
+
+    def token_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Each standardized token's id: 0 is never given (padding), 1 is out of vocabulary, words from 2.
+
+        A token is known when it is part of any vocabulary term (a bigram's words count), so that
+        ``transform_ids`` can rebuild every n-gram from the ids.
+        """
+        ids = self._fitted_tables().unigram_ids
+        return [ids.get(token.encode("utf-8"), -1) + 2 for token in tokens]
+
+    def transform_ids(self, rows: Sequence[Sequence[int]]) -> sparse.csr_matrix:
+        """The vectors of texts given as ``token_ids`` lists (0s, padding, are skipped): ``transform``'s output."""
+        tables = self._fitted_tables()
+        kept = [np.asarray(row, np.int64) for row in rows]
+        kept = [row[row != 0] for row in kept]
+        unigrams = np.concatenate([*kept, np.empty(0, np.int64)]) - 2  # out of vocabulary: 1 - 2 = -1
+        doc = np.repeat(np.arange(len(kept)), [len(row) for row in kept])
+        counted = self.output_mode != "multi_hot"
+        return self._finish(tables.vectorize(unigrams, doc, len(kept), len(self.vocabulary), counted))
+
+    def keras_layers(self) -> list[keras.layers.Layer]:
+        """The Keras layers that give the same vectors from raw strings (imports TensorFlow)."""
+        from reviewlens.keras_text import text_vectorization
+
+        return [text_vectorization(self)]
+
+    def _fitted_tables(self) -> _NgramTables:
+        if self._tables is None:
+            raise ValueError("the vectorizer has no vocabulary yet: call fit() or fit_transform()")
+        return self._tables
 
     def _finish(self, matrix: sparse.csr_matrix) -> sparse.csr_matrix:
         if self.output_mode == "multi_hot":
@@ -406,7 +439,7 @@ class BagOfWords:
         self._tables = _NgramTables(vocabulary, self.ngrams)
 
     # -- persistence -----------------------------------------------------------------------------
-    def get_config(self) -> dict[str, object]:
+    def get_config(self) -> dict[str, Any]:
         """Everything needed to rebuild the fitted vectorizer, as JSON-serializable values."""
         return {
             "max_tokens": self.max_tokens,
@@ -417,13 +450,13 @@ class BagOfWords:
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, object]) -> BagOfWords:
+    def from_config(cls, config: dict[str, Any]) -> BagOfWords:
         idf = config.get("idf_weights")
         return cls(
-            max_tokens=config["max_tokens"],  # type: ignore[arg-type]
-            ngrams=config["ngrams"],  # type: ignore[arg-type]
-            output_mode=config["output_mode"],  # type: ignore[arg-type]
-            vocabulary=list(config["vocabulary"]),  # type: ignore[call-overload]
+            max_tokens=config["max_tokens"],
+            ngrams=config["ngrams"],
+            output_mode=config["output_mode"],
+            vocabulary=list(config["vocabulary"]),
             idf_weights=None if idf is None else np.asarray(idf, dtype=np.float32),
         )
 

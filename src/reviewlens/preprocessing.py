@@ -1,0 +1,78 @@
+"""Preprocessing, the one protocol every text-to-input step follows, and how a run stores its step.
+
+Word bags (``reviewlens.text.BagOfWords``) and word-id sequences (``reviewlens.sequences.SequenceVectorizer``)
+are peers: each is fitted with ``fit``, applied with ``transform`` (texts) or ``transform_ids`` (texts
+already tokenized to ids, the model library's path), saved with ``get_config`` and rebuilt with
+``from_config``, and gives the Keras layers that do the same from raw strings. A run keeps its step in
+``vectorizer.json``, tagged with the step's ``kind``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+
+from reviewlens.errors import ReviewlensError
+from reviewlens.sequences import SequenceVectorizer
+from reviewlens.text import BagOfWords
+
+if TYPE_CHECKING:
+    import keras
+
+VECTORIZER_FILE = "vectorizer.json"
+#: Token id conventions shared by every preprocessor's ``token_ids``.
+PADDING, OUT_OF_VOCABULARY = 0, 1
+
+
+class Preprocessor(Protocol):
+    """Raw review texts to model input."""
+
+    kind: ClassVar[str]
+
+    def fit(self, texts: Iterable[str]) -> Self:
+        """Learn the vocabulary (and any statistics) from ``texts``."""
+        ...
+
+    def transform(self, texts: Iterable[str]) -> Any:
+        """Model input for ``texts``: one row per text."""
+        ...
+
+    def token_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Ids of standardized tokens: ``PADDING`` is never given, ``OUT_OF_VOCABULARY`` for unknown ones."""
+        ...
+
+    def transform_ids(self, rows: Sequence[Sequence[int]]) -> Any:
+        """What ``transform`` gives for texts whose tokens ``token_ids`` mapped to ``rows``."""
+        ...
+
+    def get_config(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self: ...
+
+    def keras_layers(self) -> list[keras.layers.Layer]:
+        """Layers from a string tensor to the same model input (imports TensorFlow)."""
+        ...
+
+
+PREPROCESSORS: dict[str, type[Preprocessor]] = {cls.kind: cls for cls in (BagOfWords, SequenceVectorizer)}
+
+
+def save_preprocessor(preprocessor: Preprocessor, directory: Path) -> None:
+    config = {"kind": preprocessor.kind, **preprocessor.get_config()}
+    (directory / VECTORIZER_FILE).write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+
+
+def load_preprocessor(directory: Path) -> Preprocessor:
+    """The run's preprocessing step from its ``vectorizer.json`` (runs before format 2 hold a bag of words)."""
+    path = directory / VECTORIZER_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        kind = config.pop("kind", BagOfWords.kind)
+        return PREPROCESSORS[kind].from_config(config)
+    except FileNotFoundError:
+        raise ReviewlensError(f"{path} is missing from the run; train the model again") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ReviewlensError(f"{path} is corrupt ({type(error).__name__}: {error}); train the model again") from None
