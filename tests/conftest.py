@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import tarfile
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FULL_ARCHIVE = SHARED_DATA / "aclImdb-labeled.tar.gz"
@@ -94,4 +91,14 @@ def trained_run(session_aclimdb: Path, tmp_path_factory: pytest.TempPathFactory)
 
     out = tmp_path_factory.mktemp("runs") / "bigram"
     train("bow-bigram", session_aclimdb, out, epochs=4)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sequence_run(session_aclimdb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sum-embedding run (the modelkit tutorial's model) on the session dataset, trained once."""
+    from reviewlens.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "sum-embedding"
+    train("sum-embedding", session_aclimdb, out, epochs=2)
     return out

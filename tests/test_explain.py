@@ -9,22 +9,21 @@ import pytest
 from scipy.special import expit
 
 import reviewlens
-from reviewlens.explain import explain, lean_runtime
-from reviewlens.runtime import DenseRuntime
+from reviewlens.predictors.dense import DensePredictor
 
 from .conftest import NEGATIVE, POSITIVE
 
 
 @pytest.fixture(scope="module")
-def runtime(trained_run: Path) -> DenseRuntime:
-    lean = lean_runtime(reviewlens.load(trained_run))
-    assert lean is not None
-    return lean
+def predictor(trained_run: Path) -> DensePredictor:
+    run = reviewlens.load(trained_run)
+    assert isinstance(run.predictor, DensePredictor)
+    return run.predictor
 
 
-def score_vector(runtime: DenseRuntime, x: np.ndarray) -> float:
-    hidden = x @ runtime.kernels[0] + runtime.biases[0]
-    for kernel, bias in zip(runtime.kernels[1:], runtime.biases[1:], strict=True):
+def score_vector(predictor: DensePredictor, x: np.ndarray) -> float:
+    hidden = x @ predictor.kernels[0] + predictor.biases[0]
+    for kernel, bias in zip(predictor.kernels[1:], predictor.biases[1:], strict=True):
         hidden = np.maximum(hidden, 0) @ kernel + bias
     return float(expit(hidden[0]))
 
@@ -38,37 +37,57 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("text", TEXTS)
-def test_contributions_equal_rescoring_without_each_term(runtime: DenseRuntime, text: str):
-    explanation = explain(runtime, text)
-    assert explanation.score == pytest.approx(float(runtime.predict([text])[0]), abs=1e-6)
-    x = runtime.vectorizer.transform([text]).toarray()[0].astype(np.float64)
+def test_contributions_equal_rescoring_without_each_term(predictor: DensePredictor, text: str):
+    explanation = predictor.explain(text)
+    assert explanation.method == "exact"
+    assert explanation.score == pytest.approx(float(predictor.predict_proba([text])[0, 1]), abs=1e-6)
+    vocabulary = predictor.preprocessor.vocabulary
+    x = predictor.preprocessor.transform([text]).toarray()[0].astype(np.float64)
     present = [column for column in np.flatnonzero(x) if column != 0]
-    assert sorted(c.term for c in explanation.terms) == sorted(runtime.vectorizer.vocabulary[j] for j in present)
-    full = score_vector(runtime, x)
+    assert sorted(c.term for c in explanation.terms) == sorted(vocabulary[j] for j in present)
+    full = score_vector(predictor, x)
     for item in explanation.terms:
-        column = runtime.vectorizer.vocabulary.index(item.term)
+        column = vocabulary.index(item.term)
         without = x.copy()
         without[column] = 0.0
-        assert item.contribution == pytest.approx(full - score_vector(runtime, without), abs=1e-5)
+        assert item.contribution == pytest.approx(full - score_vector(predictor, without), abs=1e-5)
     effects = [abs(c.contribution) for c in explanation.terms]
     assert effects == sorted(effects, reverse=True)
 
 
-def test_cue_words_push_the_way_the_data_says(runtime: DenseRuntime):
-    terms = {c.term: c.contribution for c in explain(runtime, " ".join(POSITIVE + NEGATIVE)).terms}
+def test_cue_words_push_the_way_the_data_says(predictor: DensePredictor):
+    terms = {c.term: c.contribution for c in predictor.explain(" ".join(POSITIVE + NEGATIVE)).terms}
     assert sum(terms[word] for word in POSITIVE) > 0.02
     assert sum(terms[word] for word in NEGATIVE) < -0.02
-    assert len(explain(runtime, TEXTS[0], top=3).terms) == 3
+    assert len(predictor.explain(TEXTS[0], top=3).terms) == 3
 
 
-def test_logistic_regression_shape_has_no_hidden_layer(runtime: DenseRuntime):
+def test_logistic_regression_shape_has_no_hidden_layer(predictor: DensePredictor):
     # A single Dense(1) layer: the contribution is exact there too (no ReLU to skip).
-    single = DenseRuntime(runtime.vectorizer, [runtime.kernels[0][:, :1]], [runtime.biases[0][:1]])
-    explanation = explain(single, "wonderful film")
-    x = runtime.vectorizer.transform(["wonderful film"]).toarray()[0]
-    assert explanation.score == pytest.approx(float(single.predict(["wonderful film"])[0]), abs=1e-6)
+    single = DensePredictor(predictor.preprocessor, [predictor.kernels[0][:, :1]], [predictor.biases[0][:1]])
+    explanation = single.explain("wonderful film")
+    x = predictor.preprocessor.transform(["wonderful film"]).toarray()[0]
+    assert explanation.score == pytest.approx(float(single.predict_proba(["wonderful film"])[0, 1]), abs=1e-6)
     for item in explanation.terms:
-        column = runtime.vectorizer.vocabulary.index(item.term)
+        column = predictor.preprocessor.vocabulary.index(item.term)
         logit = float(x @ single.kernels[0][:, 0] + single.biases[0][0])
         expected = expit(logit) - expit(logit - x[column] * single.kernels[0][column, 0])
         assert item.contribution == pytest.approx(expected, abs=1e-6)
+
+
+def test_occlusion_is_each_word_removed_and_rescored(trained_run: Path):
+    # The explanation any predictor can give (the Keras one here): remove each distinct word everywhere.
+    run = reviewlens.load(trained_run, runtime="keras")
+    text = "Wonderful film, wonderful cast; a dull plot."
+    explanation = run.explain(text)
+    assert explanation.method == "occlusion"
+    assert [c.term for c in sorted(explanation.terms, key=lambda c: c.term)] == sorted(
+        {"wonderful", "film", "cast", "a", "dull", "plot"}
+    )
+    assert explanation.score == pytest.approx(float(run.predict([text])[0]), abs=1e-6)
+    for item in explanation.terms:
+        rest = " ".join(
+            word for word in ["wonderful", "film", "wonderful", "cast", "a", "dull", "plot"] if word != item.term
+        )
+        assert item.contribution == pytest.approx(explanation.score - float(run.predict([rest])[0]), abs=1e-5)
+    assert run.explain("").terms == []

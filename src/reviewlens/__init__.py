@@ -8,13 +8,19 @@
 
 from __future__ import annotations
 
+import os
+
+# The one place reviewlens sets its environment: before any of its modules (or a helper process that
+# imports one) can import TensorFlow, which reads this once, at import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from typing import TYPE_CHECKING, Any
 
 from reviewlens.errors import ReviewlensError
-from reviewlens.runs import Model, load
+from reviewlens.runs import Run, load
 
 __version__ = "0.1.0"
-__all__ = ["Model", "ReviewlensError", "TrainResult", "__version__", "load", "train"]
+__all__ = ["ReviewlensError", "Run", "TrainResult", "__version__", "load", "train"]
 
 if TYPE_CHECKING:
     from reviewlens.training import TrainResult

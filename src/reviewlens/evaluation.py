@@ -1,17 +1,30 @@
-"""Metrics of predicted probabilities against labels, and the training-curve plots."""
+"""The decision rule, metrics of predicted probabilities against labels, and the training-curve plots."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 _EPSILON = 1e-7  # Keras' clip for binary cross-entropy
+#: A binary run's labels: index 0 is negative, 1 positive, as the data's 0/1 labels.
+BINARY_LABELS: tuple[str, str] = ("negative", "positive")
+DEFAULT_THRESHOLD = 0.5
 
 
-def metrics(probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> dict[str, object]:
-    """Accuracy, binary cross-entropy, ROC AUC and the confusion matrix at threshold 0.5.
+def decide(scores: float | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> Any:
+    """The one decision rule: a probability of positive at or above the threshold is positive (1)."""
+    return np.asarray(scores) >= threshold
+
+
+def metrics(
+    probabilities: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, object]:
+    """Accuracy, binary cross-entropy, ROC AUC and the confusion matrix, deciding with ``decide``.
 
     The confusion matrix is ``[[true negatives, false positives], [false negatives, true positives]]``.
     """
@@ -21,7 +34,7 @@ def metrics(probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] |
         raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
     if len(y) == 0:
         raise ValueError("no examples to measure")
-    predicted = (p > 0.5).astype(np.int64)
+    predicted = decide(p, threshold).astype(np.int64)
     clipped = np.clip(p, _EPSILON, 1 - _EPSILON)
     loss = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
     tn = int(np.sum((predicted == 0) & (y == 0)))

@@ -1,61 +1,47 @@
-"""Which terms moved a score: exact leave-one-term-out contributions for bag-of-words runs (NumPy, no TensorFlow).
+"""Which words or terms moved a score: the explanation every predictor gives, and occlusion, which any can.
 
-A term's contribution is the score with the text as it is minus the score with that term's column of the
-bag-of-words vector set to zero, every other term kept: positive terms pushed the review towards positive.
+Occlusion removes each distinct word of the text in turn (every occurrence of it) and scores the rest:
+a word's contribution is the score with the text as it is minus the score without it, so positive words
+pushed the review towards positive. Kinds that can compute exact contributions (the NumPy bag-of-words
+predictor) override ``Predictor.explain``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from scipy.special import expit
 
-from reviewlens.runs import Model
-from reviewlens.runtime import DenseRuntime
+from reviewlens.text import tokenize
+
+Method = Literal["exact", "occlusion"]
 
 
 @dataclass(frozen=True)
 class Contribution:
-    term: str  # a vocabulary entry: a word, or an n-gram such as "not good"
+    term: str  # a word, or a vocabulary n-gram such as "not good"
     contribution: float  # score minus the score without the term
 
 
 @dataclass(frozen=True)
 class Explanation:
-    score: float  # probability that the text is positive, as ``DenseRuntime.predict`` gives it
-    terms: list[Contribution]  # vocabulary terms present in the text, largest effect first
+    score: float  # probability that the text is positive, as the run predicts it
+    terms: list[Contribution]  # terms present in the text, largest effect first
+    method: Method  # "exact": leave-one-term-out on the model's own input; "occlusion": words removed from the text
 
 
-def lean_runtime(model: Model) -> DenseRuntime | None:
-    """The run's NumPy runtime, when it has one (bag-of-words recipes); ``None`` for Keras-only runs."""
-    return model.dense_runtime
-
-
-def _logits_from_hidden(runtime: DenseRuntime, hidden: np.ndarray) -> np.ndarray:
-    """The logits given the first layer's pre-activations, one row per input: the rest of the network."""
-    for kernel, bias in zip(runtime.kernels[1:], runtime.biases[1:], strict=True):
-        hidden = np.maximum(hidden, 0.0) @ kernel + bias
-    return hidden[:, 0]
-
-
-def explain(runtime: DenseRuntime, text: str, top: int | None = None) -> Explanation:
-    """The text's score and each present vocabulary term's leave-one-out contribution, largest first.
-
-    The out-of-vocabulary column is not a term and is left out of the list (its effect stays in the score).
-    One matrix product covers every term: removing term j from x changes the first layer's
-    pre-activation ``z = x W + b`` to ``z - x_j W[j]``.
-    """
-    x = runtime.vectorizer.transform([text])
-    kernel, bias = runtime.kernels[0], runtime.biases[0]
-    hidden = np.asarray(x @ kernel) + bias  # (1, units)
-    keep = x.indices != 0
-    columns, values = x.indices[keep], x.data[keep]
-    without = hidden - values[:, None] * kernel[columns]  # (terms, units): each row lacks one term
-    probabilities = expit(_logits_from_hidden(runtime, np.vstack([hidden, without]).astype(np.float32)))
-    score = float(np.float32(probabilities[0]))
-    effects = probabilities[0] - probabilities[1:]
+def ranked(score: float, terms: Sequence[str], effects: np.ndarray, top: int | None, method: Method) -> Explanation:
+    """The explanation with ``terms`` ordered by the size of their effect (ties keep the text's order)."""
     order = np.argsort(-np.abs(effects), kind="stable")[:top]
-    vocabulary = runtime.vectorizer.vocabulary
-    terms = [Contribution(vocabulary[columns[i]], float(effects[i])) for i in order]
-    return Explanation(score, terms)
+    return Explanation(score, [Contribution(terms[i], float(effects[i])) for i in order], method)
+
+
+def occlusion(predict_proba: Callable[[Sequence[str]], np.ndarray], text: str, top: int | None = None) -> Explanation:
+    """Each distinct word's effect on the probability of positive (the last column of ``predict_proba``)."""
+    tokens = tokenize(text)
+    words = list(dict.fromkeys(tokens))
+    variants = [" ".join(token for token in tokens if token != word) for word in words]
+    scores = np.asarray(predict_proba([text, *variants]), np.float64)[:, -1]
+    return ranked(float(np.float32(scores[0])), words, scores[0] - scores[1:], top, "occlusion")

@@ -1,4 +1,10 @@
-"""Reading and checking run directories: the one loader every consumer (CLI, library, service) uses."""
+"""Run directories: the one schema of ``metadata.json``, the one loader, and ``Run``, what every consumer predicts with.
+
+A run directory holds ``metadata.json`` (``RunMetadata``: the recipe, data, metrics, the checksum of
+every file, the predictor kinds it can be loaded with, its labels and decision threshold), the files of
+its predictors, ``vectorizer.json`` (its preprocessing), ``predictions.npz`` (the validation and test
+probabilities), ``history.json`` and ``curves.png``. ``read_metadata`` checks a run once where it loads.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,72 @@ import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
+import pydantic
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.evaluation import BINARY_LABELS, decide
+from reviewlens.explain import Explanation
+from reviewlens.predictors import PREDICTORS, Predictor
+from reviewlens.preprocessing import VECTORIZER_FILE, Preprocessor, load_preprocessor
 
-if TYPE_CHECKING:
-    from reviewlens.runtime import DenseRuntime
-
-MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
+PREDICTIONS_FILE = "predictions.npz"
+#: The run format this version writes: 2 added ``format_version``, ``predictors``, ``labels``, ``threshold``,
+#: ``family``, ``vectorizer.json`` in every run and ``predictions.npz``. Format 1 runs still load.
+FORMAT_VERSION = 2
 
 Runtime = Literal["auto", "numpy", "keras"]
+RUNTIMES: tuple[str, ...] = ("auto", "numpy", "keras")
+
+
+class RunMetadata(pydantic.BaseModel):
+    """``metadata.json``: validated once where a run loads; consumers read these fields, never the raw JSON."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    format_version: int = 1
+    name: str
+    created: str | None = None
+    recipe: str
+    family: str | None = None
+    predictors: list[str] = pydantic.Field(min_length=1, description="the kinds it loads with, the default first")
+    labels: list[str] = pydantic.Field(default_factory=lambda: list(BINARY_LABELS), min_length=2)
+    threshold: float = pydantic.Field(0.5, ge=0.0, le=1.0, description="score at or above which it says positive")
+    recipe_config: dict[str, Any] = pydantic.Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = pydantic.Field(default_factory=dict)
+    data: dict[str, Any] = pydantic.Field(default_factory=dict)
+    best_epoch: int | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    metrics: dict[str, Any] = pydantic.Field(default_factory=dict)
+    timings: dict[str, float] = pydantic.Field(default_factory=dict)
+    versions: dict[str, str] = pydantic.Field(default_factory=dict)
+    files: dict[str, str] = pydantic.Field(description="SHA-256 of every file of the run, by name")
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _format_1(cls, data: Any) -> Any:
+        """Format 1 runs did not name their predictors: a vectorizer.json meant the NumPy runtime."""
+        if isinstance(data, dict) and "predictors" not in data and isinstance(data.get("files"), dict):
+            kinds = ["dense.v1", "keras.v1"] if VECTORIZER_FILE in data["files"] else ["keras.v1"]
+            data = {**data, "predictors": kinds}
+        return data
+
+    @pydantic.field_validator("files")
+    @classmethod
+    def _inside(cls, files: dict[str, str]) -> dict[str, str]:
+        for name in files:
+            if name in ("", ".", "..") or "/" in name or "\\" in name or name == METADATA_FILE:
+                raise ValueError(f"file name {name!r} is not a file of the run directory")
+        return files
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
 
 
 def file_digests(directory: Path) -> dict[str, str]:
@@ -45,23 +102,35 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def read_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
     """The run's metadata, after checking the directory is a complete, unaltered run."""
     path = Path(run_dir)
     if not path.is_dir():
         raise ReviewlensError(f"{path} is not a run directory; pass a directory written by `reviewlens train`")
     meta_path = path / METADATA_FILE
     try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        metadata = RunMetadata.model_validate_json(meta_path.read_bytes())
     except FileNotFoundError:
         raise ReviewlensError(
             f"{path} has no {METADATA_FILE}, so it is not a complete run; train again with `reviewlens train`"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ReviewlensError(f"{meta_path} is corrupt ({error}); train the model again") from None
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("files"), dict):
-        raise ReviewlensError(f"{meta_path} is not reviewlens run metadata; train the model again")
-    for name, digest in metadata["files"].items():
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        if first["type"] == "json_invalid":
+            raise ReviewlensError(f"{meta_path} is corrupt ({first['msg']}); train the model again") from None
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise ReviewlensError(
+            f"{meta_path} is not reviewlens run metadata ({where}: {first['msg']}); train the model again"
+        ) from None
+    for kind in metadata.predictors:
+        if kind not in PREDICTORS:
+            raise ReviewlensError(
+                f"{meta_path} names the predictor {kind!r}, which this reviewlens does not know; upgrade reviewlens"
+            )
+        for name in PREDICTORS[kind].files:
+            if name not in metadata.files:
+                raise ReviewlensError(f"{meta_path} lists no checksum for {name}; the run is incomplete, train again")
+    for name, digest in metadata.files.items():
         file = path / name
         if not file.is_file():
             raise ReviewlensError(f"{file} is missing from the run; train the model again")
@@ -70,73 +139,93 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return metadata
 
 
-class Model:
+def choose_predictor(metadata: RunMetadata, runtime: Runtime, where: Path) -> type[Predictor]:
+    """The predictor class a run loads with: its default, or its first of the runtime asked for."""
+    if runtime not in RUNTIMES:
+        raise ReviewlensError(f"unknown runtime {runtime!r}; use auto, numpy or keras")
+    kinds = [PREDICTORS[kind] for kind in metadata.predictors]
+    if runtime != "auto":
+        kinds = [cls for cls in kinds if cls.runtime == runtime]
+    if not kinds:
+        raise ReviewlensError(f"{where} has no {runtime} predictor (it has {', '.join(metadata.predictors)})")
+    return kinds[0]
+
+
+def run_preprocessor(run_dir: Path, metadata: RunMetadata) -> Preprocessor | None:
+    """The run's preprocessing step; ``None`` for format 1 sequence runs, which kept it inside ``model.keras``."""
+    return load_preprocessor(run_dir) if VECTORIZER_FILE in metadata.files else None
+
+
+class Run:
     """A trained run: ``predict(texts)`` gives the probability that each raw text is positive.
 
-    ``runtime="numpy"`` predicts without TensorFlow (bag-of-words runs); ``"keras"`` runs the saved
-    ``model.keras``; ``"auto"`` picks numpy where the run has it. Both give the same probabilities.
+    ``runtime="numpy"`` predicts without TensorFlow (bag-of-words runs), ``"keras"`` runs the saved
+    ``model.keras``, ``"auto"`` the run's default predictor. Both give the same probabilities.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], runtime: Runtime = "auto"):
         self.run_dir = Path(run_dir)
         self.metadata = read_metadata(self.run_dir)
-        from reviewlens.runtime import VECTORIZER_FILE, DenseRuntime
-
-        has_lean = (self.run_dir / VECTORIZER_FILE).is_file()
-        if runtime not in ("auto", "numpy", "keras"):
-            raise ReviewlensError(f"unknown runtime {runtime!r}; use auto, numpy or keras")
-        if runtime == "numpy" and not has_lean:
-            raise ReviewlensError(f"{self.run_dir} has no NumPy runtime; use runtime='keras'")
-        self.runtime: str = "numpy" if has_lean and runtime != "keras" else "keras"
-        self._lean = DenseRuntime.load(self.run_dir) if self.runtime == "numpy" else None
-        self._keras: Any = None if self._lean is not None else load_keras_model(self.run_dir)
-
-    @property
-    def dense_runtime(self) -> DenseRuntime | None:
-        """The NumPy runtime predicting for this run, or ``None`` when the Keras model does."""
-        return self._lean
+        kind = choose_predictor(self.metadata, runtime, self.run_dir)
+        self.predictor: Predictor = kind.load(
+            self.run_dir, self.metadata, run_preprocessor(self.run_dir, self.metadata)
+        )
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name", self.run_dir.name))
+        return self.metadata.name
 
     @property
     def recipe(self) -> str:
-        return str(self.metadata.get("recipe"))
+        return self.metadata.recipe
 
-    def predict(self, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+    @property
+    def runtime(self) -> str:
+        return self.predictor.runtime
+
+    @property
+    def labels(self) -> list[str]:
+        return self.metadata.labels
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.threshold
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Probability of positive for each text (float32), in order."""
+        return self.predict_proba(texts)[:, -1]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probability of each label (columns in ``labels`` order) for each text."""
         if isinstance(texts, str):
             raise TypeError("predict takes a list of texts, not one string")
-        texts = list(texts)
-        if self._lean is not None:
-            return self._lean.predict(texts)
-        if not texts:
-            return np.zeros(0, np.float32)
-        import tensorflow as tf
+        return self.predictor.predict_proba(list(texts))
 
-        batch = tf.reshape(tf.constant(texts, dtype=tf.string), (-1, 1))
-        return np.asarray(self._keras.predict(batch, batch_size=batch_size, verbose=0), np.float32).reshape(-1)
+    def label(self, score: float) -> str:
+        """The label the run gives a text with this probability of positive (its threshold decides)."""
+        return self.labels[int(decide(score, self.threshold))]
+
+    def explain(self, text: str, top: int | None = None) -> Explanation:
+        """The text's score and the terms that moved it most, largest effect first."""
+        return self.predictor.explain(text, top)
 
     def __repr__(self) -> str:
-        return f"Model({str(self.run_dir)!r}, recipe={self.recipe!r}, runtime={self.runtime!r})"
+        return f"Run({str(self.run_dir)!r}, recipe={self.recipe!r}, runtime={self.runtime!r})"
 
 
-def load_keras_model(run_dir: str | os.PathLike[str]) -> Any:
-    """The run's end-to-end ``keras.Model`` (imports TensorFlow)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    import reviewlens.keras_text  # registers the standardization for loading
-    import reviewlens.models.layers  # noqa: F401 - registers the recipes' custom layers
-
-    path = Path(run_dir) / MODEL_FILE
-    try:
-        return keras.saving.load_model(path)
-    except (ValueError, OSError, KeyError) as error:
-        raise ReviewlensError(f"{path} cannot be loaded ({error}); train the model again") from None
-
-
-def load(run_dir: str | os.PathLike[str], runtime: Runtime = "auto") -> Model:
+def load(run_dir: str | os.PathLike[str], runtime: Runtime = "auto") -> Run:
     """Load a run directory written by ``reviewlens train``."""
-    return Model(run_dir, runtime)
+    return Run(run_dir, runtime)
+
+
+def read_predictions(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The run's validation and test labels and probabilities of positive, as its trainer computed them."""
+    path = Path(run_dir) / PREDICTIONS_FILE
+    if not path.is_file():
+        raise ReviewlensError(f"{path} is missing: runs of format 1 did not keep their predictions; train again")
+    with np.load(path) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def write_json(path: Path, payload: object) -> None:
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
