@@ -47,9 +47,10 @@ def worker(recipe_name: str, mode: str, subset: Path) -> dict[str, object]:
     import keras
     import numpy as np
 
+    from reviewlens.families import get_family
+    from reviewlens.families.sequence import bucketed, bucketing
     from reviewlens.recipes import get_recipe
     from reviewlens.sequences import SequenceVectorizer
-    from reviewlens.trainers.sequence import bucketed, bucketing, build_model
 
     recipe = get_recipe(recipe_name)
     records = [json.loads(line) for line in subset.read_text().splitlines()]
@@ -63,7 +64,7 @@ def worker(recipe_name: str, mode: str, subset: Path) -> dict[str, object]:
     if mode == "book" and recipe.family == "rnn" and config.get("embedding", 256) is None:
         config["dense_one_hot"] = True  # the book's 20,000-wide one-hot vectors, not the row lookups
     keras.utils.set_random_seed(0)
-    model = build_model(recipe.family, vectorizer, config)
+    model = get_family(recipe.family).build(vectorizer, config)  # type: ignore[attr-defined]
     model.compile(optimizer=recipe.optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     bucket = mode == "reviewlens" and bucketing(recipe, vectorizer, None)  # as `reviewlens train` decides
     batch_size = recipe.book_batch_size if mode == "book" else recipe.batch_size

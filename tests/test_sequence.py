@@ -21,8 +21,8 @@ from reviewlens.data import Dataset, sample_path
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import metrics
 from reviewlens.keras_text import int_vectorization, standardize
+from reviewlens.predictors.keras_model import MODEL_FILE, load_keras_model
 from reviewlens.recipes import RECIPES, Recipe, get_recipe
-from reviewlens.runs import MODEL_FILE
 from reviewlens.sequences import SequenceVectorizer
 from reviewlens.training import train
 
@@ -98,13 +98,13 @@ def test_every_sequence_recipe_trains_saves_and_loads_in_safe_mode(
         options["embeddings"] = vectors
     result = train(_small(name), tiny, tmp_path / name, epochs=1, options=options)
     metadata = result.metadata
-    assert metadata["hyperparameters"]["sequence_length"] == 24
-    assert metadata["hyperparameters"]["bucket"] == (name in PADDING_INVARIANT)
+    assert metadata.hyperparameters["sequence_length"] == 24
+    assert metadata.hyperparameters["bucket"] == (name in PADDING_INVARIANT)
     texts, labels = Dataset(tiny).read("test")
     model = reviewlens.load(result.run_dir)
     assert model.runtime == "keras"
     # The saved raw-string model scores the test split exactly as the model did in training.
-    assert metrics(model.predict(texts), labels)["loss"] == pytest.approx(metadata["metrics"]["test"]["loss"], abs=1e-5)
+    assert metrics(model.predict(texts), labels)["loss"] == pytest.approx(metadata.metrics["test"]["loss"], abs=1e-5)
     plain = keras.saving.load_model(result.run_dir / MODEL_FILE, safe_mode=True)
     direct = np.asarray(plain(tf.constant([[t] for t in ["", *TRAP]]))).reshape(-1)
     assert np.all(np.isfinite(direct)) and np.all((direct >= 0) & (direct <= 1))
@@ -114,10 +114,10 @@ def test_every_sequence_recipe_trains_saves_and_loads_in_safe_mode(
 def test_pretrained_recipe_reports_coverage_and_freezes_the_vectors(tiny: Path, vectors: Path, tmp_path: Path) -> None:
     options = {"max_length": 16, "embeddings": vectors}
     result = train(_small("bilstm-pretrained"), tiny, tmp_path / "run", epochs=1, options=options)
-    hyper = result.metadata["hyperparameters"]
+    hyper = result.metadata.hyperparameters
     assert hyper["embeddings"] == str(vectors)
     assert 0 < hyper["embedding_coverage"] < 1  # the neutral words only
-    model = reviewlens.runs.load_keras_model(result.run_dir)
+    model = load_keras_model(result.run_dir / MODEL_FILE)
     matrix = model.get_layer("rnn").get_layer("embedding").get_weights()[0]
     words = SequenceVectorizer(max_tokens=20000).fit(Dataset(tiny).read("train")[0]).words
     first = next(line.split() for line in vectors.read_text().splitlines())
@@ -132,7 +132,7 @@ def test_long_reviews_are_cut_at_the_configured_end(tiny: Path, tmp_path: Path) 
     for side in ("head", "tail"):
         options = {"max_length": 8, "truncate": side}
         result = train(_small("sum-embedding"), tiny, tmp_path / side, epochs=1, options=options)
-        assert result.metadata["hyperparameters"]["truncate"] == side
+        assert result.metadata.hyperparameters["truncate"] == side
         model = keras.saving.load_model(result.run_dir / MODEL_FILE)
         words = model.get_layer("text_vectorization").get_vocabulary()
         review = " ".join(["the"] * 20 + ["wonderful"])
@@ -146,9 +146,11 @@ def test_options_early_stopping_schedule_and_clipping(tiny: Path, tmp_path: Path
     result = train(recipe, tiny, tmp_path / "run", epochs=40, options=options)
     history = json.loads((result.run_dir / "history.json").read_text())
     assert len(history["val_loss"]) < 40
-    assert {"early_stopping": 1, "lr_schedule": "cosine", "clipnorm": 1.0}.items() <= result.metadata[
-        "hyperparameters"
-    ].items()
+    assert {
+        "early_stopping": 1,
+        "lr_schedule": "cosine",
+        "clipnorm": 1.0,
+    }.items() <= result.metadata.hyperparameters.items()
     plateau = train(_small("sum-embedding"), tiny, tmp_path / "plateau", epochs=2,
                     options={"max_length": 16, "lr_schedule": "plateau"})  # fmt: skip
     assert len(json.loads((plateau.run_dir / "history.json").read_text())["loss"]) == 2
@@ -188,10 +190,10 @@ def test_streaming_from_generators_matches_the_in_memory_path(tmp_path: Path) ->
     recipe = get_recipe("sum-embedding")
     memory = train(recipe, sample_path(), tmp_path / "memory", epochs=3).metadata
     streamed = train(recipe, sample_path(), tmp_path / "stream", epochs=3, options={"stream": True}).metadata
-    assert streamed["data"]["train"] == memory["data"]["train"]
-    assert streamed["data"]["test"] == memory["data"]["test"]
-    assert streamed["test_accuracy"] == pytest.approx(memory["test_accuracy"], abs=0.03)
-    assert streamed["test_accuracy"] > 0.65
+    assert streamed.data["train"] == memory.data["train"]
+    assert streamed.data["test"] == memory.data["test"]
+    assert streamed.test_accuracy == pytest.approx(memory.test_accuracy, abs=0.03)
+    assert streamed.test_accuracy > 0.65
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -271,15 +273,16 @@ def test_one_hot_lstm_by_row_lookup_is_the_books_one_hot_lstm() -> None:
 @pytest.mark.parametrize("name", sorted(PADDING_INVARIANT))
 def test_padding_invariant_recipes_score_a_review_the_same_whatever_padding_follows(name: str) -> None:
     # What makes length bucketing safe: the trainer pads each batch only to its longest review.
-    from reviewlens.trainers.sequence import model_module
+    from reviewlens.families import get_family
 
     recipe = _small(name)
+    family = get_family(recipe.family)
     config = dict(recipe.model)
     if config.pop("pretrained", None):
         config["pretrained"] = np.random.default_rng(1).normal(size=(50, 6)).astype("float32")
-    assert model_module(recipe.family).padding_invariant(**recipe.model)
+    assert family.padding_invariant(dict(recipe.model))  # type: ignore[attr-defined]
     keras.utils.set_random_seed(2)
-    model = model_module(recipe.family).build(50, 40, **config)
+    model = family.model().build(50, 40, **config)  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
     lengths = [0, 1, 5, 9, 12]
     ids = np.zeros((len(lengths), 12), "int32")
@@ -290,7 +293,7 @@ def test_padding_invariant_recipes_score_a_review_the_same_whatever_padding_foll
 
 
 def test_bucketing_by_default_only_for_long_padding_invariant_sequences() -> None:
-    from reviewlens.trainers.sequence import BUCKET_MIN_LENGTH, bucketing
+    from reviewlens.families.sequence import BUCKET_MIN_LENGTH, bucketing
 
     def vectorizer(length: int, padding: str = "tail") -> SequenceVectorizer:
         return SequenceVectorizer(max_tokens=10, length=length, truncate="tail", padding=padding)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import reviewlens
 from reviewlens.data import Dataset
 from reviewlens.errors import ReviewlensError
 from reviewlens.models.sparse_mlp import SparseMLP
-from reviewlens.runs import MODEL_FILE, load_keras_model
+from reviewlens.predictors.keras_model import MODEL_FILE, load_keras_model
 from reviewlens.training import train
 
 from .conftest import TRAP
@@ -46,7 +46,7 @@ def test_both_runtimes_predict_the_same_on_raw_strings(trained_run: Path, sessio
     keras_model = reviewlens.load(trained_run, runtime="keras")
     np.testing.assert_allclose(lean.predict(texts), keras_model.predict(texts), atol=1e-5)
     # The plain Keras model loads too, in safe mode, once reviewlens' layers are registered.
-    model = load_keras_model(trained_run)
+    model = load_keras_model(trained_run / MODEL_FILE)
     direct = model(tf.constant([[t] for t in texts[:5]])).numpy().reshape(-1)
     np.testing.assert_allclose(direct, lean.predict(texts[:5]), atol=1e-5)
     assert lean.predict(["A wonderful superb brilliant film"])[0] > 0.5 > lean.predict(["awful boring dull"])[0]
@@ -134,9 +134,9 @@ def test_unknown_recipe_and_bad_epochs_are_user_errors(session_aclimdb: Path, tm
 
 def test_batch_size_and_learning_rate_replace_the_recipes(session_aclimdb: Path, tmp_path: Path) -> None:
     run = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=2, batch_size=7, learning_rate=3e-4)
-    hyper = run.metadata["hyperparameters"]
+    hyper = run.metadata.hyperparameters
     assert (hyper["batch_size"], hyper["learning_rate"]) == (7, 3e-4)
-    default = train("bow-unigram", session_aclimdb, tmp_path / "default", epochs=2).metadata["hyperparameters"]
+    default = train("bow-unigram", session_aclimdb, tmp_path / "default", epochs=2).metadata.hyperparameters
     assert (default["batch_size"], default["learning_rate"]) == (32, 1e-3)
     # They are what training used: a different batch size and step size give a different loss curve.
     curves = [json.loads((d / "history.json").read_text())["loss"] for d in (tmp_path / "run", tmp_path / "default")]

@@ -26,7 +26,6 @@ def keras_model(
     """The book's exported model: TextVectorization (our vocabulary) then the trained Dense layers."""
     import keras
 
-    from reviewlens.keras_text import text_vectorization
     from reviewlens.models import bow
 
     core = bow.build(len(vectorizer.vocabulary), **model_config)
@@ -36,15 +35,14 @@ def keras_model(
     for layer, kernel, bias in zip(dense, kernels, biases, strict=True):
         layer.set_weights([kernel, bias])
     text = keras.Input(shape=(1,), dtype="string", name="text")
-    x = text_vectorization(vectorizer)(text)
-    for layer in core.layers[1:]:
+    x = text
+    for layer in [*vectorizer.keras_layers(), *core.layers[1:]]:
         x = layer(x)
     return keras.Model(text, x, name=core.name)
 
 
 def _serve(connection: Any) -> None:
     """The child: import TensorFlow now, then save each model it is sent until told to stop."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     stderr = os.dup(2)
     try:  # TensorFlow logs its start-up to stderr whatever the log level; failures travel the pipe
         with open(os.devnull, "w") as devnull:

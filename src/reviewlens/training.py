@@ -1,23 +1,19 @@
 """Train a recipe on a dataset and write its run directory, atomically.
 
 ``train()`` is the same for every model family: it resolves the data, hands the recipe to the
-family's trainer (``reviewlens.trainers``), measures validation and test, and writes the run
+registered family (``reviewlens.families``), measures validation and test, and writes the run
 directory into a hidden sibling that is renamed into place only once complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,65 +22,28 @@ import numpy as np
 
 from reviewlens.data import Dataset, Resolved, fingerprint, resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.evaluation import metrics, plot_curves
+from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, metrics, plot_curves
+from reviewlens.families import BestEpoch, Context, Trained, get_family
+from reviewlens.families.base import EpochCallback, Log, _quiet
+from reviewlens.preprocessing import save_preprocessor
 from reviewlens.recipes import Recipe, get_recipe
-from reviewlens.runs import CURVES_FILE, HISTORY_FILE, METADATA_FILE, file_digests, library_versions
-from reviewlens.trainers import TRAINERS
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-Log = Callable[[str], None]
-EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, logs)
-
-
-def _quiet(_: str) -> None:
-    pass
+from reviewlens.runs import (
+    CURVES_FILE,
+    FORMAT_VERSION,
+    HISTORY_FILE,
+    METADATA_FILE,
+    PREDICTIONS_FILE,
+    RunMetadata,
+    file_digests,
+    library_versions,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
-    metadata: dict[str, Any]
-
-
-@dataclass
-class Context:
-    """What a family trainer gets besides the recipe and the data."""
-
-    epochs: int
-    seed: int
-    log: Log = _quiet
-    options: dict[str, Any] = field(default_factory=dict)  # per-run choices a family honours (--max-length...)
-    on_epoch: EpochCallback | None = None
-    resources: ExitStack = field(default_factory=ExitStack)  # closed once the run is written
-    timings: dict[str, float] = field(default_factory=dict)
-    _clock: float = field(default_factory=time.perf_counter)
-
-    def lap(self, name: str) -> None:
-        """Record the seconds since the previous lap under ``name``."""
-        now = time.perf_counter()
-        self.timings[name] = round(now - self._clock, 3)
-        self._clock = now
-
-    def epoch_done(self, epoch: int, logs: dict[str, float]) -> None:
-        if self.on_epoch is not None:
-            self.on_epoch(epoch, self.epochs, logs)
-
-
-@dataclass
-class Trained:
-    """What a family trainer hands back: the best epoch's predictions and a way to save the model."""
-
-    history: dict[str, list[float]]
-    best_epoch: int
-    val_labels: list[int]
-    val_probabilities: np.ndarray
-    test_labels: list[int]
-    test_probabilities: np.ndarray
-    digests: tuple[bytes, ...]  # split_digest of train, validation and test
-    train_size: int
-    hyperparameters: dict[str, object]  # family-specific, added to the recipe's
-    write_model: Callable[[Path], None]  # writes model.keras (and any runtime files) into a directory
+    metadata: RunMetadata
 
 
 def default_run_dir(recipe: str, root: Path = Path("runs")) -> Path:
@@ -140,23 +99,25 @@ def train(
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
 
-    trainer = importlib.import_module(TRAINERS[recipe.family])
-    unsupported = sorted(set(options or {}) - set(getattr(trainer, "OPTIONS", ())))
-    if unsupported:
-        names = ", ".join("--" + name.replace("_", "-") for name in unsupported)
-        raise ReviewlensError(f"recipe {recipe.name!r} ({recipe.family} family) does not take {names}; leave it out")
-    context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=options or {})
+    family = get_family(recipe.family)
+    parsed = family.options.parse(options or {}, recipe)
+    context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed)
     started = time.perf_counter()
     with context.resources:
         log(resolved.describe())
-        trained: Trained = trainer.train(recipe, dataset, context)
-        val_metrics = metrics(trained.val_probabilities, trained.val_labels)
-        test_metrics = metrics(trained.test_probabilities, trained.test_labels)
+        trained = family.train(recipe, dataset, context)
+        val_metrics = metrics(trained.val_probabilities, trained.val_labels, DEFAULT_THRESHOLD)
+        test_metrics = metrics(trained.test_probabilities, trained.test_labels, DEFAULT_THRESHOLD)
         context.lap("evaluate_s")
         metadata: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
             "name": run_dir.name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "recipe": recipe.name,
+            "family": family.name,
+            "predictors": list(family.predictors),
+            "labels": list(BINARY_LABELS),
+            "threshold": DEFAULT_THRESHOLD,
             "recipe_config": recipe.to_dict(),
             "hyperparameters": {
                 "epochs": context.epochs,
@@ -164,7 +125,7 @@ def train(
                 "optimizer": recipe.optimizer,
                 "learning_rate": recipe.learning_rate,
                 "seed": seed,
-                "selection": "highest validation accuracy, ties to lower validation loss",
+                "selection": BestEpoch.RULE,
                 "validation_fraction": dataset.validation_fraction,
                 **trained.hyperparameters,
             },
@@ -185,24 +146,34 @@ def train(
             "versions": library_versions(),
         }
         log(f"writing {run_dir}")
-        write_run(run_dir, trained, metadata, started)
-    return TrainResult(run_dir, metadata)
+        written = write_run(run_dir, trained, metadata, started)
+    return TrainResult(run_dir, written)
 
 
-def write_run(run_dir: Path, trained: Trained, metadata: dict[str, Any], started: float) -> None:
-    """Write everything into a hidden sibling directory, then rename it into place."""
+def write_run(run_dir: Path, trained: Trained, metadata: dict[str, Any], started: float) -> RunMetadata:
+    """Write everything into a hidden sibling directory, then rename it into place; return the metadata."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.partial-", dir=run_dir.parent))
     try:
         trained.write_model(staging)
-        (staging / HISTORY_FILE).write_text(json.dumps(trained.history, indent=2) + "\n")
+        save_preprocessor(trained.preprocessor, staging)
+        np.savez(
+            staging / PREDICTIONS_FILE,
+            val_labels=np.asarray(trained.val_labels, np.int8),
+            val_probabilities=np.asarray(trained.val_probabilities, np.float32),
+            test_labels=np.asarray(trained.test_labels, np.int8),
+            test_probabilities=np.asarray(trained.test_probabilities, np.float32),
+        )
+        write_json(staging / HISTORY_FILE, trained.history)
         plot_curves(trained.history, staging / CURVES_FILE, title=f"{metadata['recipe']} ({metadata['name']})")
         metadata["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         metadata["files"] = file_digests(staging)
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
+        validated = RunMetadata.model_validate(metadata)  # the schema every reader checks, checked on write too
+        write_json(staging / METADATA_FILE, validated.to_json())
         if run_dir.exists():  # an empty directory the user made for us
             run_dir.rmdir()
         os.replace(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return validated

@@ -1,11 +1,13 @@
-"""Bag-of-words family: exact fast vectorization, Keras' arithmetic on sparse vectors, both cores.
+"""Bag-of-words family: exact fast vectorization, Keras' arithmetic on sparse vectors, both cores; its recipes.
 
 One helper process imports TensorFlow and saves the ``.keras`` model at the end; another reads and
 vectorizes the test split while this process trains (the test split is scored once, after training).
+Runs predict with ``dense.v1`` (NumPy) by default and carry ``keras.v1`` (``model.keras``).
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,15 +19,30 @@ import numpy as np
 from reviewlens.data import Dataset, split_digest
 from reviewlens.evaluation import metrics
 from reviewlens.export import Exporter
+from reviewlens.families import BestEpoch, Context, Family, Trained, register_family
 from reviewlens.models.sparse_mlp import SparseMLP, initial_weights
-from reviewlens.recipes import Recipe
-from reviewlens.runs import MODEL_FILE
-from reviewlens.runtime import DenseRuntime
+from reviewlens.predictors.dense import DensePredictor
+from reviewlens.predictors.keras_model import MODEL_FILE
+from reviewlens.recipes import BOOK, Recipe, register
 from reviewlens.text import BagOfWords
-from reviewlens.training import Context, Trained
 
 
-def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
+@dataclass(frozen=True)
+class BagOfWordsFamily(Family):
+    def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
+        return _train(recipe, dataset, context)
+
+
+BOW = register_family(
+    BagOfWordsFamily(
+        name="bow",
+        summary="multi-hot, count or TF-IDF n-gram vectors -> Dense layers",
+        predictors=(DensePredictor.kind, "keras.v1"),
+    )
+)
+
+
+def _train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     exporter = context.resources.enter_context(Exporter())  # starts importing TensorFlow now
     helper = context.resources.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
 
@@ -49,11 +66,11 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
 
     context.log("scoring the test split (once)")
     x_test, test_labels, test_digest = test_job.result()
-    runtime = DenseRuntime(vectorizer, fitted.kernels, fitted.biases)
+    predictor = DensePredictor(vectorizer, fitted.kernels, fitted.biases)
 
     def write_model(directory: Path) -> None:
         exporter.save(directory / MODEL_FILE, vectorizer, dict(recipe.model), fitted.kernels, fitted.biases)
-        runtime.save(directory)
+        predictor.save(directory)
 
     return Trained(
         history=fitted.history,
@@ -61,10 +78,11 @@ def train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         val_labels=val_labels,
         val_probabilities=fitted.val_probabilities,
         test_labels=test_labels,
-        test_probabilities=runtime.predict_vectors(x_test),
+        test_probabilities=predictor.predict_vectors(x_test)[:, 1],
         digests=(split_digest(train_texts, train_labels), split_digest(val_texts, val_labels), test_digest),
         train_size=len(train_texts),
         hyperparameters={"vocabulary_size": len(vectorizer.vocabulary)},
+        preprocessor=vectorizer,
         write_model=write_model,
     )
 
@@ -75,6 +93,10 @@ def _read_and_vectorize(
     """In the helper process: one split's vectors, labels and content digest."""
     texts, labels = Dataset(path, validation_fraction).read(split)
     return BagOfWords.from_config(vectorizer_config).transform(texts), labels, split_digest(texts, labels)
+
+
+def _snapshot(mlp: SparseMLP, val_probabilities: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    return [k.copy() for k in mlp.kernels], [b.copy() for b in mlp.biases], val_probabilities
 
 
 @dataclass
@@ -102,9 +124,7 @@ def _fit(
         seed=context.seed,
     )
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best: tuple[float, float] = (-1.0, 0.0)
-    best_epoch, best_weights = 0, ([k.copy() for k in mlp.kernels], [b.copy() for b in mlp.biases])
-    val_probabilities = np.zeros(len(y_val), np.float32)
+    best: BestEpoch[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = BestEpoch()
     for epoch in range(1, context.epochs + 1):
         logs = mlp.train_epoch(x_train, y_train, recipe.batch_size)
         probabilities = mlp.predict(x_val)
@@ -112,10 +132,68 @@ def _fit(
         logs |= {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
         for key, value in logs.items():
             history[key].append(value)
-        # Highest validation accuracy; a tie goes to the lower validation loss.
-        if (logs["val_accuracy"], -logs["val_loss"]) > best:
-            best = (logs["val_accuracy"], -logs["val_loss"])
-            best_epoch, val_probabilities = epoch, probabilities
-            best_weights = ([k.copy() for k in mlp.kernels], [b.copy() for b in mlp.biases])
+        best.offer(epoch, logs, functools.partial(_snapshot, mlp, probabilities))
         context.epoch_done(epoch, logs)
-    return _Fitted(*best_weights, history, best_epoch, val_probabilities)
+    assert best.kept is not None  # at least one epoch
+    kernels, biases, val_probabilities = best.kept
+    return _Fitted(kernels, biases, history, best.epoch, val_probabilities)
+
+
+# -- Recipes ----------------------------------------------------------------------------------------
+
+_BOOK_BOW = f"{BOOK}, ch. 11, bag-of-words models"
+
+register(
+    Recipe(
+        name="bow-unigram",
+        summary="multi-hot unigrams (20,000) -> Dense(16, relu) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_BOW,
+        expected_accuracy=0.888,
+        family="bow",
+        vectorizer={"max_tokens": 20000, "ngrams": 1, "output_mode": "multi_hot"},
+        model={"hidden": [16], "dropout": 0.5},
+        tags=("bag-of-words",),
+    )
+)
+register(
+    Recipe(
+        name="bow-bigram",
+        summary="multi-hot unigrams+bigrams (20,000) -> Dense(16, relu) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_BOW,
+        expected_accuracy=0.897,
+        family="bow",
+        vectorizer={"max_tokens": 20000, "ngrams": 2, "output_mode": "multi_hot"},
+        model={"hidden": [16], "dropout": 0.5},
+        tags=("bag-of-words", "default"),
+    )
+)
+register(
+    Recipe(
+        name="tfidf-bigram",
+        summary="TF-IDF unigrams+bigrams (20,000) -> Dense(16, relu) -> Dropout(0.5) -> Dense(1)",
+        source=_BOOK_BOW,
+        expected_accuracy=0.889,
+        family="bow",
+        vectorizer={"max_tokens": 20000, "ngrams": 2, "output_mode": "tf_idf"},
+        model={"hidden": [16], "dropout": 0.5},
+        tags=("bag-of-words",),
+    )
+)
+register(
+    Recipe(
+        name="dense-10k",
+        summary="multi-hot of vectorize_sequences(num_words=10000) -> Dense(16) -> Dense(16) -> Dense(1)",
+        source=f"{BOOK}, ch. 4, classifying movie reviews",
+        expected_accuracy=0.88,
+        family="bow",
+        # num_words=10000 keeps indices below 10,000: the 9,996 most frequent words (index = rank + 3).
+        vectorizer={"max_tokens": 10000 - 3, "ngrams": 1, "output_mode": "multi_hot"},
+        model={"hidden": [16, 16], "dropout": None},
+        batch_size=512,
+        book_batch_size=512,
+        epochs=4,
+        notes="Its vectors are vectorize_sequences(load_indexed(num_words=10000)) without the constant "
+        "start column, computed from the text directly (tested equal).",
+        tags=("bag-of-words",),
+    )
+)

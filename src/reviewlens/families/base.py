@@ -1,0 +1,143 @@
+"""What a model family is: a registered object with typed per-run options that trains a recipe into a ``Trained``.
+
+``reviewlens.training.train`` does what is the same for every family (resolving data, metrics, metadata,
+writing the run directory atomically); a family does the rest and says which predictor kinds its runs
+carry. ``BestEpoch`` is the one model-selection rule every family uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+
+import numpy as np
+
+from reviewlens.errors import ReviewlensError
+
+if TYPE_CHECKING:
+    from reviewlens.data import Dataset
+    from reviewlens.preprocessing import Preprocessor
+    from reviewlens.recipes import Recipe
+
+Log = Callable[[str], None]
+EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, logs)
+T = TypeVar("T")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Options:
+    """A family's per-run settings (``reviewlens train --max-length ...``): a frozen dataclass of optional fields.
+
+    The base class has none; a family subclasses it with its own fields, checked in ``__post_init__``.
+    """
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any], recipe: Recipe) -> Self:
+        """The options from a mapping of names to values; a name the family does not take is a user's mistake."""
+        unsupported = sorted(set(values) - set(cls.names()))
+        if unsupported:
+            flags = ", ".join("--" + name.replace("_", "-") for name in unsupported)
+            raise ReviewlensError(
+                f"recipe {recipe.name!r} ({recipe.family} family) does not take {flags}; leave it out"
+            )
+        return cls(**values)
+
+    def to_metadata(self) -> dict[str, object]:
+        """The options that were set, as they go into a run's hyper-parameters."""
+        return {
+            name: str(value) if isinstance(value, Path) else value
+            for name, value in dataclasses.asdict(self).items()
+            if value is not None
+        }
+
+
+@dataclass
+class Context:
+    """What a family's ``train`` gets besides the recipe and the data."""
+
+    epochs: int
+    seed: int
+    log: Log = _quiet
+    options: Options = field(default_factory=Options)
+    on_epoch: EpochCallback | None = None
+    resources: ExitStack = field(default_factory=ExitStack)  # closed once the run is written
+    timings: dict[str, float] = field(default_factory=dict)
+    _clock: float = field(default_factory=time.perf_counter)
+
+    def lap(self, name: str) -> None:
+        """Record the seconds since the previous lap under ``name``."""
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
+
+    def epoch_done(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, self.epochs, logs)
+
+
+@dataclass
+class Trained:
+    """What a family hands back: the best epoch's predictions, the preprocessing, a way to save the model."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    val_labels: list[int]
+    val_probabilities: np.ndarray  # probability of positive, the best epoch's
+    test_labels: list[int]
+    test_probabilities: np.ndarray
+    digests: tuple[bytes, ...]  # split_digest of train, validation and test
+    train_size: int
+    hyperparameters: dict[str, object]  # family-specific, added to the recipe's
+    preprocessor: Preprocessor  # saved as the run's vectorizer.json
+    write_model: Callable[[Path], None]  # writes the files of the family's predictors into a directory
+
+
+class BestEpoch(Generic[T]):
+    """The one model-selection rule: the epoch of highest validation accuracy, a tie going to the lower loss.
+
+    ``offer`` each epoch's logs with a function that snapshots what to keep (weights, predictions); the
+    snapshot is taken only for a new best.
+    """
+
+    RULE: ClassVar[str] = "highest validation accuracy, ties to lower validation loss"
+
+    def __init__(self) -> None:
+        self._best = (-math.inf, -math.inf)
+        self.epoch = 0
+        self.kept: T | None = None
+
+    def offer(self, epoch: int, logs: Mapping[str, float], snapshot: Callable[[], T]) -> bool:
+        key = (float(logs["val_accuracy"]), -float(logs["val_loss"]))
+        if key <= self._best:
+            return False
+        self._best, self.epoch, self.kept = key, epoch, snapshot()
+        return True
+
+
+@dataclass(frozen=True)
+class Family(ABC):
+    """A registered model family: its name, its options type, the predictor kinds its runs carry (default first)."""
+
+    name: str
+    summary: str
+    predictors: tuple[str, ...]
+    options: type[Options] = Options
+
+    @abstractmethod
+    def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
+        """Fit ``recipe`` on the dataset's train split, choosing the epoch on validation; score test once."""
