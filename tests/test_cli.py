@@ -37,6 +37,9 @@ def test_recipes_lists_the_books_recipes_with_figures() -> None:
     recipes = {r["name"]: r for r in json.loads(result.stdout)}
     assert recipes["bow-bigram"]["expected_accuracy"] == 0.897
     assert {"bow-unigram", "bow-bigram", "tfidf-bigram", "dense-10k"} <= set(recipes)
+    # Each recipe says which per-run options its family takes (the family's typed options).
+    assert recipes["bow-bigram"]["options"] == []
+    assert {"max_length", "truncate", "stream", "bucket"} <= set(recipes["conv1d"]["options"])
     table = run("recipes").stdout
     assert "bow-bigram (default)" in table and "89.7%" in table
     assert "bilstm-onehot (slow)" in table

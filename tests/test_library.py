@@ -202,3 +202,18 @@ def test_missing_or_corrupt_runs_fail_at_load_with_one_line(trained_run: Path, t
         load_library([])
     with pytest.raises(ReviewlensError, match="given twice"):
         load_library([trained_run, trained_run])
+
+
+def test_the_tutorials_chain_serves_a_sequence_run(sequence_run: Path, sample_test_texts):
+    # The modelkit tutorial's own model (an embedding summed over the first 64 token ids), run by its chain.
+    library = load_library([sequence_run])
+    texts = [*sample_test_texts[:300], "caf\u00c9 x\u0085y a\u2028b", "", "!!!"]
+    results = library.get("imdb_sentiment").predict_batch([{"text": text} for text in texts])
+    run = reviewlens.load(sequence_run)
+    np.testing.assert_allclose([r.score for r in results], run.predict(texts), rtol=0, atol=1e-5)
+    words = run.predictor.preprocessor.words  # type: ignore[attr-defined]
+    text = "The film qwertyuiop " + " ".join(sample_test_texts[0].split()[:80])  # longer than the run's 64 tokens
+    tokens = library.get("imdb_tokenizer").predict(text)
+    assert library.get("imdb_vectorizer").predict(tokens)[:3] == [words.index("the") + 2, words.index("film") + 2, 1]
+    ids = library.get("imdb_vectorizer").predict(tokens, length=len(tokens) + 5)  # padded: cut and padded as it does
+    assert library.get("imdb_classifier").predict(ids) == pytest.approx(float(run.predict([text])[0]), abs=1e-5)

@@ -59,13 +59,13 @@ def test_predict_and_batch_give_the_runs_scores(client: TestClient, trained_run:
 def test_models_are_listed_and_chosen_by_name(client: TestClient, trained_run: Path):
     models = client.get("/v1/models").json()
     metadata = reviewlens.load(trained_run).metadata
-    assert [m["name"] for m in models] == [metadata["name"], "other"]
+    assert [m["name"] for m in models] == [metadata.name, "other"]
     first = models[0]
     assert first["default"] is True and models[1]["default"] is False
     assert first["recipe"] == "bow-bigram" and first["runtime"] == "numpy"
-    assert first["data_fingerprint"] == metadata["data"]["fingerprint"]
-    assert first["created"] == metadata["created"]
-    assert first["metrics"]["test"]["accuracy"] == metadata["metrics"]["test"]["accuracy"]
+    assert first["data_fingerprint"] == metadata.data["fingerprint"]
+    assert first["created"] == metadata.created
+    assert first["metrics"]["test"]["accuracy"] == metadata.metrics["test"]["accuracy"]
     body = client.post("/v1/predict", json={"text": "superb", "model": "other"}).json()
     assert body["model"] == "other"
     missing = client.post("/v1/predict", json={"text": "superb", "model": "nope"})
@@ -140,7 +140,8 @@ def test_openapi_describes_requests_and_responses(client: TestClient):
     assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Prediction")
     assert {"404", "413", "422"} <= set(predict["responses"])
     components = schema["components"]["schemas"]
-    assert components["Prediction"]["properties"]["label"]["enum"] == ["positive", "negative"]
+    assert components["Prediction"]["properties"]["label"]["type"] == "string"  # one of the model's labels
+    assert components["ModelInfo"]["properties"]["labels"]["type"] == "array"
     assert "texts" in components["BatchRequest"]["properties"]
 
 
@@ -202,3 +203,17 @@ def test_the_page_is_served(client: TestClient):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="text"' in page.text and "/v1/explain" in page.text
+
+
+def test_a_sequence_run_is_served_through_the_same_protocol(sequence_run: Path):
+    run = reviewlens.load(sequence_run)
+    with TestClient(create_app(ServeConfig(run_dirs=[str(sequence_run)])), raise_server_exceptions=False) as client:
+        (info,) = client.get("/v1/models").json()
+        assert info["predictor"] == "keras.v1" and info["runtime"] == "keras" and info["recipe"] == "sum-embedding"
+        assert info["labels"] == ["negative", "positive"] and info["threshold"] == 0.5
+        batch = client.post("/v1/predict/batch", json={"texts": TEXTS}).json()
+        np.testing.assert_allclose([item["score"] for item in batch], run.predict(TEXTS), atol=1e-6)
+        assert [item["label"] for item in batch] == [run.label(s) for s in run.predict(TEXTS)]
+        body = client.post("/v1/explain", json={"text": TEXTS[0], "top": 2}).json()
+        assert body["explained"] is True and body["method"] == "occlusion" and len(body["terms"]) == 2
+        assert body["score"] == pytest.approx(float(run.predict(TEXTS[:1])[0]), abs=1e-6)

@@ -141,7 +141,13 @@ def test_a_bad_run_fails_before_serving_with_one_line(tmp_path: Path):
     assert result.stderr.count("\n") == 1 and "missing" in result.stderr
     run = tmp_path / "run"
     run.mkdir()
-    (run / "metadata.json").write_text(json.dumps({"files": {"weights.npz": "0" * 64}}))
+    metadata = {
+        "name": "run",
+        "recipe": "bow-bigram",
+        "predictors": ["dense.v1"],
+        "files": {"weights.npz": "0" * 64, "vectorizer.json": "0" * 64},
+    }
+    (run / "metadata.json").write_text(json.dumps(metadata))
     result = subprocess.run(
         [sys.executable, "-m", "reviewlens.cli", "serve", str(run)], capture_output=True, text=True, timeout=60
     )

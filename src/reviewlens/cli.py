@@ -22,8 +22,6 @@ from rich.table import Table
 
 from reviewlens.errors import ReviewlensError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 app = typer.Typer(
     help="Train, compare and serve sentiment classifiers of review text.",
     no_args_is_help=True,
@@ -56,9 +54,11 @@ def _print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
-def _label(probability: float) -> tuple[str, float]:
-    """The label and the confidence in it: 0.9086 -> ("positive", 0.9086), 0.2 -> ("negative", 0.8)."""
-    return ("positive", probability) if probability >= 0.5 else ("negative", 1.0 - probability)
+def _shown(run: Any, probability: float) -> str:
+    """The run's label and the probability of it: 0.9086 -> "90.86% positive", 0.2 -> "80.00% negative"."""
+    label = run.label(probability)
+    confidence = probability if label == run.labels[-1] else 1.0 - probability
+    return f"{confidence:.2%} {label}"
 
 
 @contextmanager
@@ -87,10 +87,16 @@ def _epoch_progress(enabled: bool, epochs: int) -> Iterator[Callable[[int, int, 
 @app.command()
 def recipes(as_json: JsonOption = False) -> None:
     """List the recipes, with their source and expected test accuracy."""
+    from reviewlens.families import get_family
     from reviewlens.recipes import DEFAULT_RECIPE, RECIPES
 
     if as_json:
-        _print_json([recipe.to_dict() for recipe in RECIPES.values()])
+        _print_json(
+            [
+                {**recipe.to_dict(), "options": list(get_family(recipe.family).options.names())}
+                for recipe in RECIPES.values()
+            ]
+        )
         return
     table = Table(title="reviewlens recipes")
     for column in ("recipe", "model", "source", "source's test accuracy"):
@@ -233,12 +239,12 @@ def train(
     )  # fmt: skip
     metadata = result.metadata
     if as_json:
-        _print_json(metadata)
+        _print_json(metadata.to_json())
         return
     out.print(
-        f"{metadata['recipe']}: validation accuracy {metadata['val_accuracy']:.2%}, "
-        f"test accuracy {metadata['test_accuracy']:.2%} (best epoch {metadata['best_epoch']}, "
-        f"{metadata['timings']['total_s']:.1f} s)"
+        f"{metadata.recipe}: validation accuracy {metadata.val_accuracy:.2%}, "
+        f"test accuracy {metadata.test_accuracy:.2%} (best epoch {metadata.best_epoch}, "
+        f"{metadata.timings['total_s']:.1f} s)"
     )
     out.print(f"run directory: {result.run_dir}")
 
@@ -248,13 +254,13 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False) -> dict[str
     from reviewlens.data import resolve
     from reviewlens.evaluation import metrics
 
-    model = load(run_dir)
+    run = load(run_dir)
     resolved = resolve(data)
     if not quiet:
         err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
     texts, labels = resolved.dataset.read("test")
-    scores = metrics(model.predict(texts), labels)
-    return {"run_dir": str(run_dir), "recipe": model.recipe, "data": str(resolved.dataset.path), "test": scores}
+    scores = metrics(run.predict(texts), labels, run.threshold)
+    return {"run_dir": str(run_dir), "recipe": run.recipe, "data": str(resolved.dataset.path), "test": scores}
 
 
 @app.command()
@@ -293,18 +299,18 @@ def predict(
     reviews = list(texts or []) + (_read_reviews(file) if file is not None else [])
     if not reviews:
         raise ReviewlensError("no reviews to score; pass them as arguments or with --file PATH (- for stdin)")
-    model = load(run_dir)
-    probabilities = model.predict(reviews)
-    results = []
-    for text, probability in zip(reviews, probabilities.tolist(), strict=True):
-        label, _ = _label(probability)
-        results.append({"text": text, "label": label, "score": round(probability, 6)})
+    run = load(run_dir)
+    probabilities = run.predict(reviews).tolist()
     if as_json:
-        _print_json(results)
+        _print_json(
+            [
+                {"text": text, "label": run.label(p), "score": round(p, 6)}
+                for text, p in zip(reviews, probabilities, strict=True)
+            ]
+        )
         return
-    for result in results:
-        label, confidence = _label(result["score"])
-        out.print(f"{confidence:.2%} {label}", markup=False)
+    for probability in probabilities:
+        out.print(_shown(run, probability), markup=False)
 
 
 @app.command()
@@ -315,21 +321,25 @@ def quickstart(as_json: JsonOption = False) -> None:
 
     result = _train(DEFAULT_RECIPE, None, None, None, 1337, quiet=as_json)
     report = _evaluate(result.run_dir, None, quiet=True)
-    model = load(result.run_dir)
-    examples = [
-        {"text": text, "label": _label(p)[0], "score": round(p, 6)}
-        for text, p in zip(EXAMPLES, model.predict(EXAMPLES).tolist(), strict=True)
-    ]
+    run = load(result.run_dir)
+    scores = run.predict(EXAMPLES).tolist()
     if as_json:
+        examples = [
+            {"text": t, "label": run.label(p), "score": round(p, 6)} for t, p in zip(EXAMPLES, scores, strict=True)
+        ]
         _print_json(
-            {"run_dir": str(result.run_dir), "metadata": result.metadata, "evaluation": report, "examples": examples}
+            {
+                "run_dir": str(result.run_dir),
+                "metadata": result.metadata.to_json(),
+                "evaluation": report,
+                "examples": examples,
+            }
         )
         return
-    out.print(f"trained {DEFAULT_RECIPE} in {result.metadata['timings']['total_s']:.1f} s -> {result.run_dir}")
+    out.print(f"trained {DEFAULT_RECIPE} in {result.metadata.timings['total_s']:.1f} s -> {result.run_dir}")
     _print_metrics(f"{DEFAULT_RECIPE} on {report['data']} (test)", report["test"])
-    for example in examples:
-        label, confidence = _label(example["score"])
-        out.print(f"{confidence:.2%} {label}: {example['text']}", markup=False)
+    for text, probability in zip(EXAMPLES, scores, strict=True):
+        out.print(f"{_shown(run, probability)}: {text}", markup=False)
     out.print(f'next: reviewlens predict {result.run_dir} "your review"', markup=False)
 
 

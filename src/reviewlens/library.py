@@ -1,5 +1,8 @@
 """modelkit Models over trained runs, chained as in modelkit's IMDB tutorial, and a ModelLibrary of several runs.
 
+Every recipe family is served: the tokenizer standardizes and splits, the vectorizer maps tokens to the
+run's own ids, and the classifier hands the ids to the run's predictor (``Predictor.predict_proba_ids``).
+
 >>> library = load_library(["runs/bigram"], cache={"cache_provider": "native", "maxsize": 4096})
 >>> library.get("imdb_sentiment").predict({"text": "A wonderful film."})
 Sentiment(label='positive', score=0.93...)
@@ -11,7 +14,6 @@ works too, with ``MODELKIT_REVIEWLENS_RUN_FILE`` naming the run directory (model
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -25,9 +27,8 @@ from modelkit.core.settings import LibrarySettings, NativeCacheSettings, RedisSe
 from modelkit.utils.cache import Cache, CacheItem
 
 from reviewlens.errors import ReviewlensError
-from reviewlens.runs import METADATA_FILE, Runtime, read_metadata
-from reviewlens.runs import load as load_run
-from reviewlens.runtime import VECTORIZER_FILE
+from reviewlens.preprocessing import OUT_OF_VOCABULARY, PADDING, Preprocessor
+from reviewlens.runs import METADATA_FILE, Run, Runtime, read_metadata, run_preprocessor
 from reviewlens.text import tokenize
 
 __all__ = [
@@ -43,8 +44,6 @@ __all__ = [
 
 #: The asset every configuration below reads: a run directory (``MODELKIT_REVIEWLENS_RUN_FILE`` sets it).
 RUN_ASSET = "reviewlens/run"
-PADDING = 0
-OUT_OF_VOCABULARY = 1
 
 CacheOption = NativeCacheSettings | RedisSettings | Mapping[str, Any] | Literal["native", "redis"] | None
 
@@ -68,28 +67,17 @@ class Vectorizer(modelkit.Model[list[str], list[int]]):
     CONFIGURATIONS = {"imdb_vectorizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
 
     def _load(self) -> None:
-        path = Path(self.asset_path) / VECTORIZER_FILE
-        try:
-            vocabulary = json.loads(path.read_text(encoding="utf-8"))["vocabulary"]
-        except FileNotFoundError:
-            raise ReviewlensError(f"{path} is missing, so the run has no vocabulary to serve; train it again") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-            raise ReviewlensError(f"{path} is corrupt ({error}); train the run again") from None
-        # Every token of every vocabulary term (an n-gram is tokens joined by spaces), first seen first.
-        tokens = list(dict.fromkeys(token for term in vocabulary[1:] for token in term.split(" ")))
-        self.ids: dict[str, int] = {token: i for i, token in enumerate(tokens, start=2)}
-        # Out of vocabulary decodes to a token the vocabulary cannot hold (NUL survives standardization).
-        unknown = "\x00"
-        while unknown in self.ids:
-            unknown += "\x00"
-        self.tokens: list[str] = ["", unknown, *tokens]
+        path = Path(self.asset_path)
+        preprocessor = run_preprocessor(path, read_metadata(path))
+        # A format 1 sequence run kept its vocabulary in model.keras only: its predictor reads it back.
+        self.preprocessor: Preprocessor = preprocessor or Run(path, runtime="keras").predictor.preprocessor
 
     def _predict_batch(  # type: ignore[override]
         self, items: list[list[str]], length: int | None = None, drop_oov: bool = False
     ) -> list[list[int]]:
         rows = []
         for tokens in items:
-            ids = [self.ids.get(token, OUT_OF_VOCABULARY) for token in tokens]
+            ids = self.preprocessor.token_ids(tokens)
             if drop_oov:
                 ids = [i for i in ids if i != OUT_OF_VOCABULARY]
             if length is not None:
@@ -97,30 +85,24 @@ class Vectorizer(modelkit.Model[list[str], list[int]]):
             rows.append(ids)
         return rows
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """The token sequence the ids stand for, joined by spaces (padding dropped)."""
-        return " ".join(self.tokens[i] for i in ids if i != PADDING)
-
 
 class Classifier(modelkit.Model[list[int], float]):
     """The run's trained model: probability that the review the token ids stand for is positive.
 
-    The run's own vectorizer (with its n-grams) reads the decoded token sequence, so the scores are
-    exactly the run's. ``model_settings["runtime"]`` picks NumPy or Keras as ``reviewlens.load`` does.
+    The ids go to the run's predictor as they are (its preprocessing rebuilds n-grams or pads them), so
+    the scores are exactly the run's. ``model_settings["runtime"]`` picks it as ``reviewlens.load`` does.
     """
 
     CONFIGURATIONS = {  # noqa: RUF012 - modelkit declares it as a plain dict
-        "imdb_classifier": {"asset": RUN_ASSET, "model_dependencies": {"vectorizer": "imdb_vectorizer"}}
+        "imdb_classifier": {"asset": RUN_ASSET}
     }
 
     def _load(self) -> None:
-        self.vectorizer = self.model_dependencies.get("vectorizer", Vectorizer)
-        self.run = load_run(self.asset_path, runtime=self.model_settings.get("runtime", "auto"))
+        self.run = Run(self.asset_path, runtime=self.model_settings.get("runtime", "auto"))
         self.run_id = run_identity(self.asset_path)
 
     def _predict_batch(self, items: list[list[int]]) -> list[float]:  # type: ignore[override]
-        texts = [self.vectorizer.decode(ids) for ids in items]
-        return [float(score) for score in self.run.predict(texts)]
+        return [float(score) for score in self.run.predictor.predict_proba_ids(items)[:, -1]]
 
 
 class Review(pydantic.BaseModel):
@@ -156,7 +138,7 @@ class SentimentClassifier(modelkit.Model[Review, Sentiment]):
     def _predict_batch(self, items: list[Review]) -> list[dict[str, Any]]:  # type: ignore[override]
         tokens = self.tokenizer.predict_batch([item.text for item in items])
         scores = self.classifier.predict_batch(self.vectorizer.predict_batch(tokens))
-        return [{"label": "positive" if score >= 0.5 else "negative", "score": score} for score in scores]
+        return [{"label": self.classifier.run.label(score), "score": score} for score in scores]
 
 
 MODELS: tuple[type[modelkit.Model], ...] = (Tokenizer, Vectorizer, Classifier, SentimentClassifier)
@@ -203,7 +185,7 @@ def configurations(
     seen: dict[str, Path] = {}
     for index, run_dir in enumerate(run_dirs):
         path = Path(run_dir).resolve()
-        name = str(read_metadata(path).get("name") or path.name)
+        name = read_metadata(path).name
         suffix = "" if index == 0 else "_" + _slug(name)
         if path in seen.values():
             raise ReviewlensError(f"{path} is given twice; pass each run once")

@@ -18,7 +18,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reviewlens import __version__
-from reviewlens.explain import explain
 from reviewlens.serving.batcher import BatcherClosedError
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.limits import BodyLimitMiddleware
@@ -30,7 +29,6 @@ from reviewlens.serving.schemas import (
     ExplainRequest,
     Explanation,
     Health,
-    Label,
     ModelInfo,
     Prediction,
     PredictRequest,
@@ -74,10 +72,6 @@ class State:
             if len(text) > limit:
                 where = "the text" if len(texts) == 1 else f"text {i}"
                 raise HTTPException(413, f"{where} has {len(text):,} characters; the limit is {limit:,}")
-
-
-def label(score: float) -> Label:
-    return "positive" if score >= 0.5 else "negative"
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -131,7 +125,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         served = state.model(request.model)
         state.check_length([request.text])
         (score,) = await served.scores([request.text])
-        return Prediction(label=label(score), score=score, model=served.name)
+        return Prediction(label=served.run.label(score), score=score, model=served.name)
 
     @app.post("/v1/predict/batch", response_model=list[Prediction], responses=CLIENT_ERRORS)
     async def predict_batch(request: BatchRequest) -> list[Prediction]:
@@ -141,23 +135,22 @@ def create_app(config: ServeConfig) -> FastAPI:
             raise HTTPException(413, f"{len(request.texts):,} texts; at most {config.max_batch_texts:,} per request")
         state.check_length(request.texts)
         scores = await served.scores(request.texts)
-        return [Prediction(label=label(s), score=s, model=served.name) for s in scores]
+        return [Prediction(label=served.run.label(s), score=s, model=served.name) for s in scores]
 
     @app.post("/v1/explain", response_model=Explanation, responses=CLIENT_ERRORS)
     async def explain_text(request: ExplainRequest) -> Explanation:
-        """The sentiment of one review and the terms that moved it most (bag-of-words runs)."""
+        """The sentiment of one review and the terms that moved it most: exact for bag-of-words runs, by
+        occlusion (each word removed in turn) for the others."""
         served = state.model(request.model)
         state.check_length([request.text])
-        if served.lean is None:
-            (score,) = await served.scores([request.text])
-            return Explanation(label=label(score), score=score, model=served.name, explained=False, terms=[])
-        result = await run_in_threadpool(explain, served.lean, request.text, request.top)
+        result = await run_in_threadpool(served.run.explain, request.text, request.top)
         terms = [TermEffect(term=t.term, contribution=t.contribution) for t in result.terms]
         return Explanation(
-            label=label(result.score),
+            label=served.run.label(result.score),
             score=result.score,
             model=served.name,
             explained=True,
+            method=result.method,
             terms=terms,
         )
 

@@ -1,19 +1,15 @@
-"""The served models: each run loaded once (NumPy runtime where it has one), with its batcher and prediction cache."""
+"""The served models: each run loaded once with its default predictor, with its batcher and prediction cache."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, cast
 
-import reviewlens
 from reviewlens.errors import ReviewlensError
-from reviewlens.explain import lean_runtime
-from reviewlens.runs import Model
-from reviewlens.runtime import DenseRuntime
+from reviewlens.runs import Run, read_metadata
 from reviewlens.serving.batcher import MicroBatcher
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.metrics import Metrics
@@ -47,16 +43,12 @@ class PredictionCache:
 @dataclass
 class ServedModel:
     name: str
-    model: Model
+    run: Run
     batcher: MicroBatcher
     metrics: Metrics
     cache: PredictionCache | None
     default: bool = False
     pool: PooledPredict | None = None
-    lean: DenseRuntime | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.lean = lean_runtime(self.model)
 
     async def scores(self, texts: Sequence[str]) -> list[float]:
         """Probability of positive for each text: from the cache, else from a (shared) model call."""
@@ -82,17 +74,20 @@ class ServedModel:
             self.pool.close()
 
     def info(self) -> ModelInfo:
-        metadata = self.model.metadata
+        metadata = self.run.metadata
         return ModelInfo(
             name=self.name,
             default=self.default,
-            recipe=self.model.recipe,
-            runtime="numpy" if self.model.runtime == "numpy" else "keras",
-            created=metadata.get("created"),
-            data_fingerprint=(metadata.get("data") or {}).get("fingerprint"),
-            val_accuracy=metadata.get("val_accuracy"),
-            test_accuracy=metadata.get("test_accuracy"),
-            metrics=metadata.get("metrics") or {},
+            recipe=metadata.recipe,
+            predictor=self.run.predictor.kind,
+            runtime=self.run.predictor.runtime,
+            labels=metadata.labels,
+            threshold=metadata.threshold,
+            created=metadata.created,
+            data_fingerprint=metadata.data.get("fingerprint"),
+            val_accuracy=metadata.val_accuracy,
+            test_accuracy=metadata.test_accuracy,
+            metrics=metadata.metrics,
         )
 
 
@@ -100,8 +95,7 @@ def check_runs(run_dirs: Sequence[str]) -> list[str]:
     """The model names of the runs (each run's name), after checking every run; fails on a repeated name."""
     names: dict[str, str] = {}
     for run_dir in run_dirs:
-        metadata = reviewlens.runs.read_metadata(run_dir)
-        name = str(metadata.get("name") or Path(run_dir).name)
+        name = read_metadata(run_dir).name
         if name in names:
             raise ReviewlensError(
                 f"{names[name]} and {run_dir} are both named {name!r}; serve runs with distinct names"
@@ -115,22 +109,22 @@ def load_models(config: ServeConfig, metrics: Metrics) -> dict[str, ServedModel]
     check_runs(config.run_dirs)
     served: dict[str, ServedModel] = {}
     for index, run_dir in enumerate(config.run_dirs):
-        model = reviewlens.load(run_dir)
-        name = model.name
+        run = Run(run_dir)
+        name = run.name
         batch_sizes, texts = metrics.batch_size.labels(name), metrics.texts.labels(name)
 
         def count(size: int, batch_sizes: Any = batch_sizes, texts: Any = texts) -> None:
             batch_sizes.observe(size)
             texts.inc(size)
 
-        pool = PooledPredict(model, config.processes) if config.processes and model.runtime == "numpy" else None
+        pool = PooledPredict(run, config.processes) if config.processes and run.runtime == "numpy" else None
         batcher = MicroBatcher(
-            pool or model.predict,
+            pool or run.predict,
             max_batch=config.max_batch,
             max_wait=config.max_wait_ms / 1000,
             on_batch=count,
             name=name,
         )
         cache = PredictionCache(config.cache_size) if config.cache_size else None
-        served[name] = ServedModel(name, model, batcher, metrics, cache, default=index == 0, pool=pool)
+        served[name] = ServedModel(name, run, batcher, metrics, cache, default=index == 0, pool=pool)
     return served

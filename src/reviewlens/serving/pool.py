@@ -1,7 +1,7 @@
 """Large model calls shared with helper processes, so one big batch uses several cores despite the GIL.
 
-Each helper is spawned (nothing inherited from the server's threads) and loads its own copy of the run's
-NumPy runtime. A call of at least ``2 * min_chunk`` texts is cut into contiguous chunks: the helpers score
+Each helper is spawned (nothing inherited from the server's threads) and loads its own copy of the run
+with its NumPy predictor. A call of at least ``2 * min_chunk`` texts is cut into contiguous chunks: the helpers score
 all but the first, which the calling thread scores meanwhile; smaller calls never leave the process.
 As with any spawned process, a script that builds the app itself needs an ``if __name__ == "__main__"`` guard.
 """
@@ -15,37 +15,35 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-from reviewlens.runs import Model
+from reviewlens.runs import Run
 
-_model: Model | None = None  # in each helper process
+_run: Run | None = None  # in each helper process
 
 
 def _load(run_dir: str) -> None:
-    global _model
-    import reviewlens
-
-    _model = reviewlens.load(run_dir, runtime="numpy")
+    global _run
+    _run = Run(run_dir, runtime="numpy")
 
 
 def _predict(texts: Sequence[str]) -> np.ndarray:
-    assert _model is not None, "the helper process has no model loaded"
-    return _model.predict(texts)
+    assert _run is not None, "the helper process has no run loaded"
+    return _run.predict(texts)
 
 
 class PooledPredict:
-    """``model.predict`` for the batcher, with large calls split over ``processes`` helpers and this one."""
+    """``run.predict`` for the batcher, with large calls split over ``processes`` helpers and this one."""
 
-    def __init__(self, model: Model, processes: int, min_chunk: int = 128):
-        if model.runtime != "numpy":
-            raise ValueError("only the NumPy runtime is shared with helper processes")
-        self.model = model
+    def __init__(self, run: Run, processes: int, min_chunk: int = 128):
+        if run.runtime != "numpy":
+            raise ValueError("only NumPy predictors are shared with helper processes")
+        self.run = run
         self.processes = processes
         self.min_chunk = min_chunk
         self._pool = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_load,
-            initargs=(str(model.run_dir),),
+            initargs=(str(run.run_dir),),
         )
         # Start the helpers now, in the background: the server is ready without waiting for them.
         self._warming: list[Future[np.ndarray]] = [self._pool.submit(_predict, ["warm up"]) for _ in range(processes)]
@@ -53,11 +51,11 @@ class PooledPredict:
     def __call__(self, texts: list[str]) -> np.ndarray:
         parts = min(self.processes + 1, len(texts) // self.min_chunk)
         if parts < 2:
-            return self.model.predict(texts)
+            return self.run.predict(texts)
         bounds = np.linspace(0, len(texts), parts + 1).astype(int)
         chunks = [texts[start:end] for start, end in itertools.pairwise(bounds)]
         helped = [self._pool.submit(_predict, chunk) for chunk in chunks[1:]]
-        first = self.model.predict(chunks[0])
+        first = self.run.predict(chunks[0])
         return np.concatenate([first, *(future.result() for future in helped)])
 
     def close(self) -> None:

@@ -16,7 +16,6 @@ def _encodable(text: str) -> str:
     return text
 
 
-Label = Literal["positive", "negative"]
 Status = Literal["ok", "loading", "stopping"]
 Text = Annotated[str, AfterValidator(_encodable), Field(description="the review; at most 100,000 characters")]
 ModelName = Annotated[str | None, Field(description="a name from GET /v1/models; the default model if left out")]
@@ -39,7 +38,7 @@ class ExplainRequest(PredictRequest):
 
 
 class Prediction(BaseModel):
-    label: Label
+    label: str = Field(description="the run's label for the text: one of its labels (see /v1/models)")
     score: float = Field(description="probability that the review is positive")
     model: str
 
@@ -51,6 +50,9 @@ class TermEffect(BaseModel):
 
 class Explanation(Prediction):
     explained: bool = Field(description="whether the model can tell which terms moved the score")
+    method: Literal["exact", "occlusion"] = Field(
+        description="exact: each vocabulary term left out of the model's input; occlusion: each word removed"
+    )
     terms: list[TermEffect] = Field(description="the terms that moved the score most, largest effect first")
 
 
@@ -58,7 +60,10 @@ class ModelInfo(BaseModel):
     name: str
     default: bool
     recipe: str
+    predictor: str = Field(description="the predictor kind serving it, e.g. dense.v1 (NumPy) or keras.v1")
     runtime: Literal["numpy", "keras"]
+    labels: list[str]
+    threshold: float = Field(description="score at or above which the label is positive")
     created: str | None
     data_fingerprint: str | None
     val_accuracy: float | None
