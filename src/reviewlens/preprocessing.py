@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.registry import Registry
 from reviewlens.sequences import SequenceVectorizer
 from reviewlens.text import BagOfWords
 
@@ -57,7 +58,9 @@ class Preprocessor(Protocol):
         ...
 
 
-PREPROCESSORS: dict[str, type[Preprocessor]] = {cls.kind: cls for cls in (BagOfWords, SequenceVectorizer)}
+PREPROCESSORS: Registry[type[Preprocessor]] = Registry("preprocessor kind")
+for _kind in (BagOfWords, SequenceVectorizer):
+    PREPROCESSORS.register(_kind.kind, _kind)
 
 
 def save_preprocessor(preprocessor: Preprocessor, directory: Path) -> None:
@@ -74,5 +77,5 @@ def load_preprocessor(directory: Path) -> Preprocessor:
         return PREPROCESSORS[kind].from_config(config)
     except FileNotFoundError:
         raise ReviewlensError(f"{path} is missing from the run; train the model again") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, LookupError, TypeError, ValueError, AttributeError) as error:
         raise ReviewlensError(f"{path} is corrupt ({type(error).__name__}: {error}); train the model again") from None

@@ -6,10 +6,10 @@ own recipes (importing this module imports the built-in families); ``reviewlens 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.registry import Registry
 
 BOOK = "Chollet, Deep Learning with Python, 2nd ed."
 
@@ -43,25 +43,17 @@ class Recipe:
         return asdict(self)
 
 
-RECIPES: dict[str, Recipe] = {}
+RECIPES: Registry[Recipe] = Registry("recipe", ReviewlensError, "run `reviewlens recipes` to list them")
 DEFAULT_RECIPE = "bow-bigram"
 
 
 def register(recipe: Recipe) -> Recipe:
-    if recipe.name in RECIPES:
-        raise ValueError(f"recipe {recipe.name!r} is registered twice")
-    RECIPES[recipe.name] = recipe
-    return recipe
+    return RECIPES.register(recipe.name, recipe)
 
 
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; a user's typo gets the closest names."""
-    try:
-        return RECIPES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, RECIPES, n=3)
-        hint = f"did you mean {' or '.join(close)}?" if close else "run `reviewlens recipes` to list them"
-        raise ReviewlensError(f"unknown recipe {name!r}; {hint}") from None
+    return RECIPES[name]
 
 
 from reviewlens import families  # noqa: E402, F401 - the built-in families register their recipes

@@ -7,30 +7,24 @@ imports TensorFlow until it trains.
 
 from __future__ import annotations
 
-import difflib
 from typing import TypeVar
 
 from reviewlens.families.base import BestEpoch, Context, Family, Options, Trained
+from reviewlens.registry import Registry
 
 __all__ = ["FAMILIES", "BestEpoch", "Context", "Family", "Options", "Trained", "get_family", "register_family"]
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("family")
 F = TypeVar("F", bound=Family)
 
 
 def register_family(family: F) -> F:
-    if family.name in FAMILIES:
-        raise ValueError(f"family {family.name!r} is registered twice")
-    FAMILIES[family.name] = family
+    FAMILIES.register(family.name, family)
     return family
 
 
 def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, FAMILIES, n=1)
-        raise ValueError(f"no family {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")) from None
+    return FAMILIES[name]
 
 
 from reviewlens.families import bow, sequence  # noqa: E402, F401 - registers the built-in families

@@ -18,6 +18,7 @@ import numpy as np
 
 from reviewlens.explain import Explanation, occlusion
 from reviewlens.preprocessing import Preprocessor
+from reviewlens.registry import Registry
 
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata
@@ -74,18 +75,19 @@ class Predictor(ABC):
 def binary_columns(positive: np.ndarray) -> np.ndarray:
     """``(n, 2)`` probabilities of (negative, positive) from the probability of positive."""
     positive = np.asarray(positive, np.float32).reshape(-1)
-    return np.stack([1.0 - positive, positive], axis=1)
+    columns = np.empty((len(positive), 2), np.float32)
+    columns[:, 1] = positive
+    np.subtract(1.0, positive, out=columns[:, 0])
+    return columns
 
 
-PREDICTORS: dict[str, type[Predictor]] = {}
+PREDICTORS: Registry[type[Predictor]] = Registry("predictor kind")
 P = TypeVar("P", bound=type[Predictor])
 
 
 def register_predictor(cls: P) -> P:
     """Class decorator: make a predictor kind loadable by its ``kind`` name."""
-    if cls.kind in PREDICTORS and PREDICTORS[cls.kind] is not cls:
-        raise ValueError(f"predictor kind {cls.kind!r} is registered twice")
-    PREDICTORS[cls.kind] = cls
+    PREDICTORS.register(cls.kind, cls)
     return cls
 
 
