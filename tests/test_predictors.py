@@ -153,3 +153,19 @@ def test_sequence_runs_explain_by_occlusion(sequence_run: Path) -> None:
     assert explanation.score == pytest.approx(
         float(run.predict(["A wonderful superb film, a dull plot."])[0]), abs=1e-6
     )
+
+
+def test_registries_are_lazy_bag_of_words_runs_never_import_tensorflow(trained_run: Path) -> None:
+    script = f"""
+import sys
+import reviewlens
+from reviewlens.families import FAMILIES
+from reviewlens.predictors import PREDICTORS
+from reviewlens.recipes import RECIPES
+assert {{recipe.family for recipe in RECIPES.values()}} <= set(FAMILIES) and len(PREDICTORS) >= 2
+run = reviewlens.load({str(trained_run)!r})
+run.predict(["a wonderful film"]), run.explain("a wonderful film"), run.label(0.5)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

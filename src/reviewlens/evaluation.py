@@ -15,8 +15,8 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def decide(scores: float | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> Any:
-    """The one decision rule: a probability of positive at or above the threshold is positive (1)."""
-    return np.asarray(scores) >= threshold
+    """The one decision rule: a probability of positive at or above the threshold is positive (True)."""
+    return scores >= threshold
 
 
 def metrics(
