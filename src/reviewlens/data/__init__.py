@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reviewlens.data.download import ACLIMDB_FILENAME, cache_dir, download
 from reviewlens.data.indexed import decode_review, load_indexed, vectorize_sequences
+from reviewlens.data.labelled import labelled_file, read_labelled
 from reviewlens.data.sources import SPLITS, Dataset, Example
 from reviewlens.data.stats import DataInfo, describe
 
@@ -28,7 +29,9 @@ __all__ = [
     "describe",
     "download",
     "fingerprint",
+    "labelled_file",
     "load_indexed",
+    "read_labelled",
     "resolve",
     "sample_path",
     "split_digest",

@@ -1,0 +1,135 @@
+"""Labelled review files scored whole: every row of a .tsv, or of a .csv/.jsonl without a split column.
+
+``reviewlens evaluate --data FILE`` uses these to check a model on reviews from elsewhere. A ``.tsv`` is
+``text<TAB>label`` with no header; a ``.csv`` has the columns ``review,sentiment`` or ``text,label``; a
+``.jsonl`` has the keys ``text`` and ``label``. Labels are 0/1 or negative/positive (any case).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from reviewlens.data.sources import _TEXT_LABELS
+from reviewlens.errors import ReviewlensError
+
+TSV_SUFFIXES = (".tsv",)
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")  # as ``open_source`` reads them
+CSV_HEADERS = (("review", "sentiment"), ("text", "label"))
+SPLIT_FIELD = "split"
+_TSV_HEADERS = {("text", "label"), ("review", "sentiment")}  # a header line a user added anyway is skipped
+
+
+def _suffix(path: Path) -> str:
+    return path.name.lower()
+
+
+def labelled_file(path: str | os.PathLike[str]) -> bool:
+    """Whether every row of ``path`` is for evaluation: a .tsv, or a .csv/.jsonl that declares no split.
+
+    A .csv or .jsonl with a ``split`` column (or any record with a non-empty ``split`` key) is a dataset
+    with train and test parts, read by ``reviewlens.data.Dataset`` instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    name = _suffix(path)
+    if name.endswith(TSV_SUFFIXES):
+        return True
+    if name.endswith(CSV_SUFFIXES):
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        return SPLIT_FIELD not in {column.strip().lower() for column in header}
+    if name.endswith(JSONL_SUFFIXES):
+        return all(not str(record.get(SPLIT_FIELD) or "").strip() for _, record in _jsonl_records(path))
+    return False
+
+
+def read_labelled(path: str | os.PathLike[str]) -> tuple[list[str], list[int]]:
+    """Every review of a .tsv, .csv or .jsonl file and its label (1 positive, 0 negative), in file order.
+
+    Raises ``ReviewlensError`` naming the file and line for a label that is not 0/1 or negative/positive,
+    a row without a text or label, a CSV without a known header, or a file with no reviews.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReviewlensError(f"{path} is not a file; pass a .tsv, .csv or .jsonl of labelled reviews")
+    name = _suffix(path)
+    rows: Iterator[tuple[int, object, object]]
+    if name.endswith(TSV_SUFFIXES):
+        rows = _tsv_rows(path)
+    elif name.endswith(CSV_SUFFIXES):
+        rows = _csv_rows(path)
+    elif name.endswith(JSONL_SUFFIXES):
+        rows = ((number, record.get("text"), record.get("label")) for number, record in _jsonl_records(path))
+    else:
+        raise ReviewlensError(f"{path} is not a .tsv, .csv or .jsonl; pass labelled reviews in one of those")
+    texts: list[str] = []
+    labels: list[int] = []
+    for number, text, label in rows:
+        where = f"{path} line {number}"
+        if text is None or label is None:
+            raise ReviewlensError(f"{where} lacks a text or a label; every row needs both")
+        if not isinstance(text, str):
+            raise ReviewlensError(f"{where}: the text must be a string, not {text!r}")
+        word = str(label).strip().lower()
+        if word not in _TEXT_LABELS:
+            raise ReviewlensError(f"{where} has the label {label!r}; use 0/1 or negative/positive")
+        texts.append(text)
+        labels.append(_TEXT_LABELS[word])
+    if not texts:
+        raise ReviewlensError(f"{path} holds no reviews; it needs one labelled review per line")
+    return texts, labels
+
+
+def _tsv_rows(path: Path) -> Iterator[tuple[int, object, object]]:
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            text, tab, label = line.rpartition("\t")  # the label is after the last tab; the text may hold tabs
+            if not tab:
+                raise ReviewlensError(f"{path} line {number} has no tab; write each review as text<TAB>label")
+            if number == 1 and (text.strip().lower(), label.strip().lower()) in _TSV_HEADERS:
+                continue
+            yield number, text, label
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, object, object]]:
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            fields = {name.strip().lower(): name for name in reader.fieldnames or []}
+            chosen = next(
+                ((fields[text], fields[label]) for text, label in CSV_HEADERS if text in fields and label in fields),
+                None,
+            )
+            if chosen is None:
+                raise ReviewlensError(
+                    f"{path} needs a header with the columns review,sentiment or text,label "
+                    f"(found {', '.join(reader.fieldnames or []) or 'no header'})"
+                )
+            text_field, label_field = chosen
+            for record in reader:
+                yield reader.line_num, record.get(text_field), record.get(label_field)
+        except csv.Error as error:
+            raise ReviewlensError(f"{path} line {reader.line_num} is not valid CSV ({error})") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ReviewlensError(f"{path} line {number} is not JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise ReviewlensError(f"{path} line {number} is not a JSON object with text and label")
+            yield number, record
