@@ -1,0 +1,281 @@
+"""Compare recipes on one dataset: reuse or train a run of each, then tabulate accuracy, speed and size.
+
+``compare`` looks in a runs directory for the newest complete run of each recipe trained on the same
+data (its fingerprint) for the same number of epochs, trains one there when none exists, and writes
+``comparison.md`` and ``comparison.png`` beside the runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reviewlens.data import Resolved, fingerprint, resolve, split_digest
+from reviewlens.errors import ReviewlensError
+from reviewlens.runs import METADATA_FILE, RunMetadata, load, read_metadata
+
+MARKDOWN_FILE = "comparison.md"
+CHART_FILE = "comparison.png"
+DEFAULT_RUNS = Path("runs")
+#: Reviews of the test split that the prediction speed is timed on.
+TIMED_REVIEWS = 5000
+
+
+@dataclass(frozen=True)
+class Row:
+    """One recipe's line of the comparison."""
+
+    recipe: str
+    run_dir: str
+    reused: bool  # an existing run was found; False when it was trained for this comparison
+    val_accuracy: float | None
+    test_accuracy: float | None
+    train_seconds: float | None  # the run's own training time (metadata timings total_s)
+    reviews_per_second: float  # Run.predict on up to TIMED_REVIEWS test reviews, in one call
+    size_mb: float  # every file of the run directory, 10^6 bytes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    rows: list[Row]
+    data: str
+    fingerprint: str
+    runs_dir: Path
+    command: str
+    markdown: Path
+    chart: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "fingerprint": self.fingerprint,
+            "runs_dir": str(self.runs_dir),
+            "command": self.command,
+            "markdown": str(self.markdown),
+            "chart": str(self.chart),
+            "recipes": [asdict(row) for row in self.rows],
+        }
+
+
+def parse_recipes(names: str | Sequence[str]) -> list[str]:
+    """Recipe names from ``a,b,c`` (or a list), each once, in order; every name checked before any work."""
+    from reviewlens.recipes import get_recipe
+
+    items = names.split(",") if isinstance(names, str) else list(names)
+    chosen = list(dict.fromkeys(name.strip() for name in items if name.strip()))
+    if not chosen:
+        raise ReviewlensError("no recipes to compare; pass --recipes a,b,c (see `reviewlens recipes`)")
+    for name in chosen:
+        get_recipe(name)  # an unknown name is a ReviewlensError with the closest names
+    return chosen
+
+
+def data_fingerprint(resolved: Resolved) -> tuple[str, list[str]]:
+    """The fingerprint a trainer records for this data (train, validation, test digests) and the test texts."""
+    splits = resolved.dataset.read_splits("train", "validation", "test")  # one pass over the source
+    digests = [split_digest(*splits[name]) for name in ("train", "validation", "test")]
+    return fingerprint(*digests), splits["test"][0]
+
+
+def find_run(runs_dir: Path, recipe: str, data: str, epochs: int) -> Path | None:
+    """The newest complete, unaltered run of ``recipe`` in ``runs_dir`` with this data fingerprint and epochs.
+
+    Hidden directories (a training in progress writes into ``.NAME.partial-*``) and directories that do
+    not load as runs are passed over. Newest means the latest ``created`` time, then the name.
+    """
+    if not runs_dir.is_dir():
+        return None
+    found: list[tuple[str, str, Path]] = []
+    for path in runs_dir.iterdir():
+        if path.name.startswith(".") or not (path / METADATA_FILE).is_file():
+            continue
+        try:
+            metadata = read_metadata(path)
+        except ReviewlensError:
+            continue
+        if _matches(metadata, recipe, data, epochs):
+            found.append((metadata.created or "", path.name, path))
+    return max(found)[2] if found else None
+
+
+def _matches(metadata: RunMetadata, recipe: str, data: str, epochs: int) -> bool:
+    return (
+        metadata.recipe == recipe
+        and metadata.data.get("fingerprint") == data
+        and metadata.hyperparameters.get("epochs") == epochs
+    )
+
+
+def run_size(run_dir: Path) -> int:
+    """Bytes of every file under ``run_dir``."""
+    return sum(path.stat().st_size for path in run_dir.rglob("*") if path.is_file())
+
+
+def prediction_speed(run_dir: Path, texts: Sequence[str]) -> float:
+    """Reviews per second of ``Run.predict`` on ``texts`` in one call, after a small warm-up call."""
+    if not texts:
+        raise ReviewlensError("the test split holds no reviews to time predictions on")
+    run = load(run_dir)
+    run.predict(list(texts[:32]))  # lazy set-up (a Keras import, a first graph trace) is not prediction
+    started = time.perf_counter()
+    run.predict(list(texts))
+    return len(texts) / max(time.perf_counter() - started, 1e-9)
+
+
+def command_line(recipes: Sequence[str], data: Path | None, runs_dir: Path, epochs: int | None) -> str:
+    """The ``reviewlens compare`` command that repeats this comparison."""
+    words = ["reviewlens", "compare", "--recipes", ",".join(recipes)]
+    if data is not None:
+        words += ["--data", str(data)]
+    words += ["--runs", str(runs_dir)]
+    if epochs is not None:
+        words += ["--epochs", str(epochs)]
+    return shlex.join(words)
+
+
+def compare(
+    recipes: str | Sequence[str],
+    data: str | os.PathLike[str] | None = None,
+    runs_dir: str | os.PathLike[str] = DEFAULT_RUNS,
+    *,
+    epochs: int | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> Comparison:
+    """Reuse or train a run of each recipe on ``data`` in ``runs_dir``; write the Markdown table and the chart.
+
+    A run is reused when it is the same recipe, trained on data with the same fingerprint for the same
+    epochs (``epochs``, else the recipe's). ``data`` is resolved as the CLI resolves ``--data``.
+    """
+    from reviewlens.recipes import get_recipe
+    from reviewlens.training import default_run_dir, train
+
+    names = parse_recipes(recipes)
+    if epochs is not None and epochs < 1:
+        raise ReviewlensError(f"--epochs {epochs} must be at least 1")
+    root = Path(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise ReviewlensError(f"{root} is not a directory; pass --runs a directory for the runs and the comparison")
+    data_path = None if data is None else Path(data)
+    resolved = resolve(data_path)
+    log(f"{resolved.describe()}; fingerprinting its splits")
+    digest, test_texts = data_fingerprint(resolved)
+    timed = test_texts[:TIMED_REVIEWS]
+    rows = []
+    for name in names:
+        wanted = epochs or get_recipe(name).epochs
+        run_dir = find_run(root, name, digest, wanted)
+        reused = run_dir is not None
+        if run_dir is None:
+            log(f"{name}: no run on this data with {wanted} epochs in {root}; training one")
+            run_dir = train(name, resolved, default_run_dir(name, root), epochs=wanted, log=log).run_dir
+        else:
+            log(f"{name}: reusing {run_dir}")
+        metadata = read_metadata(run_dir)
+        log(f"{name}: timing predictions on {len(timed):,} test reviews")
+        rows.append(
+            Row(
+                recipe=name,
+                run_dir=str(run_dir),
+                reused=reused,
+                val_accuracy=metadata.val_accuracy,
+                test_accuracy=metadata.test_accuracy,
+                train_seconds=metadata.timings.get("total_s"),
+                reviews_per_second=prediction_speed(run_dir, timed),
+                size_mb=run_size(run_dir) / 1e6,
+            )
+        )
+    command = command_line(names, data_path, root, epochs)
+    comparison = Comparison(
+        rows, str(resolved.dataset.path), digest, root, command, root / MARKDOWN_FILE, root / CHART_FILE
+    )
+    _write_atomically(comparison.markdown, markdown(comparison).encode("utf-8"))
+    plot_comparison(rows, comparison.chart, title=f"Test accuracy on {resolved.dataset.path.name}")
+    return comparison
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def table_rows(rows: Sequence[Row]) -> list[list[str]]:
+    """The comparison as text cells: recipe, validation and test accuracy, training s, reviews/s, MB, run."""
+    return [
+        [
+            row.recipe,
+            _percent(row.val_accuracy),
+            _percent(row.test_accuracy),
+            "-" if row.train_seconds is None else f"{row.train_seconds:.1f}",
+            f"{row.reviews_per_second:,.0f}",
+            f"{row.size_mb:.2f}",
+            Path(row.run_dir).name + ("" if row.reused else " (new)"),
+        ]
+        for row in rows
+    ]
+
+
+COLUMNS = ("recipe", "validation accuracy", "test accuracy", "training s", "reviews/s", "size MB", "run")
+
+
+def markdown(comparison: Comparison) -> str:
+    """``comparison.md``: the command, the data, and the table."""
+    lines = [
+        "# reviewlens comparison",
+        "",
+        "```sh",
+        comparison.command,
+        "```",
+        "",
+        f"Data: `{comparison.data}` (fingerprint `{comparison.fingerprint}`); written "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}. Prediction speed: `Run.predict` on up to "
+        f"{TIMED_REVIEWS:,} test reviews in one call; size: every file of the run.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join(["---"] + ["---:"] * 5 + ["---"]) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |" for cells in table_rows(comparison.rows)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(rows: Sequence[Row], path: Path, title: str = "") -> Path:
+    """``comparison.png``: a bar of test accuracy per recipe, its value written above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row.recipe for row in rows]
+    values = [row.test_accuracy or 0.0 for row in rows]
+    figure, axis = plt.subplots(figsize=(max(5.0, 1.2 * len(rows) + 2), 4), constrained_layout=True)
+    bars = axis.bar(names, values, color="b", alpha=0.7, edgecolor="k")
+    axis.bar_label(bars, labels=[f"{value:.1%}" for value in values], padding=2)
+    axis.set_ylim(max(0.0, min(values) - 0.1), 1.0)
+    axis.set_ylabel("Test accuracy")
+    axis.set_title(title or "Test accuracy")
+    axis.tick_params(axis="x", rotation=20 if len(rows) > 4 else 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        figure.savefig(partial, dpi=100, format="png")
+        os.replace(partial, path)
+    finally:
+        plt.close(figure)
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(content)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
