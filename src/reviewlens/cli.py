@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 from reviewlens.errors import ReviewlensError
 
@@ -156,6 +157,8 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
     table.add_row("accuracy", f"{scores['accuracy']:.2%}")
     table.add_row("loss", f"{scores['loss']:.4f}")
     table.add_row("ROC AUC", "-" if scores["roc_auc"] is None else f"{scores['roc_auc']:.4f}")
+    if "ece" in scores:
+        table.add_row(f"calibration error (ECE, {scores['ece_bins']} bins)", f"{scores['ece']:.4f}")
     table.add_row("reviews", f"{scores['examples']:,}")
     out.print(table)
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
@@ -249,28 +252,63 @@ def train(
     out.print(f"run directory: {result.run_dir}")
 
 
-def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False) -> dict[str, Any]:
+def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path | None = None) -> dict[str, Any]:
     from reviewlens import load
-    from reviewlens.data import resolve
-    from reviewlens.evaluation import metrics
+    from reviewlens.data import labelled_file, read_labelled, resolve
+    from reviewlens.evaluation import CALIBRATION_BINS, expected_calibration_error, metrics, plot_reliability
 
+    if plot is not None and not plot.parent.is_dir():
+        raise ReviewlensError(f"--plot {plot}: the folder {plot.parent} does not exist; create it or choose another")
     run = load(run_dir)
-    resolved = resolve(data)
-    if not quiet:
-        err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
-    texts, labels = resolved.dataset.read("test")
-    scores = metrics(run.predict(texts), labels, run.threshold)
-    return {"run_dir": str(run_dir), "recipe": run.recipe, "data": str(resolved.dataset.path), "test": scores}
+    if data is not None and labelled_file(data):  # reviews from elsewhere: every row is for evaluation
+        texts, labels = read_labelled(data)
+        source, split = str(data), "all"
+        if not quiet:
+            err.print(Text(f"data: {data} (--data); scoring all its {len(labels):,} reviews", style="dim"))
+    else:
+        resolved = resolve(data)
+        if not quiet:
+            err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
+        texts, labels = resolved.dataset.read("test")
+        source, split = str(resolved.dataset.path), "test"
+    probabilities = run.predict(texts)
+    scores = metrics(probabilities, labels, run.threshold)
+    scores["ece"] = expected_calibration_error(probabilities, labels, threshold=run.threshold)
+    scores["ece_bins"] = CALIBRATION_BINS
+    report = {"run_dir": str(run_dir), "recipe": run.recipe, "data": source, "split": split, "test": scores}
+    if plot is not None:
+        title = f"{run.recipe} on {Path(source).name} ({split})"
+        report["plot"] = str(plot_reliability(probabilities, labels, plot, threshold=run.threshold, title=title))
+    return report
 
 
 @app.command()
-def evaluate(run_dir: RunDirArgument, data: DataOption = None, as_json: JsonOption = False) -> None:
-    """Score a trained model on a dataset's test split: accuracy, loss, ROC AUC, confusion matrix."""
-    report = _evaluate(run_dir, data)
+def evaluate(
+    run_dir: RunDirArgument,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="A dataset (its test split is scored: aclImdb directory, .tar.gz, .csv or .jsonl with a split "
+            "column), or labelled reviews scored whole: a .tsv (text<TAB>label, no header), or a .csv "
+            "(review,sentiment or text,label) or .jsonl (text, label) without a split column "
+            "[default: resolved as for train]",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a reliability diagram (PNG) here.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a trained model: accuracy, loss, ROC AUC, confusion matrix, expected calibration error."""
+    report = _evaluate(run_dir, data, plot=plot)
     if as_json:
         _print_json(report)
         return
-    _print_metrics(f"{report['recipe']} on {report['data']} (test)", report["test"])
+    rows = "test" if report["split"] == "test" else "all rows"
+    _print_metrics(f"{report['recipe']} on {report['data']} ({rows})", report["test"])
+    if "plot" in report:
+        out.print(f"reliability diagram: {report['plot']}", markup=False)
 
 
 def _read_reviews(file: Path) -> list[str]:
@@ -311,6 +349,76 @@ def predict(
         return
     for probability in probabilities:
         out.print(_shown(run, probability), markup=False)
+
+
+@app.command()
+def explain(
+    run_dir: RunDirArgument,
+    text: Annotated[str, typer.Argument(help="The review to explain.", show_default=False)],
+    top: Annotated[int, typer.Option("--top", min=1, help="How many terms to show, largest effect first.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the words and n-grams that moved a review's score: green pushed it positive, red negative."""
+    from reviewlens import load
+
+    if not text.strip():
+        raise ReviewlensError('the text to explain is empty; pass a review, e.g. reviewlens explain RUN "A fine film"')
+    run = load(run_dir)
+    explanation = run.explain(text, top)
+    if as_json:
+        _print_json(
+            {
+                "text": text,
+                "label": run.label(explanation.score),
+                "score": round(explanation.score, 6),
+                "method": explanation.method,
+                "terms": [{"term": t.term, "contribution": round(t.contribution, 6)} for t in explanation.terms],
+            }
+        )
+        return
+    how = "each term taken out of the model's input" if explanation.method == "exact" else "each word removed"
+    err.print(f"[dim]{explanation.method}: the score minus the score with {how}[/dim]")
+    out.print(_shown(run, explanation.score), markup=False)
+    if not explanation.terms:
+        out.print("no term of the text is known to the model", markup=False)
+    for term in explanation.terms:
+        style = "green" if term.contribution > 0 else "red" if term.contribution < 0 else "dim"
+        out.print(Text.assemble((f"{term.contribution:+.4f}", style), "  ", (term.term, style)))
+
+
+@app.command()
+def compare(
+    recipes: Annotated[
+        str, typer.Option("--recipes", help="Comma-separated recipe names, e.g. bow-unigram,bow-bigram,conv1d.")
+    ],
+    data: DataOption = None,
+    runs: Annotated[
+        Path, typer.Option("--runs", help="Where runs are reused or trained, and comparison.md/.png written.")
+    ] = Path("runs"),
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Epochs for every recipe [default: each recipe's].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare recipes on one dataset: accuracy, training time, prediction speed, size (reusing matching runs)."""
+    from reviewlens.compare import compare as compare_recipes
+    from reviewlens.compare import table_rows
+
+    comparison = compare_recipes(
+        recipes, data, runs, epochs=epochs, log=lambda message: err.print(Text(message, style="dim"))
+    )
+    if as_json:
+        _print_json(comparison.to_dict())
+        return
+    table = Table(title=f"recipes on {comparison.data}")
+    for i, column in enumerate(("recipe", "val acc", "test acc", "train s", "reviews/s", "MB")):
+        table.add_column(column, justify="right" if i else "left", no_wrap=True)
+    for cells in table_rows(comparison.rows):
+        table.add_row(*(Text(cell) for cell in cells[:-1]))
+    out.print(table)
+    for row in comparison.rows:
+        out.print(f"{row.recipe}: {row.run_dir} ({'reused' if row.reused else 'trained now'})", markup=False)
+    out.print(f"written: {comparison.markdown}, {comparison.chart}", markup=False)
 
 
 @app.command()
