@@ -14,8 +14,6 @@ from typing import Literal
 
 import numpy as np
 
-from reviewlens.text import tokenize
-
 Method = Literal["exact", "occlusion"]
 
 
@@ -38,8 +36,14 @@ def ranked(score: float, terms: Sequence[str], effects: np.ndarray, top: int | N
     return Explanation(score, [Contribution(terms[i], float(effects[i])) for i in order], method)
 
 
-def occlusion(predict_proba: Callable[[Sequence[str]], np.ndarray], text: str, top: int | None = None) -> Explanation:
-    """Each distinct word's effect on the probability of positive (the last column of ``predict_proba``)."""
+def occlusion(
+    predict_proba: Callable[[Sequence[str]], np.ndarray],
+    tokenize: Callable[[str], list[str]],
+    text: str,
+    top: int | None = None,
+) -> Explanation:
+    """Each distinct word's effect on the probability of positive (the last column of ``predict_proba``);
+    ``tokenize`` is the run's own (the texts without a word are its tokens joined by spaces)."""
     tokens = tokenize(text)
     words = list(dict.fromkeys(tokens))
     variants = [" ".join(token for token in tokens if token != word) for word in words]

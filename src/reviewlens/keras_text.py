@@ -29,6 +29,18 @@ def standardize(texts: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(texts, _PUNCTUATION_REGEX, "")
 
 
+@keras.saving.register_keras_serializable(package="reviewlens", name="standardize_split_punctuation")
+def standardize_split_punctuation(texts: tf.Tensor) -> tf.Tensor:
+    """``lower_and_split_punctuation`` as TensorFlow ops: ``<br />`` removed, each punctuation character apart."""
+    texts = tf.strings.lower(texts)
+    texts = tf.strings.regex_replace(texts, _SPACE_REGEX, " ")
+    texts = tf.strings.regex_replace(texts, "<br */?>", " ")
+    return tf.strings.regex_replace(texts, "(" + _PUNCTUATION_REGEX + ")", r" \1 ")
+
+
+STANDARDIZE = {"lower_and_strip_punctuation": standardize, "lower_and_split_punctuation": standardize_split_punctuation}
+
+
 def text_vectorization(vectorizer: BagOfWords, name: str = "text_vectorization") -> keras.layers.TextVectorization:
     """A TextVectorization layer with ``vectorizer``'s vocabulary: the same vectors from raw strings."""
     if not vectorizer.vocabulary:
@@ -40,7 +52,7 @@ def text_vectorization(vectorizer: BagOfWords, name: str = "text_vectorization")
         kwargs["idf_weights"] = vectorizer.idf_weights[1:]
     return keras.layers.TextVectorization(
         max_tokens=vectorizer.max_tokens,
-        standardize=standardize,
+        standardize=STANDARDIZE[vectorizer.standardize],
         split="whitespace",
         ngrams=vectorizer.ngrams if vectorizer.ngrams > 1 else None,
         output_mode=vectorizer.output_mode,

@@ -29,7 +29,6 @@ from modelkit.utils.cache import Cache, CacheItem
 from reviewlens.errors import ReviewlensError
 from reviewlens.preprocessing import OUT_OF_VOCABULARY, PADDING, Preprocessor
 from reviewlens.runs import METADATA_FILE, Run, Runtime, read_metadata, run_preprocessor
-from reviewlens.text import tokenize
 
 __all__ = [
     "Classifier",
@@ -49,12 +48,15 @@ CacheOption = NativeCacheSettings | RedisSettings | Mapping[str, Any] | Literal[
 
 
 class Tokenizer(modelkit.Model[str, list[str]]):
-    """A review's tokens, standardized exactly as the recipes' TextVectorization does in training."""
+    """A review's tokens, standardized exactly as the run's preprocessing does in training."""
 
-    CONFIGURATIONS = {"imdb_tokenizer": {}}  # noqa: RUF012 - modelkit declares it as a plain dict
+    CONFIGURATIONS = {"imdb_tokenizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
+
+    def _load(self) -> None:
+        self.preprocessor = preprocessor_of(Path(self.asset_path))
 
     def _predict_batch(self, items: list[str]) -> list[list[str]]:  # type: ignore[override]
-        return [tokenize(text) for text in items]
+        return [self.preprocessor.tokenize(text) for text in items]
 
 
 class Vectorizer(modelkit.Model[list[str], list[int]]):
@@ -67,10 +69,7 @@ class Vectorizer(modelkit.Model[list[str], list[int]]):
     CONFIGURATIONS = {"imdb_vectorizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
 
     def _load(self) -> None:
-        path = Path(self.asset_path)
-        preprocessor = run_preprocessor(path, read_metadata(path))
-        # A format 1 sequence run kept its vocabulary in model.keras only: its predictor reads it back.
-        self.preprocessor: Preprocessor = preprocessor or Run(path, runtime="keras").predictor.preprocessor
+        self.preprocessor = preprocessor_of(Path(self.asset_path))
 
     def _predict_batch(  # type: ignore[override]
         self, items: list[list[str]], length: int | None = None, drop_oov: bool = False
@@ -103,6 +102,11 @@ class Classifier(modelkit.Model[list[int], float]):
 
     def _predict_batch(self, items: list[list[int]]) -> list[float]:  # type: ignore[override]
         return [float(score) for score in self.run.predictor.predict_proba_ids(items)[:, -1]]
+
+
+def preprocessor_of(run_dir: Path) -> Preprocessor:
+    """The run's preprocessing; a format 1 sequence run kept it in model.keras only, which its predictor reads."""
+    return run_preprocessor(run_dir, read_metadata(run_dir)) or Run(run_dir, runtime="keras").predictor.preprocessor
 
 
 class Review(pydantic.BaseModel):

@@ -40,6 +40,10 @@ class Preprocessor(Protocol):
         """Model input for ``texts``: one row per text."""
         ...
 
+    def tokenize(self, text: str) -> list[str]:
+        """The text's tokens, standardized and split as the preprocessor reads them."""
+        ...
+
     def token_ids(self, tokens: Sequence[str]) -> list[int]:
         """Ids of standardized tokens: ``PADDING`` is never given, ``OUT_OF_VOCABULARY`` for unknown ones."""
         ...

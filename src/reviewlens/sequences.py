@@ -68,6 +68,10 @@ class SequenceVectorizer:
         self._index(counter.vocabulary[1:])
         return self
 
+    def tokenize(self, text: str) -> list[str]:
+        """The text's tokens, standardized as TextVectorization's default standardization does."""
+        return tokenize(text)
+
     def token_ids(self, tokens: Sequence[str]) -> list[int]:
         """Each standardized token's id: 1 out of vocabulary, words from 2 (0 is padding)."""
         get = self._ids.get

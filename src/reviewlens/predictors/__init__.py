@@ -60,7 +60,7 @@ class Predictor(ABC):
 
     def explain(self, text: str, top: int | None = None) -> Explanation:
         """The text's score and the words that moved it most (by occlusion: each word removed in turn)."""
-        return occlusion(self.predict_proba, text, top)
+        return occlusion(self.predict_proba, self.preprocessor.tokenize, text, top)
 
     @abstractmethod
     def save(self, directory: Path) -> None:
