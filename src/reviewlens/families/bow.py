@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,32 @@ from reviewlens.recipes import BOOK, Recipe, register
 from reviewlens.text import BagOfWords
 
 
+@dataclass
+class Fitted:
+    """A fitted stack of Dense layers over the vectors: what ``BagOfWordsFamily.fit`` returns."""
+
+    kernels: list[np.ndarray]  # the chosen model's weights, first layer first
+    biases: list[np.ndarray]
+    history: dict[str, list[float]]
+    best_epoch: int
+    val_probabilities: np.ndarray  # the chosen model's probability of positive on the validation split
+    architecture: dict[str, Any]  # models.bow.build's arguments for the saved model.keras
+    hyperparameters: dict[str, object] = field(default_factory=dict)  # what was chosen, for the metadata
+
+
 @dataclass(frozen=True)
 class BagOfWordsFamily(Family):
+    """Sparse n-gram vectors (``BagOfWords``), then Dense layers trained by ``fit``; runs predict with
+    ``dense.v1``. Subclasses change only ``fit`` (the linear family)."""
+
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
-        return _train(recipe, dataset, context)
+        return _train(self, recipe, dataset, context)
+
+    def fit(
+        self, recipe: Recipe, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, context: Context
+    ) -> Fitted:
+        """Fit with ``SparseMLP`` from Keras' default initialization; keep the best validation epoch."""
+        return _fit_mlp(recipe, x_train, y_train, x_val, y_val, context)
 
 
 BOW = register_family(
@@ -42,7 +64,7 @@ BOW = register_family(
 )
 
 
-def _train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
+def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     exporter = context.resources.enter_context(Exporter())  # starts importing TensorFlow now
     helper = context.resources.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
 
@@ -61,7 +83,7 @@ def _train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
 
     test_job = helper.submit(_read_and_vectorize, dataset.path, dataset.validation_fraction, "test",
                              vectorizer.get_config())  # fmt: skip
-    fitted = _fit(recipe, vectorizer, x_train, y_train, x_val, np.asarray(val_labels, np.float32), context)
+    fitted = family.fit(recipe, x_train, y_train, x_val, np.asarray(val_labels, np.float32), context)
     context.lap("fit_s")
 
     context.log("scoring the test split (once)")
@@ -69,7 +91,7 @@ def _train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     predictor = DensePredictor(vectorizer, fitted.kernels, fitted.biases)
 
     def write_model(directory: Path) -> None:
-        exporter.save(directory / MODEL_FILE, vectorizer, dict(recipe.model), fitted.kernels, fitted.biases)
+        exporter.save(directory / MODEL_FILE, vectorizer, fitted.architecture, fitted.kernels, fitted.biases)
         predictor.save(directory)
 
     return Trained(
@@ -81,7 +103,7 @@ def _train(recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         test_probabilities=predictor.predict_vectors(x_test)[:, 1],
         digests=(split_digest(train_texts, train_labels), split_digest(val_texts, val_labels), test_digest),
         train_size=len(train_texts),
-        hyperparameters={"vocabulary_size": len(vectorizer.vocabulary)},
+        hyperparameters={"vocabulary_size": len(vectorizer.vocabulary), **fitted.hyperparameters},
         preprocessor=vectorizer,
         write_model=write_model,
     )
@@ -99,22 +121,11 @@ def _snapshot(mlp: SparseMLP, val_probabilities: np.ndarray) -> tuple[list[np.nd
     return [k.copy() for k in mlp.kernels], [b.copy() for b in mlp.biases], val_probabilities
 
 
-@dataclass
-class _Fitted:
-    kernels: list[np.ndarray]  # the best epoch's weights, first layer first
-    biases: list[np.ndarray]
-    history: dict[str, list[float]]
-    best_epoch: int
-    val_probabilities: np.ndarray  # the best epoch's, on the validation split
-
-
-def _fit(
-    recipe: Recipe, vectorizer: BagOfWords, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray,
-    context: Context,
-) -> _Fitted:  # fmt: skip
-    """Fit with ``SparseMLP`` from Keras' default initialization; keep the best validation epoch."""
+def _fit_mlp(
+    recipe: Recipe, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, context: Context
+) -> Fitted:
     hidden = list(recipe.model.get("hidden", [16]))  # type: ignore[call-overload]
-    kernels, biases = initial_weights([len(vectorizer.vocabulary), *hidden, 1], context.seed)
+    kernels, biases = initial_weights([x_train.shape[1], *hidden, 1], context.seed)
     mlp = SparseMLP(
         kernels,
         biases,
@@ -136,7 +147,7 @@ def _fit(
         context.epoch_done(epoch, logs)
     assert best.kept is not None  # at least one epoch
     kernels, biases, val_probabilities = best.kept
-    return _Fitted(kernels, biases, history, best.epoch, val_probabilities)
+    return Fitted(kernels, biases, history, best.epoch, val_probabilities, dict(recipe.model))
 
 
 # -- Recipes ----------------------------------------------------------------------------------------
