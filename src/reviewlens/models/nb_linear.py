@@ -1,0 +1,108 @@
+"""Naive-Bayes-weighted linear models on binarized n-gram vectors, trained with Adam on sparse mini-batches.
+
+The naive-Bayes log-count ratio of feature j is ``r_j = log((p_j / |p|_1) / (q_j / |q|_1))`` with
+``p = alpha + (feature counts over positive reviews)`` and ``q`` the same over negative ones (Wang &
+Manning 2012). Both models score ``x @ kernel + bias`` with a kernel built from r:
+
+- NBSVM: ``kernel = r * w``, w learned with L2 weight decay; after training, Wang & Manning's
+  interpolation ``w' = (1 - beta) * mean|w| + beta * w`` (``interpolated``).
+- NBSVM++ (fast.ai's machine-learning course, lesson 5): ``kernel = r * (w + shift) * scale``, w
+  initialized uniformly in ±0.1: every feature starts at its naive-Bayes weight and learns a correction.
+
+Both are one Dense(1, sigmoid) layer over the multi-hot vector once trained, so a run predicts with
+``dense.v1`` and saves the same layer in ``model.keras``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.special import expit, log_expit
+
+
+def nb_ratios(x: sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """The naive-Bayes log-count ratio of every column of the binarized ``x`` (float32)."""
+    positive = np.asarray(y) == 1
+    p = alpha + np.asarray(x[positive].sum(axis=0)).ravel()
+    q = alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
+    return (np.log(p / p.sum()) - np.log(q / q.sum())).astype(np.float32)
+
+
+def logistic_loss(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy of labels ``y`` given the logits."""
+    return float(-np.mean(y * log_expit(logits) + (1 - y) * log_expit(-logits)))
+
+
+@dataclass
+class NBLinear:
+    """``x @ (r * scale * (w + shift)) + bias``, trained with Adam (Keras' update rule) and linear decay.
+
+    ``shift=0, scale=1, init=0`` is NBSVM's logistic regression on ``r * x``; ``shift=0.4, scale=0.1,
+    init=0.1`` is NBSVM++.
+    """
+
+    ratios: np.ndarray
+    shift: float = 0.0
+    scale: float = 1.0
+    init: float = 0.0  # w starts uniform in [-init, init]
+    learning_rate: float = 0.02
+    weight_decay: float = 1e-6
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        n = len(self.ratios)
+        self.w = self.rng.uniform(-self.init, self.init, n).astype(np.float32)
+        self.bias = 0.0
+        self._m, self._v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        self._mb = self._vb = 0.0
+        self._step = 0
+
+    def kernel(self, w: np.ndarray | None = None) -> np.ndarray:
+        return self.ratios * np.float32(self.scale) * ((self.w if w is None else w) + np.float32(self.shift))
+
+    def logits(self, x: sparse.csr_matrix, kernel: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(x @ (self.kernel() if kernel is None else kernel)).ravel() + self.bias
+
+    def fit_epochs(
+        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int
+    ) -> Iterator[tuple[float, float]]:
+        """Yield after each epoch the epoch's mean training loss and accuracy; the rate decays to 0 over all epochs."""
+        n = x.shape[0]
+        steps_per_epoch = -(-n // batch_size)
+        total = epochs * steps_per_epoch
+        y = np.asarray(y, np.float32)
+        b1, b2, eps = 0.9, 0.999, 1e-7
+        for _ in range(epochs):
+            order = self.rng.permutation(n)
+            xs, ys = x[order], y[order]  # one shuffle, then contiguous batches
+            losses, correct = 0.0, 0
+            for start in range(0, n, batch_size):
+                xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+                factor = self.ratios * np.float32(self.scale)
+                z = np.asarray(xb @ (factor * (self.w + np.float32(self.shift)))).ravel() + self.bias
+                losses += logistic_loss(z, yb) * len(yb)
+                correct += int(np.sum((z >= 0) == (yb == 1)))
+                g = (expit(z) - yb) / len(yb)
+                grad = np.asarray(xb.T @ g).ravel().astype(np.float32) * factor + np.float32(self.weight_decay) * self.w
+                self._step += 1
+                rate = self.learning_rate * (1.0 - (self._step - 1) / total)
+                correction = np.sqrt(1 - b2**self._step) / (1 - b1**self._step)
+                self._m *= b1
+                self._m += (1 - b1) * grad
+                self._v *= b2
+                self._v += (1 - b2) * grad * grad
+                self.w -= np.float32(rate * correction) * self._m / (np.sqrt(self._v) + np.float32(eps))
+                gb = float(g.sum())
+                self._mb = b1 * self._mb + (1 - b1) * gb
+                self._vb = b2 * self._vb + (1 - b2) * gb * gb
+                self.bias -= rate * correction * self._mb / (np.sqrt(self._vb) + eps)
+            yield losses / n, correct / n
+
+
+def interpolated(w: np.ndarray, beta: float) -> np.ndarray:
+    """Wang & Manning's ``(1 - beta) * mean|w| + beta * w``."""
+    return ((1.0 - beta) * np.mean(np.abs(w)) + beta * w).astype(np.float32)
