@@ -107,3 +107,35 @@ def test_linear_runs_explain_exactly_and_the_library_reads_their_punctuation(lin
     texts = ["Wonderful, superb film!", "Dull... boring?", "", "!"]
     scores = [r.score for r in library.get("imdb_sentiment").predict_batch([{"text": t} for t in texts])]
     np.testing.assert_allclose(scores, run.predict(texts), atol=1e-6)
+
+
+def test_the_choices_made_on_validation_are_refitted_on_train_and_validation(linear_run: Path, session_aclimdb: Path):
+    run = reviewlens.load(linear_run)
+    assert run.metadata.hyperparameters["refit"] == "train+validation"
+    val_texts, _ = Dataset(session_aclimdb).read("validation")
+    kept = read_predictions(linear_run)["val_probabilities"]  # the selection model's: it never saw validation
+    assert len(kept) == len(val_texts) and run.metadata.val_accuracy is not None
+    assert not np.allclose(run.predict(val_texts), kept, atol=1e-4)  # the final model did
+
+
+def _with_unlabeled(root: Path) -> Path:
+    from .conftest import write_aclimdb
+
+    base = write_aclimdb(root, {"train": 60, "test": 30}, bad_utf8=False)
+    rng = random.Random(5)
+    (base / "train" / "unsup").mkdir()
+    for i in range(50):
+        (base / "train" / "unsup" / f"{i}_0.txt").write_text(make_review(rng, i % 2), encoding="utf-8")
+    return base
+
+
+def test_self_training_learns_from_the_surest_unlabeled_reviews(tmp_path: Path, session_aclimdb: Path):
+    from reviewlens.errors import ReviewlensError
+    from reviewlens.training import train
+
+    result = train("nbsvm-plus-unlabeled", _with_unlabeled(tmp_path / "data"), tmp_path / "run", epochs=2)
+    assert result.metadata.hyperparameters["pseudo_labelled"] == 30  # the surest 60% of 50
+    assert result.metadata.test_accuracy >= 0.8
+    assert "semi-supervised" in result.metadata.recipe_config["tags"]
+    with pytest.raises(ReviewlensError, match="has none; pass an aclImdb directory with train/unsup"):
+        train("nbsvm-plus-unlabeled", session_aclimdb, tmp_path / "none", epochs=1)

@@ -28,6 +28,18 @@ from reviewlens.text import BagOfWords
 
 
 @dataclass
+class Vectors:
+    """What ``BagOfWordsFamily.fit`` learns from: the train and validation vectors and their source."""
+
+    x_train: Any  # CSR, one row per review, in a shuffled order
+    y_train: np.ndarray
+    x_val: Any
+    y_val: np.ndarray
+    vectorizer: BagOfWords
+    dataset: Dataset  # for families that read more of it (the unlabeled reviews)
+
+
+@dataclass
 class Fitted:
     """A fitted stack of Dense layers over the vectors: what ``BagOfWordsFamily.fit`` returns."""
 
@@ -48,11 +60,9 @@ class BagOfWordsFamily(Family):
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         return _train(self, recipe, dataset, context)
 
-    def fit(
-        self, recipe: Recipe, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, context: Context
-    ) -> Fitted:
+    def fit(self, recipe: Recipe, data: Vectors, context: Context) -> Fitted:
         """Fit with ``SparseMLP`` from Keras' default initialization; keep the best validation epoch."""
-        return _fit_mlp(recipe, x_train, y_train, x_val, y_val, context)
+        return _fit_mlp(recipe, data.x_train, data.y_train, data.x_val, data.y_val, context)
 
 
 BOW = register_family(
@@ -83,7 +93,8 @@ def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: 
 
     test_job = helper.submit(_read_and_vectorize, dataset.path, dataset.validation_fraction, "test",
                              vectorizer.get_config())  # fmt: skip
-    fitted = family.fit(recipe, x_train, y_train, x_val, np.asarray(val_labels, np.float32), context)
+    vectors = Vectors(x_train, y_train, x_val, np.asarray(val_labels, np.float32), vectorizer, dataset)
+    fitted = family.fit(recipe, vectors, context)
     context.lap("fit_s")
 
     context.log("scoring the test split (once)")
