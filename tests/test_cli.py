@@ -41,7 +41,7 @@ def test_recipes_lists_the_books_recipes_with_figures() -> None:
     assert recipes["bow-bigram"]["options"] == []
     assert {"max_length", "truncate", "stream", "bucket"} <= set(recipes["conv1d"]["options"])
     table = run("recipes").stdout
-    assert "bow-bigram (default)" in table and "89.7%" in table
+    assert "nbsvm-plus (default)" in table and "bow-bigram" in table and "89.7%" in table
     assert "bilstm-onehot (slow)" in table
 
 

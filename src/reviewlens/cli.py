@@ -112,14 +112,17 @@ def recipes(as_json: JsonOption = False) -> None:
 
 
 def _train(
-    recipe: str, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
+    recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.data import resolve
+    from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.training import configured
     from reviewlens.training import train as train_recipe
 
-    chosen = configured(recipe, **settings)  # an unknown recipe or a bad setting fails here, before any work
+    chosen = configured(
+        recipe or DEFAULT_RECIPE, **settings
+    )  # an unknown recipe or a bad setting fails here, before any work
     resolved = resolve(data)
     with _epoch_progress(not quiet, epochs or chosen.epochs) as on_epoch:
         return train_recipe(
@@ -173,8 +176,14 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
 @app.command()
 def train(
     recipe: Annotated[
-        str, typer.Option("--recipe", "-r", help="Recipe name (see `reviewlens recipes`).")
-    ] = "bow-bigram",
+        str | None,
+        typer.Option(
+            "--recipe",
+            "-r",
+            help="Recipe name (see `reviewlens recipes`) [default: the fastest accurate one].",
+            show_default=False,
+        ),
+    ] = None,
     data: DataOption = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs [default: the recipe's].")] = None,
     run_dir: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/RECIPE-TIME].")] = None,
