@@ -168,7 +168,7 @@ def write_run(run_dir: Path, trained: Trained, metadata: dict[str, Any], started
         plot_curves(trained.history, staging / CURVES_FILE, title=f"{metadata['recipe']} ({metadata['name']})")
         metadata["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         metadata["files"] = file_digests(staging)
-        validated = RunMetadata.model_validate(metadata)  # the schema every reader checks, checked on write too
+        validated = RunMetadata.from_dict(metadata)  # the schema every reader checks, checked on write too
         write_json(staging / METADATA_FILE, validated.to_json())
         if run_dir.exists():  # an empty directory the user made for us
             run_dir.rmdir()
