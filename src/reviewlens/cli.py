@@ -113,7 +113,7 @@ def recipes(as_json: JsonOption = False) -> None:
 
 def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
-    options: dict[str, Any] | None = None, **settings: Any,
+    options: dict[str, Any] | None = None, calibrate: bool = False, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.data import resolve
     from reviewlens.recipes import DEFAULT_RECIPE
@@ -134,6 +134,7 @@ def _train(
             log=(lambda message: None) if quiet else (lambda message: err.print(f"[dim]{message}[/dim]")),
             on_epoch=on_epoch,
             options=options,
+            calibrate=calibrate,
         )
 
 
@@ -234,6 +235,9 @@ def train(
         Backend | None,
         typer.Option("--backend", help="Sequence recipes: Keras backend for training (jax needs the jax extra)."),
     ] = None,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="Fit a temperature on validation so probabilities are calibrated.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train a recipe; write the model, metrics, history and curves to a run directory."""
@@ -247,7 +251,7 @@ def train(
     options = {name: value for name, value in chosen.items() if value is not None}
     result = _train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
-        batch_size=batch_size, learning_rate=learning_rate,
+        batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate,
     )  # fmt: skip
     metadata = result.metadata
     if as_json:

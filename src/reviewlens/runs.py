@@ -1,7 +1,7 @@
 """Run directories: the one schema of ``metadata.json``, the one loader, and ``Run``, what every consumer predicts with.
 
 A run directory holds ``metadata.json`` (``RunMetadata``: the recipe, data, metrics, the checksum of
-every file, the predictor kinds it can be loaded with, its labels and decision threshold), the files of
+every file, the predictor kinds it can be loaded with, its labels, decision threshold and calibration), the files of
 its predictors, ``vectorizer.json`` (its preprocessing), ``predictions.npz`` (the validation and test
 probabilities), ``history.json`` and ``curves.png``. ``read_metadata`` checks a run once where it loads.
 """
@@ -31,7 +31,7 @@ HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
 PREDICTIONS_FILE = "predictions.npz"
 #: The run format this version writes: 2 added ``format_version``, ``predictors``, ``labels``, ``threshold``,
-#: ``family``, ``vectorizer.json`` in every run and ``predictions.npz``. Format 1 runs still load.
+#: ``temperature``, ``family``, ``vectorizer.json`` and ``predictions.npz``. Format 1 runs still load.
 FORMAT_VERSION = 2
 
 Runtime = Literal["auto", "numpy", "keras"]
@@ -57,6 +57,8 @@ class RunMetadata(msgspec.Struct, kw_only=True):
     )
     #: The score at or above which it says positive.
     threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
+    #: Calibration: probabilities are softmax(log p / temperature) (``train --calibrate``).
+    temperature: Annotated[float, msgspec.Meta(gt=0.0)] = 1.0
     recipe_config: dict[str, Any] = msgspec.field(default_factory=dict)
     hyperparameters: dict[str, Any] = msgspec.field(default_factory=dict)
     data: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -170,6 +172,7 @@ class Run:
         self.predictor: Predictor = kind.load(
             self.run_dir, self.metadata, run_preprocessor(self.run_dir, self.metadata)
         )
+        self.predictor.temperature = self.metadata.temperature
 
     @property
     def name(self) -> str:

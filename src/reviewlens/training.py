@@ -20,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from reviewlens.calibration import fit_temperature, scale
 from reviewlens.data import Dataset, Resolved, fingerprint, resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, metrics, plot_curves
+from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import BestEpoch, Context, Trained, get_family
 from reviewlens.families.base import EpochCallback, Log, _quiet
+from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import save_preprocessor
 from reviewlens.recipes import Recipe, get_recipe
 from reviewlens.runs import (
@@ -77,17 +79,24 @@ def train(
     options: dict[str, Any] | None = None,
     batch_size: int | None = None,
     learning_rate: float | None = None,
+    calibrate: bool = False,
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
     ``data`` is a path, a ``Dataset`` or ``None`` (resolved as the CLI does). Model selection sees
     the validation split only; the test split is scored once, after training. ``options`` are per-run
     settings the recipe's family honours (the sequence families' ``max_length``, ``truncate``...);
-    ``batch_size`` and ``learning_rate`` replace the recipe's for this run.
+    ``batch_size`` and ``learning_rate`` replace the recipe's for this run. ``calibrate`` fits a
+    temperature on the validation predictions (``reviewlens.calibration``) that the run then applies.
     """
     recipe = configured(recipe, batch_size, learning_rate)
     if epochs is not None and epochs < 1:
         raise ReviewlensError(f"--epochs {epochs} must be at least 1")
+    run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
+    family = get_family(recipe.family)
+    parsed = family.options.parse(options or {}, recipe)
     if isinstance(data, Resolved):
         resolved = data
     elif isinstance(data, Dataset):
@@ -95,17 +104,14 @@ def train(
     else:
         resolved = resolve(data)
     dataset = resolved.dataset
-    run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
-
-    family = get_family(recipe.family)
-    parsed = family.options.parse(options or {}, recipe)
     context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed)
     started = time.perf_counter()
     with context.resources:
         log(resolved.describe())
         trained = family.train(recipe, dataset, context)
+        temperature = 1.0
+        if calibrate:
+            temperature = _calibrate(trained, log)
         val_metrics = metrics(trained.val_probabilities, trained.val_labels, DEFAULT_THRESHOLD)
         test_metrics = metrics(trained.test_probabilities, trained.test_labels, DEFAULT_THRESHOLD)
         context.lap("evaluate_s")
@@ -118,6 +124,7 @@ def train(
             "predictors": list(family.predictors),
             "labels": list(BINARY_LABELS),
             "threshold": DEFAULT_THRESHOLD,
+            "temperature": temperature,
             "recipe_config": recipe.to_dict(),
             "hyperparameters": {
                 "epochs": context.epochs,
@@ -148,6 +155,25 @@ def train(
         log(f"writing {run_dir}")
         written = write_run(run_dir, trained, metadata, started)
     return TrainResult(run_dir, written)
+
+
+def _calibrate(trained: Trained, log: Log) -> float:
+    """Fit a temperature on the validation predictions and apply it to them and to the test ones."""
+    before = expected_calibration_error(trained.val_probabilities, trained.val_labels)
+    temperature = fit_temperature(trained.val_probabilities, trained.val_labels)
+    for split in ("val_probabilities", "test_probabilities"):
+        calibrated = scale(binary_columns(getattr(trained, split)), temperature)[:, 1]
+        setattr(trained, split, calibrated)
+    after = expected_calibration_error(trained.val_probabilities, trained.val_labels)
+    log(f"calibrated on validation: temperature {temperature:.3f}, calibration error {before:.4f} -> {after:.4f}")
+    trained.hyperparameters["calibration"] = {
+        "method": "temperature scaling",
+        "fitted_on": "validation",
+        "temperature": round(temperature, 6),
+        "validation_ece_before": round(before, 6),
+        "validation_ece_after": round(after, 6),
+    }
+    return temperature
 
 
 def write_run(run_dir: Path, trained: Trained, metadata: dict[str, Any], started: float) -> RunMetadata:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 
+from reviewlens.calibration import scale
 from reviewlens.explain import Explanation, occlusion
 from reviewlens.preprocessing import Preprocessor
 from reviewlens.registry import Registry
@@ -31,7 +32,8 @@ class Predictor(ABC):
 
     Subclasses set ``kind``, ``runtime`` (``"numpy"``: no TensorFlow) and ``files`` (what ``load`` reads
     besides the metadata), and write ``predict_vectors``, ``save`` and ``load``. ``explain`` is occlusion
-    unless the kind can do better.
+    unless the kind can do better. ``temperature`` is the run's calibration (``reviewlens.calibration``):
+    the public methods return calibrated probabilities, ``predict_vectors`` the model's own.
     """
 
     kind: ClassVar[str]
@@ -41,6 +43,11 @@ class Predictor(ABC):
     def __init__(self, preprocessor: Preprocessor, labels: Sequence[str]):
         self.preprocessor = preprocessor
         self.labels = tuple(labels)
+        self.temperature = 1.0
+
+    def calibrated(self, probabilities: np.ndarray) -> np.ndarray:
+        """The model's probabilities with the run's temperature applied."""
+        return scale(probabilities, self.temperature)
 
     @abstractmethod
     def predict_vectors(self, x: Any) -> np.ndarray:
@@ -50,13 +57,13 @@ class Predictor(ABC):
         """Probabilities of each label (columns in ``labels`` order) for each text, float32."""
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return self.predict_vectors(self.preprocessor.transform(texts))
+        return self.calibrated(self.predict_vectors(self.preprocessor.transform(texts)))
 
     def predict_proba_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """``predict_proba`` for texts already turned into token ids by ``preprocessor.token_ids``."""
         if len(rows) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return self.predict_vectors(self.preprocessor.transform_ids(rows))
+        return self.calibrated(self.predict_vectors(self.preprocessor.transform_ids(rows)))
 
     def explain(self, text: str, top: int | None = None) -> Explanation:
         """The text's score and the words that moved it most (by occlusion: each word removed in turn)."""

@@ -62,7 +62,7 @@ class KerasPredictor(Predictor):
         batch = tf.reshape(tf.constant(list(texts), dtype=tf.string), (-1, 1))
         with self._lock:
             outputs = self.model.predict(batch, batch_size=1024, verbose=0)
-        return self._columns(outputs)
+        return self.calibrated(self._columns(outputs))
 
     def predict_vectors(self, x: Any) -> np.ndarray:
         if sparse.issparse(x):
