@@ -17,6 +17,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import decide, metrics
 from reviewlens.predictors import PREDICTORS
 from reviewlens.runs import METADATA_FILE, PREDICTIONS_FILE, Run, file_digests, read_predictions
+from reviewlens.training import train
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +25,27 @@ def runs(trained_run: Path, sequence_run: Path) -> list[Path]:
     return [trained_run, sequence_run]
 
 
+@pytest.fixture(scope="module")
+def ensembles(
+    trained_run: Path, sequence_run: Path, session_aclimdb: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
+    """An ensemble of NumPy members (ensemble.v1 and ensemble-keras.v1) and one with a sequence member."""
+    root = tmp_path_factory.mktemp("ensembles")
+    twin = root / "twin"
+    shutil.copytree(trained_run, twin)
+    made = []
+    for name, members in (("numpy", (trained_run, twin)), ("mixed", (trained_run, sequence_run))):
+        train("ensemble", session_aclimdb, root / name, options={"members": members})
+        made.append(root / name)
+    return made
+
+
 @pytest.mark.parametrize("kind", sorted(PREDICTORS))
 def test_each_kind_loads_and_predicts_what_the_trained_model_did(
-    kind: str, runs: list[Path], session_aclimdb: Path
+    kind: str, runs: list[Path], ensembles: list[Path], session_aclimdb: Path
 ) -> None:
     cls = PREDICTORS[kind]
-    carrying = [run for run in runs if kind in reviewlens.runs.read_metadata(run).predictors]
+    carrying = [run for run in runs + ensembles if kind in reviewlens.runs.read_metadata(run).predictors]
     assert carrying, f"no test run carries the predictor kind {kind}"
     texts, labels = Dataset(session_aclimdb).read("test")
     for run_dir in carrying:

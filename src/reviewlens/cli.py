@@ -115,7 +115,6 @@ def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, **settings: Any,
 ) -> Any:  # fmt: skip
-    from reviewlens.data import resolve
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.training import configured
     from reviewlens.training import train as train_recipe
@@ -123,11 +122,10 @@ def _train(
     chosen = configured(
         recipe or DEFAULT_RECIPE, **settings
     )  # an unknown recipe or a bad setting fails here, before any work
-    resolved = resolve(data)
     with _epoch_progress(not quiet, epochs or chosen.epochs) as on_epoch:
         return train_recipe(
             chosen,
-            resolved,
+            data,
             run_dir,
             epochs=epochs,
             seed=seed,
@@ -235,6 +233,14 @@ def train(
         Backend | None,
         typer.Option("--backend", help="Sequence recipes: Keras backend for training (jax needs the jax extra)."),
     ] = None,
+    members: Annotated[
+        str | None,
+        typer.Option(
+            "--members",
+            help="ensemble: the runs to combine, comma-separated run directories trained on the same data.",
+            metavar="RUN,RUN,...",
+        ),
+    ] = None,
     calibrate: Annotated[
         bool, typer.Option("--calibrate", help="Fit a temperature on validation so probabilities are calibrated.")
     ] = False,
@@ -245,6 +251,7 @@ def train(
         "max_length": max_length, "truncate": truncate and truncate.value, "early_stopping": early_stopping,
         "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
         "stream": stream or None, "bucket": bucket, "backend": backend and backend.value,
+        "members": members and tuple(Path(part.strip()) for part in members.split(",") if part.strip()),
     }  # fmt: skip
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)

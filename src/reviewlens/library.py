@@ -105,8 +105,9 @@ class Classifier(modelkit.Model[list[int], float]):
 
 
 def preprocessor_of(run_dir: Path) -> Preprocessor:
-    """The run's preprocessing; a format 1 sequence run kept it in model.keras only, which its predictor reads."""
-    return run_preprocessor(run_dir, read_metadata(run_dir)) or Run(run_dir, runtime="keras").predictor.preprocessor
+    """The run's preprocessing; where the run keeps none of its own (a format 1 sequence run keeps it in model.keras,
+    an ensemble has its first member's), its predictor's."""
+    return run_preprocessor(run_dir, read_metadata(run_dir)) or Run(run_dir).predictor.preprocessor
 
 
 class Review(pydantic.BaseModel):
@@ -119,7 +120,7 @@ class Sentiment(pydantic.BaseModel):
 
 
 class SentimentClassifier(modelkit.Model[Review, Sentiment]):
-    """A review's sentiment: tokenizer, then vectorizer, then the run's classifier."""
+    """A review's sentiment: tokenizer, then vectorizer, then the run's classifier (an ensemble takes the text)."""
 
     CONFIGURATIONS = {  # noqa: RUF012 - modelkit declares it as a plain dict
         "imdb_sentiment": {
@@ -140,8 +141,11 @@ class SentimentClassifier(modelkit.Model[Review, Sentiment]):
             self.cache = RunKeyedCache(self.cache, self.classifier.run_id)
 
     def _predict_batch(self, items: list[Review]) -> list[dict[str, Any]]:  # type: ignore[override]
-        tokens = self.tokenizer.predict_batch([item.text for item in items])
-        scores = self.classifier.predict_batch(self.vectorizer.predict_batch(tokens))
+        texts = [item.text for item in items]
+        if self.classifier.run.predictor.accepts_ids:
+            scores = self.classifier.predict_batch(self.vectorizer.predict_batch(self.tokenizer.predict_batch(texts)))
+        else:  # an ensemble: each member tokenizes its own way, so the texts go to it whole
+            scores = [float(score) for score in self.classifier.run.predict(texts)]
         return [{"label": self.classifier.run.label(score), "score": score} for score in scores]
 
 

@@ -102,7 +102,7 @@ def train(
     elif isinstance(data, Dataset):
         resolved = Resolved(data, "argument")
     else:
-        resolved = resolve(data)
+        resolved = resolve(data if data is not None else family.default_data(parsed))
     dataset = resolved.dataset
     context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed)
     started = time.perf_counter()
@@ -121,7 +121,7 @@ def train(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "recipe": recipe.name,
             "family": family.name,
-            "predictors": list(family.predictors),
+            "predictors": list(trained.predictors or family.predictors),
             "labels": list(BINARY_LABELS),
             "threshold": DEFAULT_THRESHOLD,
             "temperature": temperature,
@@ -182,7 +182,8 @@ def write_run(run_dir: Path, trained: Trained, metadata: dict[str, Any], started
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.partial-", dir=run_dir.parent))
     try:
         trained.write_model(staging)
-        save_preprocessor(trained.preprocessor, staging)
+        if trained.preprocessor is not None:
+            save_preprocessor(trained.preprocessor, staging)
         np.savez(
             staging / PREDICTIONS_FILE,
             val_labels=np.asarray(trained.val_labels, np.int8),

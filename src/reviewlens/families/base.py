@@ -103,8 +103,9 @@ class Trained:
     digests: tuple[bytes, ...]  # split_digest of train, validation and test
     train_size: int
     hyperparameters: dict[str, object]  # family-specific, added to the recipe's
-    preprocessor: Preprocessor  # saved as the run's vectorizer.json
+    preprocessor: Preprocessor | None  # saved as the run's vectorizer.json; None where the model has its own
     write_model: Callable[[Path], None]  # writes the files of the family's predictors into a directory
+    predictors: tuple[str, ...] | None = None  # the kinds this run carries, where not the family's
 
 
 class BestEpoch(Generic[T]):
@@ -141,3 +142,7 @@ class Family(ABC):
     @abstractmethod
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         """Fit ``recipe`` on the dataset's train split, choosing the epoch on validation; score test once."""
+
+    def default_data(self, options: Options) -> Path | None:
+        """The data a run of these options trains on when none is given (``None``: the usual resolution)."""
+        return None

@@ -39,6 +39,8 @@ class Predictor(ABC):
     kind: ClassVar[str]
     runtime: ClassVar[Runtime]
     files: ClassVar[tuple[str, ...]]
+    #: Whether ``predict_proba_ids`` works: the model library's tokenizer -> vectorizer -> classifier chain.
+    accepts_ids: ClassVar[bool] = True
 
     def __init__(self, preprocessor: Preprocessor, labels: Sequence[str]):
         self.preprocessor = preprocessor
@@ -98,4 +100,4 @@ def register_predictor(cls: P) -> P:
     return cls
 
 
-from reviewlens.predictors import dense, keras_model  # noqa: E402, F401 - registers the built-in kinds
+from reviewlens.predictors import dense, ensemble, keras_model  # noqa: E402, F401 - registers the built-in kinds
