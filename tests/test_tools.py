@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +15,9 @@ import pytest
 from reviewlens.errors import ReviewlensError
 
 from .conftest import make_review, write_csv, write_jsonl
+from .test_cli import run
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "COLUMNS": "200", **(env or {})}
-    environment.pop("REVIEWLENS_DATA", None)
-    return subprocess.run(
-        [sys.executable, "-m", "reviewlens.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=300,
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], *names: str) -> None:

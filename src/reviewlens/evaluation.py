@@ -19,6 +19,19 @@ def decide(scores: float | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> 
     return scores >= threshold
 
 
+def _checked(
+    probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of positive (float64) and labels (int64), as flat arrays of the same, non-zero length."""
+    p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if len(p) != len(y):
+        raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
+    if len(y) == 0:
+        raise ValueError("no examples to measure")
+    return p, y
+
+
 def metrics(
     probabilities: Sequence[float] | np.ndarray,
     labels: Sequence[int] | np.ndarray,
@@ -28,12 +41,7 @@ def metrics(
 
     The confusion matrix is ``[[true negatives, false positives], [false negatives, true positives]]``.
     """
-    p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if len(p) != len(y):
-        raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
-    if len(y) == 0:
-        raise ValueError("no examples to measure")
+    p, y = _checked(probabilities, labels)
     predicted = decide(p, threshold).astype(np.int64)
     clipped = np.clip(p, _EPSILON, 1 - _EPSILON)
     loss = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
@@ -103,12 +111,7 @@ def calibration_bins(
     confidences in ``[i / bins, (i + 1) / bins)``, the last one also 1. Empty bins have confidence
     and accuracy 0 and count 0.
     """
-    p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if len(p) != len(y):
-        raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
-    if len(y) == 0:
-        raise ValueError("no examples to measure")
+    p, y = _checked(probabilities, labels)
     if bins < 1:
         raise ValueError(f"bins must be at least 1, not {bins}")
     predicted = decide(p, threshold).astype(np.int64)

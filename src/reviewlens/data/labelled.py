@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from reviewlens.data.sources import _TEXT_LABELS
+from reviewlens.data.sources import _TEXT_LABELS, jsonl_records
 from reviewlens.errors import ReviewlensError
 
 TSV_SUFFIXES = (".tsv",)
@@ -45,7 +44,8 @@ def labelled_file(path: str | os.PathLike[str]) -> bool:
             header = next(csv.reader(handle), [])
         return SPLIT_FIELD not in {column.strip().lower() for column in header}
     if name.endswith(JSONL_SUFFIXES):
-        return all(not str(record.get(SPLIT_FIELD) or "").strip() for _, record in _jsonl_records(path))
+        records = jsonl_records(path, errors="replace")
+        return all(not str(record.get(SPLIT_FIELD) or "").strip() for _, record in records)
     return False
 
 
@@ -65,7 +65,8 @@ def read_labelled(path: str | os.PathLike[str]) -> tuple[list[str], list[int]]:
     elif name.endswith(CSV_SUFFIXES):
         rows = _csv_rows(path)
     elif name.endswith(JSONL_SUFFIXES):
-        rows = ((number, record.get("text"), record.get("label")) for number, record in _jsonl_records(path))
+        records = jsonl_records(path, errors="replace")
+        rows = ((number, record.get("text"), record.get("label")) for number, record in records)
     else:
         raise ReviewlensError(f"{path} is not a .tsv, .csv or .jsonl; pass labelled reviews in one of those")
     texts: list[str] = []
@@ -119,17 +120,3 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, object, object]]:
                 yield reader.line_num, record.get(text_field), record.get(label_field)
         except csv.Error as error:
             raise ReviewlensError(f"{path} line {reader.line_num} is not valid CSV ({error})") from None
-
-
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ReviewlensError(f"{path} line {number} is not JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise ReviewlensError(f"{path} line {number} is not a JSON object with text and label")
-            yield number, record

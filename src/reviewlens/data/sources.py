@@ -234,17 +234,22 @@ class JsonlSource(_RecordSource):
     text_field, label_field = "text", "label"
 
     def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
-        with open(self.path, encoding="utf-8", errors="surrogateescape") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ReviewlensError(f"{self.path} line {number} is not JSON ({error.msg})") from None
-                if not isinstance(record, dict):
-                    raise ReviewlensError(f"{self.path} line {number} is not a JSON object with text and label")
-                yield number, record
+        return jsonl_records(self.path, errors="surrogateescape")
+
+
+def jsonl_records(path: Path, errors: str) -> Iterator[tuple[int, dict[str, object]]]:
+    """Each non-blank line of a JSON lines file as (line number, object); ``errors`` as for ``open``."""
+    with open(path, encoding="utf-8", errors=errors) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ReviewlensError(f"{path} line {number} is not JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise ReviewlensError(f"{path} line {number} is not a JSON object with text and label")
+            yield number, record
 
 
 def open_source(path: Path, decode: DecodeReport) -> Source:
