@@ -26,6 +26,11 @@ def _on_vectors_and_ids(layer: keras.layers.Layer) -> tuple[Any, list[np.ndarray
     return keras.Model([vectors, ids], layer([vectors, ids])), [VECTORS, IDS]
 
 
+def _on_counts(layer: keras.layers.Layer) -> tuple[Any, list[np.ndarray]]:
+    counts = keras.Input((5,))
+    return keras.Model(counts, layer(counts)), [np.abs(IDS).astype("float32")]  # the all-zero row stays zeros
+
+
 def _after_masked_embedding(layer: keras.layers.Layer) -> tuple[Any, list[np.ndarray]]:
     ids = keras.Input((None,), dtype="int32")
     return keras.Model(ids, layer(keras.layers.Embedding(8, 4, mask_zero=True)(ids))), [IDS]
@@ -35,6 +40,7 @@ def _after_masked_embedding(layer: keras.layers.Layer) -> tuple[Any, list[np.nda
 EXAMPLES: dict[str, Callable[[], tuple[Any, list[np.ndarray]]]] = {
     "FitLength": lambda: _on_ids(layers.FitLength(4, truncate="head", padding="head")),
     "OneHot": lambda: _on_ids(layers.OneHot(8)),
+    "RowMean": lambda: _on_counts(layers.RowMean()),
     "SumOverTime": lambda: _after_masked_embedding(layers.SumOverTime()),
     "MaxOverTime": lambda: _after_masked_embedding(layers.MaxOverTime()),
     "ZeroPadding": lambda: _on_vectors_and_ids(layers.ZeroPadding()),

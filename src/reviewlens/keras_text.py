@@ -1,7 +1,8 @@
 """The Keras side of ``reviewlens.text``: the registered standardization and TextVectorization layers.
 
-Importing this module imports TensorFlow. Import it (``import reviewlens`` is not enough on its own,
-``reviewlens.load`` does it for you) before ``keras.saving.load_model`` on a reviewlens model.
+Importing this module imports TensorFlow and registers the custom layers (``reviewlens.models.layers``).
+Import it (``import reviewlens`` is not enough on its own, ``reviewlens.load`` does it for you) before
+``keras.saving.load_model`` on a reviewlens model.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from reviewlens.models.layers import RowMean  # also registers the recipes' other custom layers
 from reviewlens.sequences import SequenceVectorizer
 from reviewlens.text import PUNCTUATION, SPACE_LIKE, BagOfWords
 
@@ -42,7 +44,8 @@ STANDARDIZE = {"lower_and_strip_punctuation": standardize, "lower_and_split_punc
 
 
 def text_vectorization(vectorizer: BagOfWords, name: str = "text_vectorization") -> keras.layers.TextVectorization:
-    """A TextVectorization layer with ``vectorizer``'s vocabulary: the same vectors from raw strings."""
+    """A TextVectorization layer with ``vectorizer``'s vocabulary: the same vectors from raw strings
+    (for ``mean``, the counts: ``bag_of_words_layers`` adds the division)."""
     if not vectorizer.vocabulary:
         raise ValueError("the vectorizer has no vocabulary yet")
     kwargs: dict[str, object] = {}
@@ -55,11 +58,20 @@ def text_vectorization(vectorizer: BagOfWords, name: str = "text_vectorization")
         standardize=STANDARDIZE[vectorizer.standardize],
         split="whitespace",
         ngrams=vectorizer.ngrams if vectorizer.ngrams > 1 else None,
-        output_mode=vectorizer.output_mode,
+        output_mode="count" if vectorizer.output_mode == "mean" else vectorizer.output_mode,
         vocabulary=vectorizer.vocabulary[1:],
         name=name,
         **kwargs,
     )
+
+
+def bag_of_words_layers(vectorizer: BagOfWords) -> list[keras.layers.Layer]:
+    """Layers from raw strings to ``vectorizer``'s vectors: TextVectorization, then for ``mean`` the
+    division of each row by its total (``RowMean``)."""
+    layers: list[keras.layers.Layer] = [text_vectorization(vectorizer)]
+    if vectorizer.output_mode == "mean":
+        layers.append(RowMean(name="row_mean"))
+    return layers
 
 
 def int_vectorization(vectorizer: SequenceVectorizer) -> list[keras.layers.Layer]:

@@ -29,8 +29,8 @@ from scipy import sparse
 if TYPE_CHECKING:
     import keras
 
-OutputMode = Literal["multi_hot", "count", "tf_idf"]
-OUTPUT_MODES: tuple[str, ...] = ("multi_hot", "count", "tf_idf")
+OutputMode = Literal["multi_hot", "count", "tf_idf", "mean"]
+OUTPUT_MODES: tuple[str, ...] = ("multi_hot", "count", "tf_idf", "mean")
 
 OOV_TOKEN = "[UNK]"
 #: Texts vectorized at a time: small enough for the working arrays to stay in cache (2x faster
@@ -321,7 +321,8 @@ class _NgramTables:
 
 @dataclass
 class BagOfWords:
-    """A TextVectorization(output_mode=multi_hot|count|tf_idf) equivalent, fitted in one pass.
+    """A TextVectorization(output_mode=multi_hot|count|tf_idf) equivalent, fitted in one pass; ``mean``
+    is ``count`` divided by the row's total (Keras: TextVectorization(count) then ``layers.RowMean``).
 
     Parameters
     ----------
@@ -330,7 +331,9 @@ class BagOfWords:
     ngrams:
         Largest n-gram; 2 gives unigrams and bigrams, as ``TextVectorization(ngrams=2)``.
     output_mode:
-        ``multi_hot`` (1 where a term occurs), ``count``, or ``tf_idf`` (count times IDF).
+        ``multi_hot`` (1 where a term occurs), ``count``, ``tf_idf`` (count times IDF), or ``mean``: the
+        counts divided by the text's number of terms (the out-of-vocabulary column included), so each
+        nonempty row sums to 1 and a model's first layer averages its terms' weights (fastText).
     standardize:
         ``lower_and_strip_punctuation`` (TextVectorization's default) or ``lower_and_split_punctuation``.
     """
@@ -465,9 +468,9 @@ class BagOfWords:
 
     def keras_layers(self) -> list[keras.layers.Layer]:
         """The Keras layers that give the same vectors from raw strings (imports TensorFlow)."""
-        from reviewlens.keras_text import text_vectorization
+        from reviewlens.keras_text import bag_of_words_layers
 
-        return [text_vectorization(self)]
+        return bag_of_words_layers(self)
 
     def _fitted_tables(self) -> _NgramTables:
         if self._tables is None:
@@ -480,6 +483,10 @@ class BagOfWords:
         elif self.output_mode == "tf_idf":
             assert self.idf_weights is not None
             matrix.data *= self.idf_weights[matrix.indices]
+        elif self.output_mode == "mean":  # counts are whole numbers: their totals are exact (an empty row has none)
+            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+            totals = np.bincount(rows, weights=matrix.data, minlength=matrix.shape[0]).astype(np.float32)
+            matrix.data /= totals[rows]
         return matrix
 
     def _set_vocabulary(self, vocabulary: list[str]) -> None:

@@ -48,7 +48,7 @@ class Fitted:
     history: dict[str, list[float]]
     best_epoch: int
     val_probabilities: np.ndarray  # the chosen model's probability of positive on the validation split
-    architecture: dict[str, Any]  # models.bow.build's arguments for the saved model.keras
+    architecture: dict[str, Any]  # models.bow.build's arguments for model.keras; "activation" is dense.v1's too
     hyperparameters: dict[str, object] = field(default_factory=dict)  # what was chosen, for the metadata
 
 
@@ -99,7 +99,8 @@ def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: 
 
     context.log("scoring the test split (once)")
     x_test, test_labels, test_digest = test_job.result()
-    predictor = DensePredictor(vectorizer, fitted.kernels, fitted.biases)
+    activations = [str(fitted.architecture.get("activation", "relu"))] * (len(fitted.kernels) - 1)
+    predictor = DensePredictor(vectorizer, fitted.kernels, fitted.biases, activations=activations)
 
     def write_model(directory: Path) -> None:
         exporter.save(directory / MODEL_FILE, vectorizer, fitted.architecture, fitted.kernels, fitted.biases)

@@ -7,15 +7,18 @@ from collections.abc import Sequence
 import keras
 
 
-def build(input_dim: int, hidden: Sequence[int] = (16,), dropout: float | None = 0.5) -> keras.Model:
-    """Dense(h, relu) for each h in ``hidden`` (Dropout after the last one), then Dense(1, sigmoid).
+def build(
+    input_dim: int, hidden: Sequence[int] = (16,), dropout: float | None = 0.5, activation: str = "relu"
+) -> keras.Model:
+    """Dense(h, activation) for each h in ``hidden`` (Dropout after the last one), then Dense(1, sigmoid).
 
-    The input is one vector per review (TextVectorization's output in the exported model).
+    The input is one vector per review (TextVectorization's output in the exported model). ``activation``
+    is ``relu`` (the book's) or ``linear`` (fastText's averaged embeddings).
     """
     inputs = keras.Input(shape=(input_dim,), name="vector")
     x = inputs
     for i, units in enumerate(hidden):
-        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)

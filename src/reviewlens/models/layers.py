@@ -45,6 +45,16 @@ class FitLength(keras.layers.Layer):
 
 
 @_register
+class RowMean(keras.layers.Layer):
+    """Each row divided by its sum; a row of zeros stays zeros. After TextVectorization(count) it gives the
+    text's average bag of terms (``BagOfWords(output_mode="mean")``)."""
+
+    def call(self, counts: object) -> object:
+        totals = ops.sum(counts, axis=-1, keepdims=True)
+        return counts / ops.where(totals > 0, totals, ops.ones_like(totals))
+
+
+@_register
 class OneHot(keras.layers.Layer):
     """Token ids to one-hot vectors (the book's ``tf.one_hot`` as a layer that saves safely)."""
 

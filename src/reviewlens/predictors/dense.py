@@ -1,8 +1,9 @@
 """``dense.v1``: a bag-of-words vector through a stack of Dense layers, in NumPy (no TensorFlow).
 
-The bag-of-words recipes' shape: Dense(relu) layers, then a Dense output (one unit and a sigmoid for
-two labels, else a softmax). It predicts what the run's ``model.keras`` predicts (the tests compare
-them on whole splits) at a fraction of the start-up time and memory, and its explanations are exact.
+The bag-of-words recipes' shape: hidden Dense layers (relu, or linear as fastText's averaged embeddings),
+then a Dense output (one unit and a sigmoid for two labels, else a softmax). It predicts what the run's
+``model.keras`` predicts (the tests compare them on whole splits) at a fraction of the start-up time and
+memory, and its explanations are exact.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata
 
 WEIGHTS_FILE = "weights.npz"
+#: A hidden layer's activation, by the name Keras gives it. Runs saved before activations were stored are relu.
+ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "linear": lambda z: z}
 
 
 @register_predictor
@@ -42,12 +45,17 @@ class DensePredictor(Predictor):
         kernels: Sequence[np.ndarray],
         biases: Sequence[np.ndarray],
         labels: Sequence[str] = ("negative", "positive"),
+        activations: Sequence[str] | None = None,
     ):
         if len(kernels) != len(biases) or not kernels:
             raise ValueError("one bias per kernel, and at least one layer")
+        activations = ["relu"] * (len(kernels) - 1) if activations is None else list(activations)
+        if len(activations) != len(kernels) - 1 or set(activations) - set(ACTIVATIONS):
+            raise ValueError(f"one activation of {tuple(ACTIVATIONS)} per hidden layer, not {activations}")
         super().__init__(preprocessor, labels)
         self.kernels = [np.ascontiguousarray(k, dtype=np.float32) for k in kernels]
         self.biases = [np.asarray(b, dtype=np.float32) for b in biases]
+        self.activations = activations  # of the hidden layers, first first
         outputs = self.kernels[-1].shape[1]
         if outputs != (1 if len(self.labels) == 2 else len(self.labels)):
             raise ValueError(f"an output layer of {outputs} units for the labels {self.labels}")
@@ -57,8 +65,8 @@ class DensePredictor(Predictor):
 
     def _logits(self, hidden: np.ndarray) -> np.ndarray:
         """The output layer's logits given the first layer's pre-activations (one row per input)."""
-        for kernel, bias in zip(self.kernels[1:], self.biases[1:], strict=True):
-            hidden = np.maximum(hidden, 0.0) @ kernel + bias
+        for activation, kernel, bias in zip(self.activations, self.kernels[1:], self.biases[1:], strict=True):
+            hidden = ACTIVATIONS[activation](hidden) @ kernel + bias
         return hidden
 
     def _probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -70,15 +78,22 @@ class DensePredictor(Predictor):
         """Each present vocabulary term's exact leave-one-out contribution to the probability of positive.
 
         Removing term j from the vector x changes the first layer's pre-activation ``z = x W + b`` to
-        ``z - x_j W[j]``: one matrix product covers every term. The out-of-vocabulary column is not a
+        ``z - x_j W[j]``: one matrix product covers every term. For a ``mean`` vector (the counts over
+        their total t, so x sums to t = 1) the rest is also divided again: ``(x W - x_j W[j]) / (t - x_j)``,
+        the average of the other terms (zeros if there are none). The out-of-vocabulary column is not a
         term and is left out of the list (its effect stays in the score).
         """
         x = self.preprocessor.transform([text])
         kernel, bias = self.kernels[0], self.biases[0]
-        hidden = np.asarray(x @ kernel) + bias  # (1, units)
+        summed = np.asarray(x @ kernel)  # (1, units)
         keep = x.indices != 0
         columns, values = x.indices[keep], x.data[keep]
-        without = hidden - values[:, None] * kernel[columns]  # (terms, units): each row lacks one term
+        without = summed - values[:, None] * kernel[columns]  # (terms, units): each row lacks one term
+        if self.preprocessor.output_mode == "mean":
+            rest = x.data.sum(dtype=np.float64) - values.astype(np.float64)  # each row's share left
+            scale = np.divide(1.0, rest, out=np.zeros_like(rest), where=rest > 1e-6)  # nothing left: zeros
+            without = without * scale[:, None]
+        hidden, without = summed + bias, without + bias
         positive = self._probabilities(self._logits(np.vstack([hidden, without]).astype(np.float32)))[:, -1]
         positive = positive.astype(np.float64)
         terms = [self.preprocessor.vocabulary[column] for column in columns]
@@ -87,6 +102,7 @@ class DensePredictor(Predictor):
     def save(self, directory: Path) -> None:
         arrays = {f"kernel_{i}": k for i, k in enumerate(self.kernels)}
         arrays |= {f"bias_{i}": b for i, b in enumerate(self.biases)}
+        arrays["activations"] = np.array(self.activations, dtype=np.str_)  # no pickle needed to read it back
         np.savez(directory / WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
 
     @classmethod
@@ -99,6 +115,7 @@ class DensePredictor(Predictor):
                 layers = len([name for name in weights.files if name.startswith("kernel_")])
                 kernels = [weights[f"kernel_{i}"] for i in range(layers)]
                 biases = [weights[f"bias_{i}"] for i in range(layers)]
-            return cls(preprocessor, kernels, biases, metadata.labels)
+                activations = [str(a) for a in weights["activations"]] if "activations" in weights.files else None
+            return cls(preprocessor, kernels, biases, metadata.labels, activations)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise ReviewlensError(f"{path} cannot be read ({error}); train the model again") from None

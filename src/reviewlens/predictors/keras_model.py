@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.keras"
 PREDICT_BATCH = 256
-#: The layers of a saved model that turn strings into the core model's input.
-_PREPROCESSING_LAYERS = ("TextVectorization", "FitLength")
+#: The layers of a saved model that turn strings into the core model's input: a sequence run's, then others'.
+_SEQUENCE_LAYERS = ("TextVectorization", "FitLength")
+_PREPROCESSING_LAYERS = (*_SEQUENCE_LAYERS, "RowMean")
 
 
 def load_keras_model(path: Path) -> Any:
@@ -98,7 +99,7 @@ class KerasPredictor(Predictor):
 def _sequences_of(model: Any, metadata: RunMetadata) -> SequenceVectorizer:
     """A sequence run's preprocessing read back from its saved layers (runs before format 2 kept it there only)."""
     by_type = {type(layer).__name__: layer for layer in model.layers}
-    if set(_PREPROCESSING_LAYERS) - set(by_type):
+    if set(_SEQUENCE_LAYERS) - set(by_type):
         raise ReviewlensError(f"run {metadata.name!r} has no vectorizer.json; train the model again")
     fit = by_type["FitLength"]
     words = [str(word) for word in by_type["TextVectorization"].get_vocabulary()[2:]]  # after padding and OOV
