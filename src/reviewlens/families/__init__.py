@@ -27,4 +27,4 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-from reviewlens.families import bow, ensemble, linear, sequence  # noqa: E402, F401 - registers the built-in families
+from reviewlens.families import bow, ensemble, fasttext, linear, sequence  # noqa: E402, F401 - registers the families
