@@ -20,6 +20,8 @@ import reviewlens
 from reviewlens.data import Dataset, sample_path
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import metrics
+from reviewlens.families import get_family
+from reviewlens.families.sequence import SequenceFamily
 from reviewlens.keras_text import int_vectorization, standardize
 from reviewlens.predictors.keras_model import MODEL_FILE, load_keras_model
 from reviewlens.recipes import RECIPES, Recipe, get_recipe
@@ -28,7 +30,7 @@ from reviewlens.training import train
 
 from .conftest import NEUTRAL, TRAP, make_review, write_aclimdb
 
-SEQUENCE_RECIPES = [name for name, recipe in RECIPES.items() if recipe.family != "bow"]
+SEQUENCE_RECIPES = [name for name, recipe in RECIPES.items() if isinstance(get_family(recipe.family), SequenceFamily)]
 PADDING_INVARIANT = {
     "sum-embedding", "bilstm-masked", "bilstm-pretrained", "conv1d", "transformer", "transformer-posemb"
 }  # fmt: skip
