@@ -63,6 +63,17 @@ def test_calibrated_run_stores_and_applies_its_temperature(session_aclimdb: Path
     for runtime in ("numpy", "keras"):
         scores = reviewlens.load(calibrated.run_dir, runtime=runtime).predict(TEXTS)  # type: ignore[arg-type]
         np.testing.assert_allclose(scores, expit(logits(raw) / temperature), atol=1e-5)
+    # Explanations are of the calibrated score: each term's effect is the plain model's, calibrated.
+    plain_explanation = reviewlens.load(plain.run_dir).explain(TEXTS[0])
+    without = {t.term: plain_explanation.score - t.contribution for t in plain_explanation.terms}
+    for runtime in ("numpy", "keras"):
+        run = reviewlens.load(calibrated.run_dir, runtime=runtime)  # type: ignore[arg-type]
+        explanation = run.explain(TEXTS[0])
+        assert explanation.score == pytest.approx(float(run.predict(TEXTS[:1])[0]), abs=1e-5)
+        if runtime == "numpy":  # exact, over the same vocabulary terms
+            for term in explanation.terms:
+                expected = explanation.score - expit(logits(without[term.term]) / temperature)
+                assert term.contribution == pytest.approx(float(expected), abs=1e-4)
     # The same model, so the same decisions; the run's test predictions are its calibrated scores.
     assert calibrated.metadata.test_accuracy == plain.metadata.test_accuracy
     texts, _ = Dataset(session_aclimdb).read("test")

@@ -94,7 +94,8 @@ class DensePredictor(Predictor):
             scale = np.divide(1.0, rest, out=np.zeros_like(rest), where=rest > 1e-6)  # nothing left: zeros
             without = without * scale[:, None]
         hidden, without = summed + bias, without + bias
-        positive = self._probabilities(self._logits(np.vstack([hidden, without]).astype(np.float32)))[:, -1]
+        logits = self._logits(np.vstack([hidden, without]).astype(np.float32))
+        positive = self.calibrated(self._probabilities(logits))[:, -1]
         positive = positive.astype(np.float64)
         terms = [self.preprocessor.vocabulary[column] for column in columns]
         return ranked(float(np.float32(positive[0])), terms, positive[0] - positive[1:], top, "exact")
