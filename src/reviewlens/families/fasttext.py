@@ -29,7 +29,7 @@ Candidate = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]  # kernels, bi
 @dataclass(frozen=True)
 class FastTextFamily(BagOfWordsFamily):
     def fit(self, recipe: Recipe, data: Vectors, context: Context) -> Fitted:
-        """SGD epochs of ``models.fasttext.FastText``; the epoch with the best validation accuracy is kept
+        """Adam epochs of ``models.fasttext.FastText``; the epoch with the best validation accuracy is kept
         (``BestEpoch``). ``refit`` applies that choice to a model fitted on train + validation."""
         config: dict[str, Any] = dict(recipe.model)
         dim = int(config.get("dim", 10))
