@@ -136,3 +136,12 @@ def test_bad_members_get_one_line_and_exit_2(
         lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_members_may_be_given_as_strings_from_python(
+    linear_run: Path, trained_run: Path, session_aclimdb: Path, tmp_path: Path
+) -> None:
+    result = train(
+        "ensemble", session_aclimdb, tmp_path / "e", options={"members": [str(linear_run), str(trained_run)]}
+    )
+    assert [m["recipe"] for m in result.metadata.hyperparameters["members"]] == ["nbsvm", "bow-bigram"]

@@ -37,6 +37,7 @@ class EnsembleOptions(Options):
     def __post_init__(self) -> None:
         if not self.members:
             raise ReviewlensError("the ensemble recipe combines trained runs: pass --members RUN,RUN[,...]")
+        object.__setattr__(self, "members", tuple(Path(member) for member in self.members))  # str from Python
         if len(self.members) < 2:
             raise ReviewlensError("--members needs at least two run directories, separated by commas")
         resolved = [member.resolve() for member in self.members]
