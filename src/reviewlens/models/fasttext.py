@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 from scipy.special import expit
 
-from reviewlens.models.nb_linear import logistic_loss
+from reviewlens.models.nb_linear import logistic_loss, shuffled_batches
 
 
 @dataclass
@@ -58,11 +58,8 @@ class FastText:
         y = np.asarray(y, np.float32)
         (m, v), (m_out, v_out) = self._moments, self._output_moments
         for _ in range(epochs):
-            order = self.rng.permutation(n)
-            xs, ys = x[order], y[order]  # one shuffle, then contiguous batches
             losses, correct = 0.0, 0
-            for start in range(0, n, batch_size):
-                xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+            for xb, yb in shuffled_batches(x, y, batch_size, self.rng):
                 # The batch's columns only: its terms renumbered 0..k-1, their embedding rows gathered.
                 terms, local = np.unique(xb.indices, return_inverse=True)
                 xl = sparse.csr_matrix((xb.data, local.ravel(), xb.indptr), shape=(len(yb), len(terms)))

@@ -23,6 +23,16 @@ from scipy import sparse
 from scipy.special import expit, log_expit
 
 
+def shuffled_batches(
+    x: sparse.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[sparse.csr_matrix, np.ndarray]]:
+    """One epoch's mini-batches: the rows shuffled once, then cut into contiguous batches."""
+    order = rng.permutation(x.shape[0])
+    xs, ys = x[order], y[order]
+    for start in range(0, x.shape[0], batch_size):
+        yield xs[start : start + batch_size], ys[start : start + batch_size]
+
+
 def nb_ratios(x: sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """The naive-Bayes log-count ratio of every column of the binarized ``x`` (float32)."""
     positive = np.asarray(y) == 1
@@ -77,11 +87,8 @@ class NBLinear:
         y = np.asarray(y, np.float32)
         b1, b2, eps = 0.9, 0.999, 1e-7
         for _ in range(epochs):
-            order = self.rng.permutation(n)
-            xs, ys = x[order], y[order]  # one shuffle, then contiguous batches
             losses, correct = 0.0, 0
-            for start in range(0, n, batch_size):
-                xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+            for xb, yb in shuffled_batches(x, y, batch_size, self.rng):
                 factor = self.ratios * np.float32(self.scale)
                 z = np.asarray(xb @ (factor * (self.w + np.float32(self.shift)))).ravel() + self.bias
                 losses += logistic_loss(z, yb) * len(yb)
