@@ -147,6 +147,11 @@ class Schedule(StrEnum):
     plateau = "plateau"
 
 
+class SplitChoice(StrEnum):
+    standard = "standard"
+    published = "published"
+
+
 class Backend(StrEnum):
     tensorflow = "tensorflow"
     jax = "jax"
@@ -194,7 +199,10 @@ def train(
         float | None, typer.Option("--learning-rate", min=0.0, help="Optimizer step size [default: the recipe's].")
     ] = None,
     max_length: Annotated[
-        int | None, typer.Option("--max-length", min=1, help="Sequence recipes: tokens kept per review.")
+        int | None,
+        typer.Option(
+            "--max-length", min=1, help="Sequence and character recipes: tokens (characters) kept per review."
+        ),
     ] = None,
     truncate: Annotated[
         Side | None, typer.Option("--truncate", help="Sequence recipes: cut long reviews at the head or the tail.")
@@ -244,6 +252,21 @@ def train(
     calibrate: Annotated[
         bool, typer.Option("--calibrate", help="Fit a temperature on validation so probabilities are calibrated.")
     ] = False,
+    log_patterns: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-patterns",
+            help="Character recipes: write the patterns, value and gradient logs and checkpoints to this folder.",
+            metavar="DIR",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Character recipes: continue from the latest checkpoint in --log-patterns.")
+    ] = False,
+    split: Annotated[
+        SplitChoice | None,
+        typer.Option("--split", help="Character recipes: aclImdb's train/test (standard) or the package's 70/15/15."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a recipe; write the model, metrics, history and curves to a run directory."""
@@ -252,6 +275,7 @@ def train(
         "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
         "stream": stream or None, "bucket": bucket, "backend": backend and backend.value,
         "members": members and tuple(Path(part.strip()) for part in members.split(",") if part.strip()),
+        "log_patterns": log_patterns, "resume": resume or None, "split": split and split.value,
     }  # fmt: skip
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)

@@ -1,10 +1,10 @@
 """Preprocessing, the one protocol every text-to-input step follows, and how a run stores its step.
 
-Word bags (``reviewlens.text.BagOfWords``) and word-id sequences (``reviewlens.sequences.SequenceVectorizer``)
-are peers: each is fitted with ``fit``, applied with ``transform`` (texts) or ``transform_ids`` (texts
-already tokenized to ids, the model library's path), saved with ``get_config`` and rebuilt with
-``from_config``, and gives the Keras layers that do the same from raw strings. A run keeps its step in
-``vectorizer.json``, tagged with the step's ``kind``.
+Word bags (``reviewlens.text.BagOfWords``), word-id sequences (``reviewlens.sequences.SequenceVectorizer``) and
+character ids (``reviewlens.characters.CharacterEncoder``) are peers: each is fitted with ``fit``, applied with
+``transform`` (texts) or ``transform_ids`` (texts already tokenized to ids, the model library's path), saved
+with ``get_config`` and rebuilt with ``from_config``, and gives the Keras layers that do the same from raw
+strings. A run keeps its step in ``vectorizer.json``, tagged with the step's ``kind``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
+from reviewlens.characters import CharacterEncoder
 from reviewlens.errors import ReviewlensError
 from reviewlens.registry import Registry
 from reviewlens.sequences import SequenceVectorizer
@@ -63,7 +64,7 @@ class Preprocessor(Protocol):
 
 
 PREPROCESSORS: Registry[type[Preprocessor]] = Registry("preprocessor kind")
-for _kind in (BagOfWords, SequenceVectorizer):
+for _kind in (BagOfWords, SequenceVectorizer, CharacterEncoder):
     PREPROCESSORS.register(_kind.kind, _kind)
 
 

@@ -27,7 +27,7 @@ MODEL_FILE = "model.keras"
 PREDICT_BATCH = 256
 #: The layers of a saved model that turn strings into the core model's input: a sequence run's, then others'.
 _SEQUENCE_LAYERS = ("TextVectorization", "FitLength")
-_PREPROCESSING_LAYERS = (*_SEQUENCE_LAYERS, "RowMean")
+_PREPROCESSING_LAYERS = (*_SEQUENCE_LAYERS, "RowMean", "CharacterIds")
 
 
 def load_keras_model(path: Path) -> Any:
@@ -35,6 +35,7 @@ def load_keras_model(path: Path) -> Any:
     import keras
 
     import reviewlens.keras_text
+    import reviewlens.models.characters
     import reviewlens.models.layers  # noqa: F401 - registers the recipes' custom layers
 
     try:
