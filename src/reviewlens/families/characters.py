@@ -29,7 +29,7 @@ from reviewlens.characters import CharacterEncoder
 from reviewlens.data import Dataset, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
-from reviewlens.predictors.keras_model import MODEL_FILE, KerasPredictor
+from reviewlens.predictors.keras_model import MODEL_FILE, KerasPredictor, save_text_model
 from reviewlens.recipes import Recipe, register
 
 SPLITS = ("standard", "published")
@@ -412,17 +412,12 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
 
 def export(path: Path, config: dict[str, Any], weights: list[np.ndarray], encoder: CharacterEncoder) -> None:
     """Save the end-to-end model: raw strings in, the trained model's probability out."""
-    import keras
 
     from reviewlens.models import characters as models
 
     core = models.build(num_chars=encoder.num_chars, length=encoder.length, alphabet=encoder.alphabet, **config)
     core.set_weights(weights)
-    text = keras.Input(shape=(1,), dtype="string", name="text")
-    x = text
-    for layer in encoder.keras_layers():
-        x = layer(x)
-    keras.Model(text, core(x), name=f"{core.name}_text").save(path)
+    save_text_model(path, core, encoder)
 
 
 # -- recipes ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import numpy as np
 from reviewlens.data import Dataset, Example, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, get_family, register_family
-from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor
+from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
 from reviewlens.recipes import BOOK, Recipe, register
 from reviewlens.sequences import SIDES, SequenceVectorizer
 
@@ -424,18 +424,13 @@ def export(
     path: Path, family: str, model_config: dict[str, Any], weights: list[np.ndarray], vectorizer: dict[str, Any]
 ) -> None:
     """Save the end-to-end model: raw strings in, the trained model's probability out."""
-    import keras
 
     sequences = SequenceVectorizer.from_config(vectorizer)
     builder = get_family(family)
     assert isinstance(builder, SequenceFamily)
     core = builder.build(sequences, model_config)
     core.set_weights(weights)
-    text = keras.Input(shape=(1,), dtype="string", name="text")
-    x = text
-    for layer in sequences.keras_layers():
-        x = layer(x)
-    keras.Model(text, core(x), name=f"{core.name}_text").save(path)
+    save_text_model(path, core, sequences)
 
 
 # -- Recipes: token ids cut and padded to a fixed length ---------------------------------------------

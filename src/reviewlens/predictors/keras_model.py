@@ -44,6 +44,17 @@ def load_keras_model(path: Path) -> Any:
         raise ReviewlensError(f"{path} cannot be loaded ({error}); train the model again") from None
 
 
+def save_text_model(path: Path, core: Any, preprocessor: Preprocessor) -> None:
+    """Save ``core`` behind the preprocessor's Keras layers as one model.keras: raw strings in, its output out."""
+    import keras
+
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    x = text
+    for layer in preprocessor.keras_layers():
+        x = layer(x)
+    keras.Model(text, core(x), name=f"{core.name}_text").save(path)
+
+
 @register_predictor
 class KerasPredictor(Predictor):
     kind = "keras.v1"
