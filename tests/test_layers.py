@@ -9,8 +9,11 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+import reviewlens.models.characters as characters
 import reviewlens.models.layers as layers
+import reviewlens.models.tokenization as tokenization
 
 IDS = np.array([[3, 5, 2, 0, 0], [1, 4, 4, 6, 2], [0, 0, 0, 0, 0]], "int32")  # one all-padding row
 VECTORS = np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32")
@@ -37,6 +40,11 @@ def _after_masked_embedding(layer: keras.layers.Layer) -> tuple[Any, list[np.nda
 
 
 #: One small model around each registered layer. A layer registered without an entry here fails the test below.
+def _on_strings(layer: keras.layers.Layer) -> tuple[Any, list[np.ndarray]]:
+    text = keras.Input((1,), dtype="string")
+    return keras.Model(text, layer(text)), [tf.constant([["A cab!"], [""], ["cab<br />xyz abcabc"]])]
+
+
 EXAMPLES: dict[str, Callable[[], tuple[Any, list[np.ndarray]]]] = {
     "FitLength": lambda: _on_ids(layers.FitLength(4, truncate="head", padding="head")),
     "OneHot": lambda: _on_ids(layers.OneHot(8)),
@@ -47,6 +55,13 @@ EXAMPLES: dict[str, Callable[[], tuple[Any, list[np.ndarray]]]] = {
     "MaxOverTokens": lambda: _on_vectors_and_ids(layers.MaxOverTokens()),
     "PositionalEmbedding": lambda: _on_ids(layers.PositionalEmbedding(5, 8, 4)),
     "TransformerEncoder": lambda: _after_masked_embedding(layers.TransformerEncoder(4, 6, 2)),
+    # The tokenization layer's: patterns over 7 character ids (7 is a blank), as a map and counted.
+    "TokenizationLayer": lambda: _on_ids(
+        tokenization.TokenizationLayer(4, tokenization.PatternsInitializerGaussian(seed=1), 2, num_chars=7)
+    ),
+    "EmbeddingLayer": lambda: _on_counts(tokenization.EmbeddingLayer(3)),
+    "Log1p": lambda: _on_counts(characters.Log1p()),
+    "CharacterIds": lambda: _on_strings(tokenization.CharacterIds("abc <UNK>", 6, drop_unknown=False)),
 }
 
 
