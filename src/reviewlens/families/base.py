@@ -122,6 +122,15 @@ class BestEpoch(Generic[T]):
         self.epoch = 0
         self.kept: T | None = None
 
+    @property
+    def key(self) -> tuple[float, float]:
+        """The best epoch's (validation accuracy, -validation loss): what a checkpoint saves to resume the rule."""
+        return self._best
+
+    def restore(self, epoch: int, key: tuple[float, float], kept: T | None) -> None:
+        """Continue from a checkpoint: the best so far was ``epoch`` with ``key``, its snapshot ``kept``."""
+        self._best, self.epoch, self.kept = key, epoch, kept
+
     def offer(self, epoch: int, logs: Mapping[str, float], snapshot: Callable[[], T]) -> bool:
         key = (float(logs["val_accuracy"]), -float(logs["val_loss"]))
         if key <= self._best:

@@ -345,7 +345,7 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
     steps = math.ceil(len(x_train) / recipe.batch_size)
     every = max(steps // 5, 1)
     best = BestEpoch[list[np.ndarray]]()
-    best.epoch, best._best, best.kept = state.best_epoch, state.best_key, best_weights
+    best.restore(state.best_epoch, state.best_key, best_weights)
     assert state.history is not None
     for epoch in range(state.epoch, context.epochs):
         order = np.random.default_rng([context.seed, epoch]).permutation(len(x_train))
@@ -372,7 +372,7 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
         for key, value in epoch_logs.items():
             state.history[key].append(value)
         best.offer(epoch + 1, epoch_logs, model.get_weights)
-        state.epoch, state.step, state.best_epoch, state.best_key = epoch + 1, 0, best.epoch, best._best
+        state.epoch, state.step, state.best_epoch, state.best_key = epoch + 1, 0, best.epoch, best.key
         if log_dir is not None:
             _save_checkpoint(log_dir, model, optimizer, state, best.kept)
         context.epoch_done(epoch + 1, epoch_logs)
