@@ -45,6 +45,23 @@ def test_recipes_lists_the_books_recipes_with_figures() -> None:
     assert "bilstm-onehot (slow)" in table
 
 
+def test_recipe_names_are_never_cut_in_a_pipe() -> None:
+    # A pipe has no terminal width: rich falls back to 80 columns, and the names must still come out whole.
+    environment = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    table = subprocess.run(
+        [sys.executable, "-m", "reviewlens.cli", "recipes"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    ).stdout
+    assert max(map(len, table.splitlines())) <= 80
+    first_cells = {line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")}
+    names = {recipe["name"] for recipe in json.loads(run("recipes", "--json").stdout)}
+    assert names <= {cell.split(" (")[0] for cell in first_cells}
+    assert "transformer-posemb" in names
+
+
 def test_train_json_prints_only_the_metadata_on_stdout(session_aclimdb: Path, tmp_path: Path) -> None:
     result = run("train", "--recipe", "bow-unigram", "--data", str(session_aclimdb), "--epochs", "2",
                  "--out", str(tmp_path / "run"), "--json")  # fmt: skip
@@ -72,6 +89,25 @@ def test_predict_reads_one_review_per_line_from_stdin_as_json(trained_run: Path)
     assert [a["text"] for a in answers] == ["superb brilliant", "", "awful dull"]
     assert answers[0]["label"] == "positive" and answers[2]["label"] == "negative"
     assert all(0.0 <= a["score"] <= 1.0 for a in answers)
+
+
+def test_predict_reads_files_as_datasets_are_read(trained_run: Path, tmp_path: Path) -> None:
+    # Undecodable bytes (stdin, a file, an argument), a byte-order mark and CRLF line ends: scored, not a traceback.
+    raw = b"\xef\xbb\xbfgood film\r\n\xff\xfe bad\r\nsuperb \xed\xa0\x80 cast\n"
+    (tmp_path / "reviews.txt").write_bytes(raw)
+    command = [sys.executable, "-m", "reviewlens.cli", "predict", str(trained_run), "--json"]
+    outputs = [
+        subprocess.run([*command, "--file", "-"], input=raw, capture_output=True, timeout=300),
+        subprocess.run([*command, "--file", str(tmp_path / "reviews.txt")], capture_output=True, timeout=300),
+        subprocess.run([*command.copy(), *raw.split(b"\n")[:3]], capture_output=True, timeout=300),
+    ]
+    for result in outputs:
+        assert result.returncode == 0, result.stderr.decode()
+    answers = [json.loads(result.stdout) for result in outputs[:2]]
+    assert answers[0] == answers[1]
+    assert [a["text"] for a in answers[0]] == ["good film", "\ufffd\ufffd bad", "superb \ufffd\ufffd\ufffd cast"]
+    from_arguments = json.loads(outputs[2].stdout)
+    assert [a["score"] for a in from_arguments][1:] == [a["score"] for a in answers[0]][1:]
 
 
 def test_evaluate_reports_accuracy_auc_and_confusion(trained_run: Path, session_aclimdb: Path) -> None:

@@ -100,12 +100,16 @@ def recipes(as_json: JsonOption = False) -> None:
         )
         return
     table = Table(title="reviewlens recipes")
-    for column in ("recipe", "model", "source", "source's test accuracy"):
-        table.add_column(column)
-    for recipe in RECIPES.values():
-        name = (
-            recipe.name + (" (default)" if recipe.name == DEFAULT_RECIPE else "") + (" (slow)" if recipe.slow else "")
-        )
+    # A name is what the user types next: never cut, however narrow the terminal or pipe (80 columns); the
+    # other columns fold instead.
+    names = [
+        recipe.name + (" (default)" if recipe.name == DEFAULT_RECIPE else "") + (" (slow)" if recipe.slow else "")
+        for recipe in RECIPES.values()
+    ]
+    table.add_column("recipe", no_wrap=True, min_width=max(map(len, names)))
+    for column in ("model", "source", "source's test accuracy"):
+        table.add_column(column, overflow="fold")
+    for name, recipe in zip(names, RECIPES.values(), strict=True):
         expected = f"{recipe.expected_accuracy:.1%}" if recipe.expected_accuracy else "-"
         table.add_row(name, recipe.summary, recipe.source, expected)
     out.print(table)
@@ -356,10 +360,11 @@ def evaluate(
 
 
 def _read_reviews(file: Path) -> list[str]:
+    """One review per line of ``file`` (``-``: stdin), decoded as UTF-8 the way datasets are: a byte-order mark
+    dropped, bytes that are not UTF-8 replaced by U+FFFD."""
     try:
-        if str(file) == "-":
-            return sys.stdin.read().splitlines()
-        return file.read_text(encoding="utf-8", errors="replace").splitlines()
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        return raw.decode("utf-8-sig", errors="replace").splitlines()
     except FileNotFoundError:
         raise ReviewlensError(
             f"{file} does not exist; pass a text file with one review per line, or - for stdin"
@@ -377,8 +382,11 @@ def predict(
 ) -> None:
     """Say how positive each review is: `90.86% positive`."""
     from reviewlens import load
+    from reviewlens.text import valid_text
 
-    reviews = list(texts or []) + (_read_reviews(file) if file is not None else [])
+    # Arguments carry bytes that were not UTF-8 as lone surrogates: read them as a file's would be, once,
+    # so that --json echoes the text that was scored.
+    reviews = [valid_text(text) for text in texts or []] + (_read_reviews(file) if file is not None else [])
     if not reviews:
         raise ReviewlensError("no reviews to score; pass them as arguments or with --file PATH (- for stdin)")
     run = load(run_dir)

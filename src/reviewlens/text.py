@@ -47,6 +47,32 @@ SPACE_LIKE = (
 PUNCTUATION = string.punctuation
 
 _NON_ASCII_SPACE = re.compile("[" + "".join(c for c in SPACE_LIKE if ord(c) > 127) + "]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` as valid Unicode, what every model reads: bytes that were not UTF-8 and reached Python as lone
+    surrogates (``surrogateescape``: command-line arguments, stdin) become U+FFFD each, as reading the same
+    bytes from a file with replacement gives; any other lone surrogate becomes U+FFFD too. Valid text is
+    returned as is, at the cost of one check."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return valid_text(text).encode("utf-8")
 
 
 def _byte_table() -> bytes:
@@ -68,7 +94,7 @@ def _standardized_bytes(text: str) -> bytes:
     # lowercasing and punctuation deletion are exactly the character-level operations.
     if not text.isascii():
         text = _NON_ASCII_SPACE.sub(" ", text)
-    return text.encode("utf-8").translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
+    return _utf8(text).translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
 
 
 _LINE_BREAK = re.compile(rb"<br */?>")  # after lowercasing; every other space-like character is a space by then
@@ -87,7 +113,7 @@ def _spaced_bytes(text: str) -> bytes:
     # Lowercased and spaced as above, punctuation kept, <br /> removed: split by _split_punctuation.
     if not text.isascii():
         text = _NON_ASCII_SPACE.sub(" ", text)
-    return _LINE_BREAK.sub(b" ", text.encode("utf-8").translate(_BYTE_TABLE))
+    return _LINE_BREAK.sub(b" ", _utf8(text).translate(_BYTE_TABLE))
 
 
 Standardization = Literal["lower_and_strip_punctuation", "lower_and_split_punctuation"]

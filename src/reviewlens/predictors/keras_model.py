@@ -19,6 +19,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.predictors import Predictor, binary_columns, register_predictor
 from reviewlens.preprocessing import Preprocessor
 from reviewlens.sequences import SequenceVectorizer
+from reviewlens.text import valid_text
 
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata
@@ -72,7 +73,7 @@ class KerasPredictor(Predictor):
             return np.zeros((0, len(self.labels)), np.float32)
         import tensorflow as tf
 
-        batch = tf.reshape(tf.constant(list(texts), dtype=tf.string), (-1, 1))
+        batch = tf.reshape(tf.constant([valid_text(text) for text in texts], dtype=tf.string), (-1, 1))
         with self._lock:
             outputs = self.model.predict(batch, batch_size=1024, verbose=0)
         return self.calibrated(self._columns(outputs))
