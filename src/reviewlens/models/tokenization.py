@@ -100,18 +100,25 @@ def tokenize_dense(one_hot: tf.Tensor, patterns: tf.Tensor) -> tf.Tensor:
 
     @tf.custom_gradient
     def tokenize(x: tf.Tensor, w: tf.Tensor) -> Any:
+        # A text shorter than a pattern has no window: it is padded to one and the window dropped, since
+        # TensorFlow's convolution of a shorter input is undefined (garbage shapes since 2.21).
+        length, pattern_len = tf.shape(x)[2], tf.shape(w)[1]
+        windows = tf.maximum(length - pattern_len + 1, 0)
+
+        def convolve(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:  # (batch, 1, T', n)
+            full = tf.pad(x, [[0, 0], [0, 0], [0, tf.maximum(pattern_len - length, 0)], [0, 0]])
+            return tf.nn.convolution(full, w)[:, :, :windows]
+
         discrete = discretise(w)
-        convolution = tf.nn.convolution(x, discrete)  # (batch, 1, T', n)
         sums = tf.reduce_sum(discrete, axis=[0, 1, 2])
-        matches = tf.cast(convolution[:, 0] == sums, x.dtype)  # (batch, T', n)
-        out = _pad_map(tf.transpose(matches, [0, 2, 1]), tf.shape(x)[2])
+        matches = tf.cast(convolve(x, discrete)[:, 0] == sums, x.dtype)  # (batch, T', n)
+        out = _pad_map(tf.transpose(matches, [0, 2, 1]), length)
 
         def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            kept = tf.shape(upstream)[2] - tf.shape(w)[1] + 1
-            upstream = tf.transpose(upstream[:, :, :kept], [0, 3, 2, 1])  # (batch, 1, T', n)
+            upstream = tf.transpose(upstream[:, :, :windows], [0, 3, 2, 1])  # (batch, 1, T', n)
             with tf.GradientTape() as tape:
                 tape.watch([x, w])
-                z = tf.nn.convolution(x, w) * upstream
+                z = convolve(x, w) * upstream
             dx, dw = tape.gradient(z, [x, w])
             return dx, dw * straight_through_scale(w)
 
