@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
+import os
 import random
 import threading
 from collections.abc import Iterator
@@ -11,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from reviewlens.data import Dataset, describe, download, resolve, sample_path
+from reviewlens.data import MAX_REVIEW_BYTES, Dataset, describe, download, resolve, sample_path
 from reviewlens.data.download import ACLIMDB_FILENAME
 from reviewlens.errors import ReviewlensError
 
 from .conftest import write_aclimdb, write_archive, write_csv, write_jsonl
+from .test_cli import run as run_cli
 
 
 def test_directory_splits_are_the_books(aclimdb: Path) -> None:
@@ -48,14 +51,14 @@ def test_archive_reads_the_same_reviews_as_the_directory(aclimdb: Path, tmp_path
         assert sorted((e.id, e.text, e.label) for e in from_dir.examples(split)) == sorted(
             (e.id, e.text, e.label) for e in from_tar.examples(split)
         )
-    assert from_tar.decode_report.ids == ["train/pos/999_9.txt"]
+    assert from_tar.read_report.undecodable == ["train/pos/999_9.txt"]
 
 
 def test_undecodable_file_is_read_with_replacement_and_reported(aclimdb: Path) -> None:
     dataset = Dataset(aclimdb)
     texts = {e.id: e.text for e in dataset.examples("train")} | {e.id: e.text for e in dataset.examples("validation")}
     assert "\ufffd" in texts["train/pos/999_9.txt"]
-    assert dataset.decode_report.ids == ["train/pos/999_9.txt"]
+    assert dataset.read_report.undecodable == ["train/pos/999_9.txt"]
 
 
 def test_csv_like_the_50k_imdb_dataset(tmp_path: Path) -> None:
@@ -200,3 +203,77 @@ def test_reading_several_splits_in_one_pass_equals_reading_each(aclimdb: Path, t
     together = archive.read_splits("train", "validation", "test")
     for split in ("train", "validation", "test"):
         assert together[split] == archive.read(split) == Dataset(aclimdb).read(split)
+
+
+# -- files as spreadsheets, scrapers and file systems make them -----------------------------------------------
+
+
+def test_a_spreadsheet_csv_with_a_bom_crlf_and_spaced_header_reads(tmp_path: Path) -> None:
+    rows = "".join(
+        f'"{"great" if i % 2 else "bad"} film,\r\nline two {i}",{"positive" if i % 2 else "negative"}\r\n'
+        for i in range(100)
+    )
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f" Review ,SENTIMENT\r\n{rows}".encode())  # what spreadsheets write
+    dataset = Dataset(path)
+    assert dataset.counts()["test"] == {0: 10, 1: 10}
+    texts = [e.text for split in ("train", "validation", "test") for e in dataset.examples(split)]
+    assert len(texts) == 100 and all(t.endswith(tuple(f"line two {i}" for i in range(100))) for t in texts)
+    assert all(("great" in e.text) == (e.label == 1) for e in dataset.examples("train"))
+
+
+def test_a_tsv_is_read_by_tabs(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.tsv"
+    path.write_text("review\tsentiment\n" + "".join(f"a film, {i}\t{i % 2}\n" for i in range(50)), encoding="utf-8")
+    dataset = Dataset(path)
+    assert sum(sum(c.values()) for c in dataset.counts().values()) == 50
+    assert {e.text for e in dataset.examples("test")} <= {f"a film, {i}" for i in range(50)}
+
+
+def test_files_that_are_not_reviews_are_skipped_and_named(aclimdb: Path) -> None:
+    folder = aclimdb / "train" / "pos"
+    os.mkfifo(folder / "fifo_1.txt")  # opening it would wait for a writer for ever
+    (folder / "dangling_1.txt").symlink_to(folder / "gone.txt")
+    (folder / "loop_1.txt").symlink_to(folder / "loop_1.txt")
+    (folder / "folder_1.txt").mkdir()
+    dataset = Dataset(aclimdb)
+    read: list[int] = []
+    reader = threading.Thread(target=lambda: read.append(len(dataset.read("train")[0])), daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert read == [sum(dataset.counts()["train"].values())], "reading the train split hung or failed"
+    assert dataset.read_report.skipped == {
+        "train/pos/dangling_1.txt": "a link to nothing",
+        "train/pos/fifo_1.txt": "a FIFO",
+        "train/pos/folder_1.txt": "a directory",
+        "train/pos/loop_1.txt": "a link loop",
+    }
+    assert any("skipped 4 files" in line for line in dataset.read_report.warnings())
+
+
+def test_an_overlong_review_is_cut_at_a_character_boundary(tmp_path: Path) -> None:
+    long = "é" * 700 + " the end"  # 1,408 bytes; 1,000 falls inside no character, 999 would
+    base = write_aclimdb(tmp_path, bad_utf8=False)
+    (base / "train" / "pos" / "777_9.txt").write_text(long, encoding="utf-8")
+    records = [{"text": long if i == 0 else f"review {i}", "label": i % 2, "split": "train" if i < 30 else "test"}
+               for i in range(40)]  # fmt: skip
+    for path in (base, write_jsonl(tmp_path / "long.jsonl", records)):
+        dataset = Dataset(path, max_review_bytes=999)
+        texts = [e.text for split in ("train", "validation") for e in dataset.examples(split)]
+        cut = [t for t in texts if t.startswith("éé")]
+        assert cut == ["é" * 499], path  # 998 bytes: the 999th would be half an "é"
+        assert len(dataset.read_report.truncated) == 1
+        assert "cut 1 reviews longer than 999 bytes" in dataset.read_report.warnings()[0]
+    assert Dataset(base).examples("train") and len(long.encode()) < MAX_REVIEW_BYTES  # the default keeps it
+
+
+def test_data_info_counts_what_was_cut_and_skipped(aclimdb: Path) -> None:
+    (aclimdb / "train" / "neg" / "dangling_2.txt").symlink_to(aclimdb / "nowhere")
+    result = run_cli("data", "info", str(aclimdb), "--max-review-bytes", "50", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["skipped"] == {"train/neg/dangling_2.txt": "a link to nothing"}
+    assert len(info["truncated"]) > 100  # the generated reviews are longer than 50 bytes
+    refused = run_cli("data", "info", str(aclimdb), "--max-review-bytes", "0")
+    assert refused.returncode == 2 and "--max-review-bytes 0 must be at least 1" in refused.stderr
+    assert "Traceback" not in refused.stderr

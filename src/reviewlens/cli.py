@@ -21,6 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
+from reviewlens.data.sources import MAX_REVIEW_BYTES
 from reviewlens.errors import ReviewlensError
 
 app = typer.Typer(
@@ -43,6 +44,14 @@ DataOption = Annotated[
                  "download cache, else the embedded sample]"),
 ]  # fmt: skip
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+MaxReviewBytesOption = Annotated[
+    int,
+    typer.Option(
+        "--max-review-bytes",
+        help="Cut a review longer than this many bytes (UTF-8) there, with a warning.",
+        metavar="BYTES",
+    ),
+]
 RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by `reviewlens train`.")]
 
 EXAMPLES = [
@@ -117,7 +126,8 @@ def recipes(as_json: JsonOption = False) -> None:
 
 def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
-    options: dict[str, Any] | None = None, calibrate: bool = False, **settings: Any,
+    options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
+    **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.training import configured
@@ -137,6 +147,7 @@ def _train(
             on_epoch=on_epoch,
             options=options,
             calibrate=calibrate,
+            max_review_bytes=max_review_bytes,
         )
 
 
@@ -271,6 +282,7 @@ def train(
         SplitChoice | None,
         typer.Option("--split", help="Character recipes: aclImdb's train/test (standard) or the package's 70/15/15."),
     ] = None,
+    max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
     """Train a recipe; write the model, metrics, history and curves to a run directory."""
@@ -286,7 +298,7 @@ def train(
     options = {name: value for name, value in chosen.items() if value is not None}
     result = _train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
-        batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate,
+        batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
     )  # fmt: skip
     metadata = result.metadata
     if as_json:
@@ -531,12 +543,13 @@ def data_info(
     path: Annotated[
         Path | None, typer.Argument(help="Dataset [default: resolved as for --data].", show_default=False)
     ] = None,
+    max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
-    """Reviews per split and label, lengths, duplicates, files that did not decode."""
+    """Reviews per split and label, lengths, duplicates, files that did not decode, were cut or skipped."""
     from reviewlens.data import describe, resolve
 
-    resolved = resolve(path)
+    resolved = resolve(path, max_review_bytes=max_review_bytes)
     err.print(f"[dim]{resolved.describe()}[/dim]")
     info = describe(resolved.dataset)
     if as_json:
@@ -557,6 +570,12 @@ def data_info(
     out.print(f"files that did not decode as UTF-8 (read with replacement): {len(info.undecodable):,}")
     for id in info.undecodable[:10]:
         out.print(f"  {id}", markup=False)
+    out.print(f"reviews cut at {max_review_bytes:,} bytes (--max-review-bytes): {len(info.truncated):,}")
+    for id in info.truncated[:10]:
+        out.print(f"  {id}", markup=False)
+    out.print(f"files skipped, not readable reviews: {len(info.skipped):,}")
+    for id, why in list(info.skipped.items())[:10]:
+        out.print(f"  {id}: {why}", markup=False)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from reviewlens.calibration import fit_temperature, scale
-from reviewlens.data import Dataset, Resolved, fingerprint, resolve
+from reviewlens.data import MAX_REVIEW_BYTES, Dataset, Resolved, fingerprint, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import BestEpoch, Context, Trained, get_family
@@ -80,6 +80,7 @@ def train(
     batch_size: int | None = None,
     learning_rate: float | None = None,
     calibrate: bool = False,
+    max_review_bytes: int = MAX_REVIEW_BYTES,
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
@@ -88,6 +89,7 @@ def train(
     settings the recipe's family honours (the sequence families' ``max_length``, ``truncate``...);
     ``batch_size`` and ``learning_rate`` replace the recipe's for this run. ``calibrate`` fits a
     temperature on the validation predictions (``reviewlens.calibration``) that the run then applies.
+    A review longer than ``max_review_bytes`` is cut there; the run's metadata counts them.
     """
     recipe = configured(recipe, batch_size, learning_rate)
     if epochs is not None and epochs < 1:
@@ -102,13 +104,15 @@ def train(
     elif isinstance(data, Dataset):
         resolved = Resolved(data, "argument")
     else:
-        resolved = resolve(data if data is not None else family.default_data(parsed))
+        resolved = resolve(data if data is not None else family.default_data(parsed), max_review_bytes=max_review_bytes)
     dataset = resolved.dataset
     context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed)
     started = time.perf_counter()
     with context.resources:
         log(resolved.describe())
         trained = family.train(recipe, dataset, context)
+        for warning in dataset.read_report.warnings():
+            log(f"warning: {warning}")
         temperature = 1.0
         if calibrate:
             temperature = _calibrate(trained, log)
@@ -143,7 +147,9 @@ def train(
                 "train": trained.train_size,
                 "validation": len(trained.val_labels),
                 "test": len(trained.test_labels),
-                "undecodable": len(dataset.decode_report.ids),
+                "undecodable": len(dataset.read_report.undecodable),
+                "truncated": len(dataset.read_report.truncated),
+                "skipped": len(dataset.read_report.skipped),
             },
             "best_epoch": trained.best_epoch,
             "val_accuracy": val_metrics["accuracy"],

@@ -8,10 +8,12 @@ train / validation / test and streams each split; nothing here holds the whole c
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import random
 import re
+import stat
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -63,24 +65,87 @@ class Source(Protocol):
         ...
 
 
-@dataclass
-class DecodeReport:
-    """Reviews that were not valid UTF-8 and were decoded with replacement characters."""
+#: A review longer than this many bytes (UTF-8) is cut there, with a warning: the longest aclImdb review is
+#: 14 kB; a 50 MB "review" is a scraper's mistake, and reading it whole would hold up every step after.
+MAX_REVIEW_BYTES = 1_000_000
 
-    ids: list[str] = field(default_factory=list)
+
+@dataclass
+class ReadReport:
+    """What reading a dataset met besides plain reviews: files that were not UTF-8 (decoded with replacement
+    characters), reviews cut at ``max_review_bytes``, and files skipped because they could not be read as
+    reviews (a FIFO, a dangling link, a link loop, no permission), each with the reason. Reading goes on."""
+
+    max_review_bytes: int = MAX_REVIEW_BYTES
+    undecodable: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    _noted: set[tuple[str, str]] = field(default_factory=set, repr=False)  # a split is read more than once
 
     def decode(self, raw: bytes, id: str) -> str:
+        """The review in ``raw`` (which may hold one byte past the limit, to tell that it was cut)."""
+        if len(raw) > self.max_review_bytes:
+            self._note(self.truncated, "truncated", id)
+            raw = _cut_utf8(raw, self.max_review_bytes)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            self.ids.append(id)
+            self._note(self.undecodable, "undecodable", id)
             return raw.decode("utf-8", errors="replace")
+
+    def _note(self, ids: list[str], kind: str, id: str) -> None:
+        if (kind, id) not in self._noted:
+            self._noted.add((kind, id))
+            ids.append(id)
+
+    def skip(self, id: str, reason: str) -> None:
+        self.skipped[id] = reason
+
+    def warnings(self) -> list[str]:
+        """One line per kind of trouble met, for the log: how many, and the first few ids."""
+
+        def few(ids: list[str]) -> str:
+            return ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+
+        lines = []
+        if self.skipped:
+            examples = [f"{id} ({why})" for id, why in list(self.skipped.items())[:3]]
+            lines.append(f"skipped {len(self.skipped):,} files that are not readable reviews: {few(examples)}")
+        if self.truncated:
+            lines.append(
+                f"cut {len(self.truncated):,} reviews longer than {self.max_review_bytes:,} bytes "
+                f"(--max-review-bytes): {few(self.truncated)}"
+            )
+        if self.undecodable:
+            lines.append(f"{len(self.undecodable):,} reviews were not UTF-8, read with U+FFFD: {few(self.undecodable)}")
+        return lines
+
+
+def _cut_utf8(raw: bytes, limit: int) -> bytes:
+    """``raw`` cut to at most ``limit`` bytes, at a character boundary (never half a UTF-8 character)."""
+    end = limit
+    while 0 < end < len(raw) and raw[end] & 0xC0 == 0x80:  # a continuation byte: the cut is inside a character
+        end -= 1
+    return raw[:end]
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a review file, or ``None`` when it is a regular file (links followed)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a link to nothing"
+    except OSError as error:
+        return "a link loop" if error.errno == errno.ELOOP else (error.strerror or str(error)).lower()
+    if stat.S_ISREG(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "not a regular file"
 
 
 class DirectorySource:
     """An unpacked aclImdb tree: ``{train,test}/{pos,neg}/*.txt`` (and optionally ``train/unsup``)."""
 
-    def __init__(self, path: Path, decode: DecodeReport):
+    def __init__(self, path: Path, decode: ReadReport):
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
         missing = [f"{s}/{c}" for s in ("train", "test") for c in ("pos", "neg") if not (root / s / c).is_dir()]
         if missing:
@@ -103,22 +168,32 @@ class DirectorySource:
                 folder = self.root / split / category
                 if not folder.is_dir():
                     continue
-                names = sorted(n for n in os.listdir(folder) if n.endswith(".txt"))
                 label = LABELS.get(category, -1)
-                entries += [Entry(f"{split}/{category}/{n}", "unsup" if label < 0 else split, label) for n in names]
+                for name in sorted(n for n in os.listdir(folder) if n.endswith(".txt")):
+                    id = f"{split}/{category}/{name}"
+                    why = _unreadable(folder / name)
+                    if why is None:
+                        entries.append(Entry(id, "unsup" if label < 0 else split, label))
+                    else:
+                        self._decode.skip(id, why)
         return entries
 
     def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
         for entry in self.catalog():
             if entry.id in ids:
-                raw = (self.root / entry.id).read_bytes()
+                try:
+                    with open(self.root / entry.id, "rb") as handle:
+                        raw = handle.read(self._decode.max_review_bytes + 1)
+                except OSError as error:  # gone or made unreadable since the catalog was read
+                    self._decode.skip(entry.id, (error.strerror or str(error)).lower())
+                    continue
                 yield entry.id, self._decode.decode(raw, entry.id)
 
 
 class ArchiveSource:
     """The aclImdb layout inside a ``.tar.gz`` (or .tar, .tar.bz2, .tar.xz), streamed, never unpacked."""
 
-    def __init__(self, path: Path, decode: DecodeReport):
+    def __init__(self, path: Path, decode: ReadReport):
         self.path, self._decode = path, decode
         self._catalog: list[Entry] | None = None
 
@@ -154,7 +229,7 @@ class ArchiveSource:
             if entry.id in ids:
                 handle = archive.extractfile(member)
                 assert handle is not None
-                yield entry.id, self._decode.decode(handle.read(), entry.id)
+                yield entry.id, self._decode.decode(handle.read(self._decode.max_review_bytes + 1), entry.id)
 
 
 class _RecordSource:
@@ -163,7 +238,7 @@ class _RecordSource:
     text_field: str
     label_field: str
 
-    def __init__(self, path: Path, decode: DecodeReport):
+    def __init__(self, path: Path, decode: ReadReport):
         self.path, self._decode = path, decode
         self._catalog: list[Entry] | None = None
 
@@ -191,7 +266,8 @@ class _RecordSource:
             if not isinstance(text, str):
                 raise ReviewlensError(f"{where}: {self.text_field!r} must be a string, not {text!r}")
             id = f"line-{number}"
-            if any("\udc80" <= c <= "\udcff" for c in text):  # bytes that were not UTF-8
+            undecodable = any("\udc80" <= c <= "\udcff" for c in text)  # bytes that were not UTF-8
+            if undecodable or len(text) > self._decode.max_review_bytes // 4:  # may be over the limit in UTF-8
                 text = self._decode.decode(text.encode("utf-8", "surrogateescape"), id)
             yield Entry(id, split, _TEXT_LABELS[raw_label]), text
 
@@ -214,18 +290,29 @@ class CsvSource(_RecordSource):
     text_field, label_field = "review", "sentiment"
 
     def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
-        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            reader = csv.DictReader(handle)
+        # utf-8-sig: spreadsheet programs start a CSV with a byte-order mark; newline="" lets csv take CRLF.
+        with open(self.path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+            dialect = csv.excel_tab if self.path.name.lower().endswith(".tsv") else csv.excel
+            reader = csv.DictReader(handle, dialect=dialect)
+            _allow_fields_of(4 * self._decode.max_review_bytes + 1)  # an over-long review is cut, not refused
             try:
-                if reader.fieldnames is None or not {"review", "sentiment"} <= set(reader.fieldnames):
+                fields = [name.strip().lower() for name in reader.fieldnames or []]
+                if not {"review", "sentiment"} <= set(fields):
                     raise ReviewlensError(
                         f"{self.path} needs a header with the columns review,sentiment "
                         f"(found {', '.join(reader.fieldnames or []) or 'no header'})"
                     )
+                reader.fieldnames = fields  # " Review" and "SENTIMENT" as a spreadsheet may write them
                 for record in reader:
                     yield reader.line_num, dict(record)
             except csv.Error as error:
                 raise ReviewlensError(f"{self.path} line {reader.line_num} is not valid CSV ({error})") from None
+
+
+def _allow_fields_of(characters: int) -> None:
+    """Let the csv module read fields this long (its default stops at 131,072 characters)."""
+    if csv.field_size_limit() < characters:
+        csv.field_size_limit(characters)
 
 
 class JsonlSource(_RecordSource):
@@ -239,7 +326,7 @@ class JsonlSource(_RecordSource):
 
 def jsonl_records(path: Path, errors: str) -> Iterator[tuple[int, dict[str, object]]]:
     """Each non-blank line of a JSON lines file as (line number, object); ``errors`` as for ``open``."""
-    with open(path, encoding="utf-8", errors=errors) as handle:
+    with open(path, encoding="utf-8-sig", errors=errors) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -252,7 +339,7 @@ def jsonl_records(path: Path, errors: str) -> Iterator[tuple[int, dict[str, obje
             yield number, record
 
 
-def open_source(path: Path, decode: DecodeReport) -> Source:
+def open_source(path: Path, decode: ReadReport) -> Source:
     """The source for ``path``, chosen by what it is: a directory, an archive, a .csv or a .jsonl."""
     if not path.exists():
         raise ReviewlensError(f"{path} does not exist; pass an aclImdb directory, a .tar.gz, a .csv or a .jsonl")
@@ -288,12 +375,19 @@ class Dataset:
     in the source's fixed order.
     """
 
-    def __init__(self, path: str | os.PathLike[str], validation_fraction: float = VALIDATION_FRACTION):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        validation_fraction: float = VALIDATION_FRACTION,
+        max_review_bytes: int = MAX_REVIEW_BYTES,
+    ):
         if not 0.0 < validation_fraction < 1.0:
             raise ReviewlensError(f"validation fraction {validation_fraction} must lie between 0 and 1")
+        if max_review_bytes < 1:
+            raise ReviewlensError(f"--max-review-bytes {max_review_bytes} must be at least 1")
         self.path = Path(path)
-        self.decode_report = DecodeReport()
-        self.source = open_source(self.path, self.decode_report)
+        self.read_report = ReadReport(max_review_bytes)
+        self.source = open_source(self.path, self.read_report)
         self.validation_fraction = validation_fraction
         self._split_ids: dict[str, set[str]] | None = None
         self._labels: dict[str, int] = {}

@@ -19,6 +19,8 @@ class DataInfo:
     duplicates_across: dict[str, int]  # "train/test" ... -> distinct texts found in both
     empty: int
     undecodable: list[str]
+    truncated: list[str]  # reviews cut at the dataset's max_review_bytes
+    skipped: dict[str, str]  # files that are not readable reviews -> why
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -60,5 +62,7 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
         duplicates_within=within,
         duplicates_across=across,
         empty=empty,
-        undecodable=list(dataset.decode_report.ids),
+        undecodable=list(dataset.read_report.undecodable),
+        truncated=list(dataset.read_report.truncated),
+        skipped=dict(dataset.read_report.skipped),
     )
