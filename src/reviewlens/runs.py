@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -33,6 +34,9 @@ PREDICTIONS_FILE = "predictions.npz"
 #: The run format this version writes: 2 added ``format_version``, ``predictors``, ``labels``, ``threshold``,
 #: ``temperature``, ``family``, ``vectorizer.json`` and ``predictions.npz``. Format 1 runs still load.
 FORMAT_VERSION = 2
+
+#: ``metadata.json`` of the largest run is a few kB; a file far larger is not one (a link to /dev/zero...).
+MAX_METADATA_BYTES = 16 * 2**20
 
 Runtime = Literal["auto", "numpy", "keras"]
 RUNTIMES: tuple[str, ...] = ("auto", "numpy", "keras")
@@ -108,18 +112,50 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _regular_file(path: Path) -> None:
+    """Refuse what is not a regular file (links followed): a device, a FIFO or a folder is never part of a run."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise ReviewlensError(f"{path} cannot be read ({error.strerror or error}); train the model again") from None
+    if not stat.S_ISREG(mode):
+        raise ReviewlensError(f"{path} is not a regular file, so it is not part of a run; train the model again")
+
+
+def _sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (a run's weights may be larger than memory should hold twice)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
-    """The run's metadata, after checking the directory is a complete, unaltered run."""
+    """The run's metadata, after checking the directory is a complete, unaltered run of a format this reviewlens
+    reads: every file regular, bounded where it is read whole, and matching its checksum."""
     path = Path(run_dir)
     if not path.is_dir():
         raise ReviewlensError(f"{path} is not a run directory; pass a directory written by `reviewlens train`")
     meta_path = path / METADATA_FILE
-    try:
-        metadata = RunMetadata.from_dict(msgspec.json.decode(meta_path.read_bytes()))
-    except FileNotFoundError:
+    if not meta_path.exists() and not meta_path.is_symlink():
         raise ReviewlensError(
             f"{path} has no {METADATA_FILE}, so it is not a complete run; train again with `reviewlens train`"
-        ) from None
+        )
+    _regular_file(meta_path)
+    try:
+        with open(meta_path, "rb") as handle:
+            raw = handle.read(MAX_METADATA_BYTES + 1)
+    except OSError as error:
+        raise ReviewlensError(f"{meta_path} cannot be read ({error.strerror or error}); train again") from None
+    if len(raw) > MAX_METADATA_BYTES:
+        raise ReviewlensError(f"{meta_path} is larger than {MAX_METADATA_BYTES:,} bytes, so it is not run metadata")
+    try:
+        decoded = msgspec.json.decode(raw)
+        version = decoded.get("format_version", 1) if isinstance(decoded, dict) else 1
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise ReviewlensError(
+                f"{path} was written by a newer reviewlens (run format {version}, this one reads up to "
+                f"{FORMAT_VERSION}); upgrade reviewlens to load it"
+            )
+        metadata = RunMetadata.from_dict(decoded)
     except msgspec.ValidationError as error:
         raise ReviewlensError(f"{meta_path} is not reviewlens run metadata ({error}); train the model again") from None
     except msgspec.DecodeError as error:
@@ -134,9 +170,10 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
                 raise ReviewlensError(f"{meta_path} lists no checksum for {name}; the run is incomplete, train again")
     for name, digest in metadata.files.items():
         file = path / name
-        if not file.is_file():
+        if not file.exists():
             raise ReviewlensError(f"{file} is missing from the run; train the model again")
-        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+        _regular_file(file)
+        if _sha256(file) != digest:
             raise ReviewlensError(f"{file} does not match its checksum in {METADATA_FILE}; it is corrupt, train again")
     return metadata
 
@@ -173,6 +210,22 @@ class Run:
             self.run_dir, self.metadata, run_preprocessor(self.run_dir, self.metadata)
         )
         self.predictor.temperature = self.metadata.temperature
+        self._prove()
+
+    def _prove(self) -> None:
+        """One prediction at load, so that a run whose files load but do not fit together (weights of the wrong
+        shape with checksums rewritten to match) is refused here, not on every request."""
+        try:
+            probabilities = self.predictor.predict_proba(["a review to prove the run predicts"])
+        except Exception as error:  # whatever a tampered run raises, it cannot serve
+            raise ReviewlensError(
+                f"{self.run_dir} loads but does not predict ({type(error).__name__}: {error}); train the model again"
+            ) from None
+        if probabilities.shape != (1, len(self.labels)) or not np.all(np.isfinite(probabilities)):
+            raise ReviewlensError(
+                f"{self.run_dir} predicts {probabilities.shape[-1]} probabilities for its {len(self.labels)} labels "
+                "(or not finite ones); train the model again"
+            )
 
     @property
     def name(self) -> str:
