@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import random
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,41 @@ def test_bad_sources_name_the_path(tmp_path: Path, make: object, message: str) -
         Dataset(path).counts()
     assert str(path) in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("cut", ["at a member", "inside a header", "inside a review"])
+def test_a_truncated_tar_is_refused_not_read_in_part(aclimdb: Path, tmp_path: Path, cut: str) -> None:
+    whole = tmp_path / "whole.tar"
+    with tarfile.open(whole, "w") as tar:  # plain tar: no compression to notice the end missing
+        tar.add(aclimdb, arcname="aclImdb")
+    data = whole.read_bytes()
+    boundary = 512 * (len(data) // 512 // 3)  # some header or data block start
+    while data[boundary + 257 : boundary + 262] != b"ustar":  # walk to the next header
+        boundary += 512
+    end = {"at a member": boundary, "inside a header": boundary + 100, "inside a review": boundary + 700}[cut]
+    truncated = tmp_path / "copy.tar"
+    truncated.write_bytes(data[:end])
+    with pytest.raises(ReviewlensError, match=f"{truncated} is (truncated|not a readable tar archive)"):
+        Dataset(truncated).counts()
+    assert sum(sum(c.values()) for c in Dataset(whole).counts().values()) > 0  # the whole one reads
+
+
+def test_jsonl_lone_surrogates_are_replaced_and_counted(tmp_path: Path) -> None:
+    lines = [json.dumps({"text": f"review {i}", "label": i % 2}) for i in range(40)]
+    lines[3] = '{"text": "great \\ud800 film \\udcff", "label": 1}'  # valid JSON, not valid Unicode
+    path = tmp_path / "escapes.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = Dataset(path)
+    texts = {e.id: e.text for split in ("train", "validation", "test") for e in dataset.examples(split)}
+    assert texts["line-4"] == "great \ufffd film \ufffd"
+    assert dataset.read_report.undecodable == ["line-4"]
+
+
+def test_a_deeply_nested_jsonl_line_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "fine", "label": 1}\n{"text": ' + "[" * 100_000 + "]" * 100_000 + ', "label": 0}\n')
+    with pytest.raises(ReviewlensError, match=f"{path} line 2 is nested too deeply"):
+        Dataset(path).counts()
 
 
 def test_one_class_only_is_refused(tmp_path: Path) -> None:

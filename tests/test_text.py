@@ -133,3 +133,14 @@ def test_no_row_repeats_a_column() -> None:
             columns = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
             assert len(set(columns.tolist())) == len(columns)
     assert matrix[0].sum() == 9  # count mode: 5 unigrams and 4 bigrams
+
+
+def test_a_nul_inside_a_text_is_a_space_in_numpy_and_keras_alike() -> None:
+    # NumPy's string arrays drop trailing NULs: a token "great\x00" would be saved as "great", a second time.
+    texts = [t + (" great\x00 film" if i % 10 == 0 else " great film") for i, t in enumerate(corpus(300, seed=4))]
+    ours = BagOfWords(max_tokens=500, ngrams=2)
+    vectors = ours.fit_transform(texts).toarray()
+    assert len(set(ours.vocabulary)) == len(ours.vocabulary) and not any("\x00" in t for t in ours.vocabulary)
+    assert tokenize("great\x00film\x00") == ["great", "film"]
+    rebuilt = text_vectorization(ours)  # the layer an exported model carries: its vocabulary loads
+    np.testing.assert_allclose(rebuilt(tf.constant(texts)).numpy(), vectors, rtol=1e-6)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from reviewlens.text import SPACE_LIKE
+from reviewlens.text import SEPARATORS
 
 if TYPE_CHECKING:
     import keras
@@ -34,9 +34,9 @@ LENGTH = 2000
 #: Character n-gram lengths the published max-cover initializer draws from.
 GRAM_LENGTHS = tuple(range(5, 14))
 
-#: Punctuation removed; every whitespace or line-break character a space (``reviewlens.text.SPACE_LIKE``), so that a
+#: Punctuation removed; every whitespace or line-break character and NUL a space (``reviewlens.text.SEPARATORS``): a
 #: tab or a U+2028 is no character of its own and a pattern never breaks a line of the logs.
-_TABLE = str.maketrans(SPACE_LIKE, " " * len(SPACE_LIKE), string.punctuation)
+_TABLE = str.maketrans(SEPARATORS, " " * len(SEPARATORS), string.punctuation)
 
 
 def standardize_characters(text: str) -> str:

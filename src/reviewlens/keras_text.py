@@ -12,14 +12,14 @@ import tensorflow as tf
 
 from reviewlens.models.layers import RowMean  # also registers the recipes' other custom layers
 from reviewlens.sequences import SequenceVectorizer
-from reviewlens.text import PUNCTUATION, SPACE_LIKE, BagOfWords
+from reviewlens.text import PUNCTUATION, SEPARATORS, BagOfWords
 
 
 def _char_class(chars: str) -> str:
     return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
 
 
-_SPACE_REGEX = _char_class(SPACE_LIKE)
+_SPACE_REGEX = _char_class(SEPARATORS)
 _PUNCTUATION_REGEX = _char_class(PUNCTUATION)
 
 

@@ -8,7 +8,7 @@ Two standardizations: ``lower_and_strip_punctuation`` (the book's, the default) 
 ``lower_and_split_punctuation`` (HTML line breaks removed, each ASCII punctuation character a token of
 its own: "!" and "?" carry sentiment, and the linear recipes use them). Both have one change that
 makes every token safe to save: each whitespace or line-break character that TextVectorization would keep inside
-a token (U+0085, U+00A0, U+2028, ... and the ASCII controls 0x1C-0x1F) becomes a space. Keras saves
+a token (U+0085, U+00A0, U+2028, ... and the ASCII controls 0x1C-0x1F), and NUL, becomes a space. Keras saves
 a vocabulary as lines of text and reads it back with ``str.splitlines()``; without this change a
 token holding U+0085 splits in two on load and the model no longer loads.
 """
@@ -43,6 +43,9 @@ SPACE_LIKE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
+#: What the standardization turns into a space: ``SPACE_LIKE`` and NUL, which NumPy's string arrays drop at the
+#: end of a string (a token "great\x00" would be saved as "great", a second time, and the vocabulary refused).
+SEPARATORS = SPACE_LIKE + "\x00"
 #: The same characters Keras' default standardization strips (its DEFAULT_STRIP_REGEX).
 PUNCTUATION = string.punctuation
 
@@ -79,7 +82,7 @@ def _byte_table() -> bytes:
     table = bytearray(range(256))
     for char in string.ascii_uppercase:  # TextVectorization lowercases ASCII letters only
         table[ord(char)] = ord(char.lower())
-    for char in SPACE_LIKE:
+    for char in SEPARATORS:
         if ord(char) < 128:
             table[ord(char)] = ord(" ")
     return bytes(table)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.text import valid_text
 
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
@@ -92,6 +93,17 @@ class ReadReport:
         except UnicodeDecodeError:
             self._note(self.undecodable, "undecodable", id)
             return raw.decode("utf-8", errors="replace")
+
+    def text(self, text: str, id: str) -> str:
+        """A review that reached Python as a string (a CSV or JSON field): lone surrogates (bytes that were not
+        UTF-8, or a JSON escape such as ``\\ud800``) become U+FFFD and are counted, as ``decode`` does for bytes;
+        an over-long review is cut."""
+        fixed = valid_text(text)
+        if fixed is not text:
+            self._note(self.undecodable, "undecodable", id)
+        if len(fixed) > self.max_review_bytes // 4:  # may be over the limit in UTF-8
+            return self.decode(fixed.encode("utf-8"), id)
+        return fixed
 
     def _note(self, ids: list[str], kind: str, id: str) -> None:
         if (kind, id) not in self._noted:
@@ -208,6 +220,14 @@ class ArchiveSource:
                     label = LABELS.get(category, -1)
                     entry = Entry(f"{split}/{category}/{name}", "unsup" if label < 0 else split, label)
                     yield archive, member, entry
+                # tarfile ends quietly at the end of the data; a whole archive ends with a block of zeros, which
+                # it has just read in full. Anything else is an interrupted copy or download.
+                assert archive.fileobj is not None
+                if archive.fileobj.tell() - archive.offset != tarfile.BLOCKSIZE:
+                    raise ReviewlensError(
+                        f"{self.path} is truncated (it stops without the end-of-archive marker); "
+                        "download or copy it again"
+                    )
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise ReviewlensError(
                 f"{self.path} is not a readable tar archive ({error}); download it again "
@@ -266,10 +286,7 @@ class _RecordSource:
             if not isinstance(text, str):
                 raise ReviewlensError(f"{where}: {self.text_field!r} must be a string, not {text!r}")
             id = f"line-{number}"
-            undecodable = any("\udc80" <= c <= "\udcff" for c in text)  # bytes that were not UTF-8
-            if undecodable or len(text) > self._decode.max_review_bytes // 4:  # may be over the limit in UTF-8
-                text = self._decode.decode(text.encode("utf-8", "surrogateescape"), id)
-            yield Entry(id, split, _TEXT_LABELS[raw_label]), text
+            yield Entry(id, split, _TEXT_LABELS[raw_label]), self._decode.text(text, id)
 
     def catalog(self) -> list[Entry]:
         if self._catalog is None:
@@ -332,6 +349,8 @@ def jsonl_records(path: Path, errors: str) -> Iterator[tuple[int, dict[str, obje
                 continue
             try:
                 record = json.loads(line)
+            except RecursionError:
+                raise ReviewlensError(f"{path} line {number} is nested too deeply; a record is a flat object") from None
             except json.JSONDecodeError as error:
                 raise ReviewlensError(f"{path} line {number} is not JSON ({error.msg})") from None
             if not isinstance(record, dict):

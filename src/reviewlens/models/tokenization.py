@@ -46,7 +46,7 @@ from reviewlens.characters import (
     sample_grams,
     standardize_characters,
 )
-from reviewlens.text import SPACE_LIKE
+from reviewlens.text import SEPARATORS
 
 __all__ = [
     "CharacterIds",
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 _register = keras.saving.register_keras_serializable(package="reviewlens")
-_SPACES = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SPACE_LIKE) + "]"
+_SPACES = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SEPARATORS) + "]"
 _PUNCTUATION = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in string.punctuation) + "]"
 IMPLEMENTATIONS = ("gather", "dense")
 POOLINGS = (None, "sum")
