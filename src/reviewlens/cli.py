@@ -54,6 +54,19 @@ MaxReviewBytesOption = Annotated[
 ]
 RunDirArgument = Annotated[Path, typer.Argument(help="A run directory written by `reviewlens train`.")]
 
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show TensorFlow's own start-up and log lines too.")
+    ] = False,
+) -> None:
+    if verbose:
+        from reviewlens.processes import loud_tensorflow
+
+        loud_tensorflow()
+
+
 EXAMPLES = [
     "That was an excellent movie, I loved it. The cast was wonderful and the story moved me.",
     "A dull, badly acted mess. I wanted my two hours back.",
@@ -646,15 +659,22 @@ def embeddings_train(
 
 
 def main() -> None:
-    """Entry point: a ``ReviewlensError`` becomes one line on stderr and exit code 2."""
+    """Entry point: a ``ReviewlensError`` becomes one line on stderr and exit code 2; Ctrl-C and SIGTERM one
+    line saying what stopped, exit codes 130 and 143. TensorFlow's start-up lines are kept off stderr."""
+    from reviewlens.processes import Interrupted, handle_signals, quiet_tensorflow
+
+    if not os.environ.get("REVIEWLENS_VERBOSE"):
+        quiet_tensorflow()
+    handle_signals()
     try:
         app()  # standalone: usage errors print click's message and exit with 2
     except ReviewlensError as error:
         sys.stderr.write(f"error: {error}\n")  # raw: one line, never wrapped
         sys.exit(2)
-    except KeyboardInterrupt:  # nothing half-written is left behind: runs are written atomically
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
+    except Interrupted as interrupt:  # runs are written whole or not at all; a checkpoint is said above
+        command = " ".join(["reviewlens", *sys.argv[1:2]])
+        sys.stderr.write(f"interrupted by {interrupt.signal_name}: {command} stopped, nothing half-written was left\n")
+        sys.exit(interrupt.exit_code)
 
 
 if __name__ == "__main__":

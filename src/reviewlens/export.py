@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from reviewlens.processes import child_started, quiet_stderr, starting_children
 from reviewlens.text import BagOfWords
 
 
@@ -41,21 +42,20 @@ def keras_model(
     return keras.Model(text, x, name=core.name)
 
 
-def _serve(connection: Any) -> None:
+def _serve(connection: Any, parent_pid: int) -> None:
     """The child: import TensorFlow now, then save each model it is sent until told to stop."""
-    stderr = os.dup(2)
+    child_started(parent_pid)
     try:  # TensorFlow logs its start-up to stderr whatever the log level; failures travel the pipe
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+        with quiet_stderr():
             import keras  # noqa: F401 - the slow part, done while the parent works
     except Exception:
         connection.send(("error", traceback.format_exc()))
         return
-    finally:
-        os.dup2(stderr, 2)
-        os.close(stderr)
     while True:
-        request = connection.recv()
+        try:
+            request = connection.recv()
+        except EOFError:  # the parent is gone
+            return
         if request is None:
             return
         path, vectorizer_config, model_config, kernels, biases = request
@@ -73,8 +73,9 @@ class Exporter:
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), name="reviewlens-export", daemon=True)
-        self._process.start()
+        self._process = context.Process(target=_serve, args=(child, os.getpid()), name="reviewlens-export", daemon=True)
+        with starting_children():
+            self._process.start()
         child.close()
 
     def save(
@@ -94,7 +95,10 @@ class Exporter:
         if status != "ok":
             raise RuntimeError(f"saving {path} failed in the export process:\n{detail}")
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """Stop the child: it finishes what it was sent, or stops now (``at_once``: an error or a signal)."""
+        if at_once:
+            self._process.terminate()
         if self._process.is_alive():
             with contextlib.suppress(BrokenPipeError, OSError):
                 self._connection.send(None)
@@ -109,4 +113,4 @@ class Exporter:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(at_once=kind is not None)

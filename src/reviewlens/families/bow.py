@@ -8,8 +8,6 @@ Runs predict with ``dense.v1`` (NumPy) by default and carry ``keras.v1`` (``mode
 from __future__ import annotations
 
 import functools
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from reviewlens.families import BestEpoch, Context, Family, Trained, register_fa
 from reviewlens.models.sparse_mlp import SparseMLP, initial_weights
 from reviewlens.predictors.dense import DensePredictor
 from reviewlens.predictors.keras_model import MODEL_FILE
+from reviewlens.processes import process_pool, stopping
 from reviewlens.recipes import BOOK, Recipe, register
 from reviewlens.text import BagOfWords
 
@@ -76,7 +75,7 @@ BOW = register_family(
 
 def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
     exporter = context.resources.enter_context(Exporter())  # starts importing TensorFlow now
-    helper = context.resources.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+    helper = context.resources.enter_context(stopping(process_pool(1)))
 
     context.log("reading train and validation reviews")
     splits = dataset.read_splits("train", "validation")  # one pass over the source

@@ -1,0 +1,106 @@
+"""Processes and signals: no child outlives reviewlens, SIGTERM and Ctrl-C stop a run with one line, and
+TensorFlow's start-up lines stay off a user's terminal. These tests kill real processes and look for survivors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_cli import run as run_cli
+
+
+def _session(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (a test starts each command in a session of its own)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session
+                members.append(int(entry.name))
+    return members
+
+
+def _wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _train(aclimdb: Path, out: Path) -> subprocess.Popen[str]:
+    environment = {**os.environ, "COLUMNS": "200"}
+    environment.pop("REVIEWLENS_DATA", None)
+    command = [sys.executable, "-m", "reviewlens.cli", "train", "--recipe", "bow-bigram", "--data", str(aclimdb),
+               "--out", str(out), "--epochs", "50"]  # fmt: skip
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True)
+
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+
+
+def test_a_pool_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import time
+        from reviewlens.processes import process_pool
+
+        pool = process_pool(1)
+        print(pool.submit(__import__("os").getpid).result(), flush=True)
+        pool.submit(time.sleep, 600)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    assert len(_session(parent.pid)) >= 3  # the parent, its worker and multiprocessing's resource tracker
+    parent.kill()
+    parent.wait()
+    _wait_for(lambda: not _session(parent.pid), 10, f"the worker {worker} and the tracker to end")
+
+
+def test_kill_9_of_train_leaves_no_process(aclimdb: Path, tmp_path: Path) -> None:
+    train = _train(aclimdb, tmp_path / "run")
+    _wait_for(lambda: len(_session(train.pid)) >= 2, 60, "train to start its children")
+    train.kill()
+    train.wait()
+    _wait_for(lambda: not _session(train.pid), 10, "the children of a killed train to end")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("signum", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_a_signal_stops_train_with_one_line(aclimdb: Path, tmp_path: Path, signum: int, code: int, name: str) -> None:
+    train = _train(aclimdb, tmp_path / "run")
+    assert train.stderr is not None
+    _wait_for(lambda: len(_session(train.pid)) >= 2, 60, "train to start its children")
+    time.sleep(1.0)  # into its work
+    if signum == signal.SIGINT:
+        os.killpg(train.pid, signum)  # what a terminal does: Ctrl-C reaches the whole process group
+    else:
+        train.send_signal(signum)  # what docker stop, systemd and CI runners do
+    stderr = train.stderr.read()
+    assert train.wait(timeout=30) == code, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted by {name}: reviewlens train stopped, nothing half-written was left"
+    )
+    _wait_for(lambda: not _session(train.pid), 10, "the children of a stopped train to end")
+    assert [p.name for p in tmp_path.iterdir()] == ["aclImdb"], "a run or a staging directory was left"
+
+
+def test_tensorflow_start_up_lines_stay_off_stderr(sequence_run: Path) -> None:
+    result = run_cli("predict", str(sequence_run), "a fine film")
+    assert result.returncode == 0
+    assert result.stderr == ""
+    verbose = run_cli("--verbose", "predict", str(sequence_run), "a fine film")
+    assert verbose.returncode == 0 and verbose.stdout == result.stdout
