@@ -7,9 +7,10 @@ other timer runs while a request's headers arrive; and llhttp buffers a header o
 - the headers of a request must be complete ``header_timeout`` seconds after its first byte (or after
   the connection opens), else the connection is closed; idle keep-alive connections are left to
   uvicorn's ``timeout_keep_alive`` as before;
-- more than ``max_header_bytes`` received before the headers end (checked after each read, so the
-  bound is exceeded by at most one read), or more than ``max_header_count`` header lines, gets
-  ``431 Request Header Fields Too Large`` and the connection is closed.
+- a request line and headers over ``max_header_bytes``, or more than ``max_header_count`` header lines,
+  get ``431 Request Header Fields Too Large`` and the connection is closed. Counted as the parser hands
+  them over, and, while headers are incomplete, as bytes arrive (llhttp hands a header over only once
+  it ends, and buffers it until then): what is buffered stays within the bound plus one read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 
-class _TooManyHeadersError(Exception):
+class _HeadersTooLargeError(Exception):
     pass
 
 
@@ -45,8 +46,10 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
         self._headers_due: asyncio.TimerHandle | None = None
         self._in_message = False  # between a request's first byte and its last
         self._headers_done = False
-        self._header_bytes = 0
+        self._header_bytes = 0  # received while headers were incomplete
+        self._header_size = 0  # of the request line and headers parsed so far
         self._header_count = 0
+        self._too_large: str | None = None  # why the request is refused
 
     @property
     def _reading_headers(self) -> bool:
@@ -66,19 +69,36 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
         super().data_received(data)
         if self._reading_headers and self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
-            self._refuse(f"the request headers are larger than {self.max_header_bytes:,} bytes")
+            self._refuse(self._size_refusal)
+
+    @property
+    def _size_refusal(self) -> str:
+        return f"the request line and headers are larger than {self.max_header_bytes:,} bytes"
 
     def on_message_begin(self) -> None:
         self._in_message, self._headers_done = True, False
-        self._header_count = 0
+        self._header_size = self._header_count = 0
         self._expect_headers()
         super().on_message_begin()
 
+    def on_url(self, url: bytes) -> None:
+        self._header_size += len(url)
+        self._check_headers()
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
-        if self._header_count > self.max_header_count:
-            raise _TooManyHeadersError  # the parser stops, and uvicorn calls send_400_response
+        self._header_size += len(name) + len(value) + 4
+        self._check_headers()
         super().on_header(name, value)
+
+    def _check_headers(self) -> None:
+        if self._header_size > self.max_header_bytes:
+            self._too_large = self._size_refusal
+        elif self._header_count > self.max_header_count:
+            self._too_large = f"the request has more than {self.max_header_count} header lines"
+        if self._too_large is not None:
+            raise _HeadersTooLargeError  # the parser stops, and uvicorn calls send_400_response
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -91,8 +111,8 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
-        if self._header_count > self.max_header_count:
-            self._refuse(f"the request has more than {self.max_header_count} header lines")
+        if self._too_large is not None:
+            self._refuse(self._too_large)
         else:
             super().send_400_response(msg)
 
