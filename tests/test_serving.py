@@ -250,7 +250,9 @@ def keyed(trained_run: Path) -> Iterator[TestClient]:
 
 def test_an_api_key_guards_every_endpoint_but_health_and_the_page(keyed: TestClient):
     assert keyed.get("/health").status_code == 200
-    assert keyed.get("/").status_code == 200  # the page asks for the key itself
+    page = keyed.get("/")  # the page loads, asks for the key on a 401, and sends it as a bearer token
+    assert page.status_code == 200 and 'id="key-form"' in page.text
+    assert "sessionStorage" in page.text and "authorization = `Bearer ${key}`" in page.text
     key = {"Authorization": "Bearer s3cret-key"}
     for method, path, body in [
         ("GET", "/v1/models", None),
