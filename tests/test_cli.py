@@ -88,7 +88,17 @@ def test_predict_reads_one_review_per_line_from_stdin_as_json(trained_run: Path)
     answers = json.loads(result.stdout)
     assert [a["text"] for a in answers] == ["superb brilliant", "", "awful dull"]
     assert answers[0]["label"] == "positive" and answers[2]["label"] == "negative"
-    assert all(0.0 <= a["score"] <= 1.0 for a in answers)
+    assert all(0.0 <= a["score"] <= 1.0 for a in answers[::2])
+    assert answers[1] == {"text": "", "label": None, "score": None, "error": "empty text"}  # as the service's batch
+
+
+def test_predict_refuses_a_single_blank_review_in_one_line(trained_run: Path) -> None:
+    for blank in ("", "  \t"):
+        result = run("predict", str(trained_run), blank)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "the review is empty" in result.stderr
+    several = run("predict", str(trained_run), "superb", " ")
+    assert several.returncode == 0 and several.stdout.splitlines()[1] == "empty text, not scored"
 
 
 def test_predict_reads_files_as_datasets_are_read(trained_run: Path, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from fastapi.testclient import TestClient
 import reviewlens
 from reviewlens.serving import ServeConfig, create_app
 
-TEXTS = ["The film was wonderful, a superb cast.", "Dull, boring, tedious plot.", "the movie", ""]
+TEXTS = ["The film was wonderful, a superb cast.", "Dull, boring, tedious plot.", "the movie", "!"]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,8 @@ def test_health_is_503_until_the_models_are_loaded(trained_run: Path):
     assert not_started.get("/health").json()["status"] == "loading"
     assert not_started.post("/v1/predict", json={"text": "too early"}).status_code == 503
     with TestClient(app) as started:
-        assert started.get("/health").json() == {"status": "ok", "models": [reviewlens.load(trained_run).name]}
+        health = started.get("/health").json()
+        assert health == {"status": "ok", "models": [reviewlens.load(trained_run).name], "reason": None}
     stopped = TestClient(app)  # after shutdown: not ready again, and says so
     assert stopped.get("/health").status_code == 503
     assert stopped.post("/v1/predict", json={"text": "too late"}).json()["detail"].startswith("the server is stopping")
@@ -217,3 +220,122 @@ def test_a_sequence_run_is_served_through_the_same_protocol(sequence_run: Path):
         body = client.post("/v1/explain", json={"text": TEXTS[0], "top": 2}).json()
         assert body["explained"] is True and body["method"] == "occlusion" and len(body["terms"]) == 2
         assert body["score"] == pytest.approx(float(run.predict(TEXTS[:1])[0]), abs=1e-6)
+
+
+def test_a_blank_text_is_422_alone_and_unscored_in_a_batch(client: TestClient, trained_run: Path):
+    for blank in ("", "   ", "\n\t\u2003\x1c"):
+        for path in ("/v1/predict", "/v1/explain"):
+            response = client.post(path, json={"text": blank})
+            assert response.status_code == 422, (path, blank)
+            assert "empty or only whitespace" in response.json()["detail"][0]["msg"]
+    batch = client.post("/v1/predict/batch", json={"texts": ["superb film", "", " \n"]})
+    assert batch.status_code == 200
+    first, *blanks = batch.json()
+    name = reviewlens.load(trained_run).name
+    assert first["score"] == pytest.approx(float(reviewlens.load(trained_run).predict(["superb film"])[0]), abs=1e-6)
+    assert first["error"] is None
+    assert blanks == [{"label": None, "score": None, "model": name, "error": "empty text"}] * 2
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert re.search(schema["PredictRequest"]["properties"]["text"]["pattern"], "\u2003 ok")
+    assert not re.search(schema["PredictRequest"]["properties"]["text"]["pattern"], " \u2003\x1c")
+    assert {"type": "null"} in schema["BatchPrediction"]["properties"]["score"]["anyOf"]
+
+
+@pytest.fixture(scope="module")
+def keyed(trained_run: Path) -> Iterator[TestClient]:
+    config = ServeConfig(run_dirs=[str(trained_run)], api_key="s3cret-key", cors_origins=["https://app.example"])
+    with TestClient(create_app(config)) as client:
+        yield client
+
+
+def test_an_api_key_guards_every_endpoint_but_health_and_the_page(keyed: TestClient):
+    assert keyed.get("/health").status_code == 200
+    page = keyed.get("/")  # the page loads, asks for the key on a 401, and sends it as a bearer token
+    assert page.status_code == 200 and 'id="key-form"' in page.text
+    assert "sessionStorage" in page.text and "authorization = `Bearer ${key}`" in page.text
+    key = {"Authorization": "Bearer s3cret-key"}
+    for method, path, body in [
+        ("GET", "/v1/models", None),
+        ("GET", "/metrics", None),
+        ("POST", "/v1/predict", {"text": "superb"}),
+        ("POST", "/v1/predict/batch", {"texts": ["superb"]}),
+        ("POST", "/v1/explain", {"text": "superb"}),
+    ]:
+        missing = keyed.request(method, path, json=body)
+        assert missing.status_code == 401, path
+        assert missing.headers["www-authenticate"] == 'Bearer realm="reviewlens"'
+        assert "Authorization: Bearer KEY" in missing.json()["detail"]
+        wrong = keyed.request(method, path, json=body, headers={"Authorization": "Bearer s3cret-kez"})
+        assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
+        assert keyed.request(method, path, json=body, headers=key).status_code == 200, path
+    basic = {"Authorization": "Basic s3cret-key"}
+    assert keyed.post("/v1/predict", json={"text": "x"}, headers=basic).status_code == 401
+    # The key is checked before the body is read: an anonymous client cannot make the server parse 1 MB.
+    assert keyed.post("/v1/predict", content=b"x" * (2 << 20)).status_code == 401
+    schema = keyed.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    assert schema["paths"]["/v1/predict"]["post"]["security"] == [{"bearer": []}]
+    assert "401" in schema["paths"]["/metrics"]["get"]["responses"]
+    assert "security" not in schema["paths"]["/health"]["get"]
+
+
+def test_cors_only_for_the_origins_named(client: TestClient, keyed: TestClient):
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    assert "access-control-allow-origin" not in client.options("/v1/predict", headers=preflight).headers
+    plain = client.post("/v1/predict", json={"text": "a"}, headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in plain.headers
+    allowed = keyed.options("/v1/predict", headers=preflight)  # a preflight carries no key: answered all the same
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    other = keyed.options("/v1/predict", headers={**preflight, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    refused = keyed.post("/v1/predict", json={"text": "a"}, headers={"Origin": "https://app.example"})
+    assert refused.status_code == 401  # and the page at that origin can read why
+    assert refused.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def corrupt_copy(run: Path, destination: Path) -> Path:
+    """A copy of ``run`` whose weights.npz is garbage that matches its checksum: it passes every check but loading."""
+    shutil.copytree(run, destination)
+    (destination / "weights.npz").write_bytes(b"not a NumPy archive")
+    metadata = json.loads((destination / "metadata.json").read_text())
+    metadata["files"]["weights.npz"] = hashlib.sha256(b"not a NumPy archive").hexdigest()
+    (destination / "metadata.json").write_text(json.dumps(metadata))
+    return destination
+
+
+def test_a_model_that_fails_to_load_keeps_health_at_503_with_the_reason(trained_run: Path, tmp_path: Path):
+    broken = corrupt_copy(trained_run, tmp_path / "broken")
+    with TestClient(create_app(ServeConfig(run_dirs=[str(broken)]))) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "failed"
+        assert f"{broken}/weights.npz cannot be read" in health.json()["reason"]
+        refused = client.post("/v1/predict", json={"text": "superb"})
+        assert refused.status_code == 503 and "weights.npz" in refused.json()["detail"]
+        assert client.get("/v1/models").status_code == 503
+
+
+@pytest.mark.parametrize("log_texts", [False, True])
+def test_a_failure_is_a_500_logged_without_the_review(
+    trained_run: Path, log_texts: bool, caplog: pytest.LogCaptureFixture
+):
+    def fail(texts: list[str]) -> np.ndarray:
+        raise ValueError(f"cannot score {texts[0]!r}")
+
+    review = "my private review, do not log"
+    with TestClient(create_app(ServeConfig(run_dirs=[str(trained_run)], log_texts=log_texts))) as client:
+        next(iter(client.app.state.reviewlens.models.values())).batcher.predict = fail  # type: ignore[attr-defined]
+        with caplog.at_level(logging.ERROR, logger="reviewlens"):
+            response = client.post("/v1/predict", json={"text": review})
+        assert response.status_code == 500 and "log" in response.json()["detail"]
+        assert 'endpoint="/v1/predict",status="500"' in client.get("/metrics").text
+    (record,) = [r for r in caplog.records if r.name.startswith("reviewlens")]
+    logged = record.getMessage()
+    assert "POST /v1/predict failed" in logged and "ValueError" in logged and "in fail" in logged
+    assert (review in logged) is log_texts

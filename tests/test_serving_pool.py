@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +54,25 @@ def test_one_helper_by_default_for_a_single_worker_on_several_cores(
 ):
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     assert default_processes(workers) == expected
+
+
+def test_a_helper_that_dies_is_replaced_and_counted(trained_run: Path):
+    texts = TEXTS * 6  # 300 texts: shared with the helper
+    expected = reviewlens.load(trained_run).predict(texts)
+    config = ServeConfig(run_dirs=[str(trained_run)], processes=1, cache_size=0)
+    with TestClient(create_app(config)) as client:
+        served = next(iter(client.app.state.reviewlens.models.values()))  # type: ignore[attr-defined]
+        assert served.pool is not None
+        for future in served.pool._warming:
+            future.result(timeout=60)  # the helper is up
+        (helper,) = multiprocessing.active_children()
+        os.kill(helper.pid, signal.SIGKILL)
+        helper.join(timeout=10)
+        for _ in range(2):  # the call that finds it dead, then one served by its replacement
+            response = client.post("/v1/predict/batch", json={"texts": texts})
+            assert response.status_code == 200
+            np.testing.assert_allclose([item["score"] for item in response.json()], expected, atol=1e-7)
+        metrics = client.get("/metrics").text
+        assert f'reviewlens_helper_restarts_total{{model="{served.name}"}} 1.0' in metrics
+        (replacement,) = multiprocessing.active_children()
+        assert replacement.pid != helper.pid

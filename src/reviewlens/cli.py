@@ -405,27 +405,32 @@ def predict(
     file: Annotated[Path | None, typer.Option("--file", "-f", help="One review per line; - reads stdin.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Say how positive each review is: `90.86% positive`."""
+    """Say how positive each review is: `90.86% positive`. A blank review among several is not scored."""
     from reviewlens import load
-    from reviewlens.text import valid_text
+    from reviewlens.text import EMPTY_TEXT, is_blank, valid_text
 
     # Arguments carry bytes that were not UTF-8 as lone surrogates: read them as a file's would be, once,
     # so that --json echoes the text that was scored.
     reviews = [valid_text(text) for text in texts or []] + (_read_reviews(file) if file is not None else [])
     if not reviews:
         raise ReviewlensError("no reviews to score; pass them as arguments or with --file PATH (- for stdin)")
+    if len(reviews) == 1 and is_blank(reviews[0]):
+        raise ReviewlensError('the review is empty; pass one, e.g. reviewlens predict RUN "A fine film"')
     run = load(run_dir)
-    probabilities = run.predict(reviews).tolist()
-    if as_json:
+    scored = [i for i, text in enumerate(reviews) if not is_blank(text)]
+    scores = dict(zip(scored, run.predict([reviews[i] for i in scored]).tolist(), strict=True))
+    if as_json:  # as the service's batch answers: a blank review has no label or score, and says why
         _print_json(
             [
-                {"text": text, "label": run.label(p), "score": round(p, 6)}
-                for text, p in zip(reviews, probabilities, strict=True)
+                {"text": text, "label": run.label(scores[i]), "score": round(scores[i], 6)}
+                if i in scores
+                else {"text": text, "label": None, "score": None, "error": EMPTY_TEXT}
+                for i, text in enumerate(reviews)
             ]
         )
         return
-    for probability in probabilities:
-        out.print(_shown(run, probability), markup=False)
+    for i in range(len(reviews)):
+        out.print(_shown(run, scores[i]) if i in scores else f"{EMPTY_TEXT}, not scored", markup=False)
 
 
 @app.command()
@@ -599,7 +604,7 @@ def serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to bind; 0.0.0.0 opens it to the network.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most texts in one model call.")] = 256,
     max_wait_ms: Annotated[
@@ -619,10 +624,38 @@ def serve(
         int, typer.Option("--cache-size", min=0, help="Predictions cached per model; 0: none.")
     ] = 10000,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body.")] = 1 << 20,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="REVIEWLENS_API_KEY",
+            help="Require `Authorization: Bearer KEY` on every endpoint but /health (the page at / asks for it).",
+            show_envvar=True,
+        ),
+    ] = None,
+    cors_origins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="An origin whose pages may call the API, e.g. https://app.example; repeat for more. None by default.",
+            metavar="ORIGIN",
+        ),
+    ] = None,
+    log_texts: Annotated[
+        bool, typer.Option("--log-texts", help="Let error logs quote review text (off: messages are withheld).")
+    ] = False,
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", min=0.001, help="Seconds a request may take to send its headers."),
+    ] = 5.0,
 ) -> None:
     """Serve runs over HTTP: a JSON prediction API, Prometheus metrics, and a page at / (no TensorFlow needed)."""
     from reviewlens.serving.config import ServeConfig, default_processes
     from reviewlens.serving.server import serve as run_server
+
+    if api_key is not None and not api_key.strip():
+        raise ReviewlensError("--api-key is empty; pass a key, e.g. one from: python -c 'import secrets; "
+                              "print(secrets.token_urlsafe())'")  # fmt: skip
 
     run_server(
         ServeConfig(
@@ -635,6 +668,10 @@ def serve(
             processes=default_processes(workers) if processes is None else processes,
             cache_size=cache_size,
             max_body_bytes=max_body_bytes,
+            api_key=api_key,
+            cors_origins=cors_origins or [],
+            log_texts=log_texts,
+            header_timeout=header_timeout,
         )
     )
 

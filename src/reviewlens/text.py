@@ -53,6 +53,15 @@ _NON_ASCII_SPACE = re.compile("[" + "".join(c for c in SPACE_LIKE if ord(c) > 12
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: Why a blank text in a batch has no score (the service's batch answers, ``reviewlens predict --json``).
+EMPTY_TEXT: Literal["empty text"] = "empty text"
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` is empty or holds only whitespace (``str.isspace``: a space or ``SPACE_LIKE``)."""
+    return not text.strip()
+
+
 def valid_text(text: str) -> str:
     """``text`` as valid Unicode, what every model reads: bytes that were not UTF-8 and reached Python as lone
     surrogates (``surrogateescape``: command-line arguments, stdin) become U+FFFD each, as reading the same

@@ -1,11 +1,15 @@
-"""The FastAPI app: prediction, batch, explanation, models, health and metrics endpoints, and the page at ``/``."""
+"""The FastAPI app: prediction, batch, explanation, models, health and metrics endpoints, and the page at ``/``.
+
+With an API key, every endpoint but ``/health`` and the pages a browser opens (``/``, ``/docs``, the
+OpenAPI schema they read) needs ``Authorization: Bearer KEY``; the schema says so.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,8 +20,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from reviewlens import __version__
+from reviewlens.errors import ReviewlensError
 from reviewlens.serving.batcher import BatcherClosedError
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.limits import BodyLimitMiddleware
@@ -25,6 +31,7 @@ from reviewlens.serving.metrics import Metrics, MetricsMiddleware
 from reviewlens.serving.models import ServedModel, load_models
 from reviewlens.serving.page import PAGE
 from reviewlens.serving.schemas import (
+    BatchPrediction,
     BatchRequest,
     ExplainRequest,
     Explanation,
@@ -36,27 +43,46 @@ from reviewlens.serving.schemas import (
     Status,
     TermEffect,
 )
+from reviewlens.serving.security import BearerAuthMiddleware, ErrorLogMiddleware, logger
+from reviewlens.text import is_blank
 
 ENDPOINTS = ("/", "/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/models", "/health", "/metrics")
+#: What needs no API key: the readiness probe, and the pages a browser opens (they hold no served data).
+OPEN_PATHS = ("/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+NOT_READY = {"model": Problem, "description": "The models are loading, failed to load, or the server is stopping"}
 CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No model of that name"},
     413: {"model": Problem, "description": "Body over the limit, a text over 100,000 characters, or too many texts"},
-    422: {"description": "Malformed JSON or a field of the wrong type"},
+    422: {"description": "Malformed JSON, a field of the wrong type, or a blank text"},
+    503: NOT_READY,
+}
+UNAUTHORIZED = {
+    "description": "No API key, or the wrong one (the server was started with --api-key)",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 
 
 class State:
-    """What the endpoints share: the models once loaded, and whether the server is stopping."""
+    """What the endpoints share: the models once loaded, and whether the server is ready, failed or stopping."""
 
     def __init__(self, config: ServeConfig):
         self.config = config
         self.metrics = Metrics()
         self.models: dict[str, ServedModel] = {}
         self.status: Status = "loading"
+        self.reason: str | None = None  # why the models failed to load
+
+    def load(self) -> None:
+        """Load every model now, in this thread; a run that cannot be loaded raises ``ReviewlensError``.
+
+        ``serve`` calls it before the port is bound; otherwise the app loads them when it starts."""
+        self.models = load_models(self.config, self.metrics)
 
     def model(self, name: str | None) -> ServedModel:
         if self.status != "ok":
-            raise HTTPException(503, f"the server is {self.status}; GET /health says when it is ready")
+            why = f" ({self.reason})" if self.reason else ""
+            raise HTTPException(503, f"the server is {self.status}{why}; GET /health says when it is ready")
         if name is None:
             return next(iter(self.models.values()))
         try:
@@ -80,7 +106,14 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.models = await asyncio.get_running_loop().run_in_executor(None, load_models, config, state.metrics)
+        if not state.models:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, state.load)
+            except ReviewlensError as error:  # the server stays up to say so: /health is 503 with the reason
+                state.status, state.reason = "failed", str(error)
+                logger.error("not ready: %s", error)
+                yield
+                return
         for served in state.models.values():
             served.batcher.start()
         # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
@@ -127,15 +160,21 @@ def create_app(config: ServeConfig) -> FastAPI:
         (score,) = await served.scores([request.text])
         return Prediction(label=served.run.label(score), score=score, model=served.name)
 
-    @app.post("/v1/predict/batch", response_model=list[Prediction], responses=CLIENT_ERRORS)
-    async def predict_batch(request: BatchRequest) -> list[Prediction]:
-        """The sentiment of up to 1,000 reviews, in order."""
+    @app.post("/v1/predict/batch", response_model=list[BatchPrediction], responses=CLIENT_ERRORS)
+    async def predict_batch(request: BatchRequest) -> list[BatchPrediction]:
+        """The sentiment of up to 1,000 reviews, in order. A blank text gets no score but an error."""
         served = state.model(request.model)
         if len(request.texts) > config.max_batch_texts:
             raise HTTPException(413, f"{len(request.texts):,} texts; at most {config.max_batch_texts:,} per request")
         state.check_length(request.texts)
-        scores = await served.scores(request.texts)
-        return [Prediction(label=served.run.label(s), score=s, model=served.name) for s in scores]
+        scored = [i for i, text in enumerate(request.texts) if not is_blank(text)]
+        scores = dict(zip(scored, await served.scores([request.texts[i] for i in scored]), strict=True))
+        return [
+            BatchPrediction(label=served.run.label(scores[i]), score=scores[i], model=served.name, error=None)
+            if i in scores
+            else BatchPrediction.unscored(served.name)
+            for i in range(len(request.texts))
+        ]
 
     @app.post("/v1/explain", response_model=Explanation, responses=CLIENT_ERRORS)
     async def explain_text(request: ExplainRequest) -> Explanation:
@@ -154,15 +193,18 @@ def create_app(config: ServeConfig) -> FastAPI:
             terms=terms,
         )
 
-    @app.get("/v1/models", response_model=list[ModelInfo])
+    @app.get("/v1/models", response_model=list[ModelInfo], responses={503: NOT_READY})
     async def models() -> list[ModelInfo]:
         """The served models: name, recipe, metrics, data fingerprint, creation time. The first is the default."""
+        if state.status == "failed":
+            state.model(None)  # the 503 that says why
         return [served.info() for served in state.models.values()]
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}})
     async def health() -> Response:
-        """200 once every model is loaded; 503 while loading or stopping."""
-        body = Health(status=state.status, models=list(state.models))
+        """200 once every model is loaded; 503 while loading, after a model failed to load (with the reason),
+        or while stopping."""
+        body = Health(status=state.status, models=list(state.models), reason=state.reason)
         return JSONResponse(body.model_dump(), status_code=200 if state.status == "ok" else 503)
 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
@@ -174,9 +216,39 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def page(request: Request) -> HTMLResponse:
         return HTMLResponse(PAGE)
 
+    # Outermost last: metrics see every answer, the error log every failure; CORS answers preflights, which
+    # carry no key, and puts its headers on a 401 too; the key is checked before the body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.api_key is not None:
+        app.add_middleware(BearerAuthMiddleware, key=config.api_key, open_paths=OPEN_PATHS)
+        app.openapi = _with_bearer(app.openapi)  # type: ignore[method-assign]
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(ErrorLogMiddleware, log_texts=config.log_texts)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, endpoints=ENDPOINTS)
     return app
+
+
+def _with_bearer(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """``openapi`` with the bearer scheme declared, required and its 401 listed on every path it guards."""
+
+    def secured() -> dict[str, Any]:
+        schema = openapi()
+        if "securitySchemes" not in schema.get("components", {}):  # the schema is built once, then cached
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for path, operations in schema["paths"].items():
+                for operation in operations.values():
+                    if path not in OPEN_PATHS:
+                        operation["security"] = [{"bearer": []}]
+                        operation["responses"]["401"] = UNAUTHORIZED
+        return schema
+
+    return secured
 
 
 def app_from_environment() -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from pydantic import BaseModel, Field
@@ -13,6 +14,16 @@ def default_processes(workers: int) -> int:
     """Helper processes per worker when none are asked for: one helper lets a single worker put a second
     core to work on large batches; several workers already occupy the cores."""
     return 1 if workers == 1 and (os.cpu_count() or 1) > 1 else 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) reaches only this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ServeConfig(BaseModel):
@@ -27,6 +38,17 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(default=1 << 20, ge=1)
     max_text_chars: int = Field(default=100_000, ge=1)
     max_batch_texts: int = Field(default=1000, ge=1)
+    api_key: str | None = Field(default=None, min_length=1, description="bearer token every endpoint but /health needs")
+    cors_origins: list[str] = Field(default_factory=list, description="origins whose pages may call the API")
+    log_texts: bool = Field(default=False, description="whether log lines may hold review text")
+    header_timeout: float = Field(default=5.0, gt=0, description="seconds a request may take to send its headers")
+    max_header_bytes: int = Field(default=64 * 1024, ge=1, description="most bytes of request line and headers")
+    max_header_count: int = Field(default=100, ge=1, description="most header lines in one request")
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server listens on this machine only."""
+        return is_loopback(self.host)
 
     def to_environment(self) -> None:
         os.environ[ENVIRONMENT_VARIABLE] = self.model_dump_json()

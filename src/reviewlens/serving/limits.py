@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 
-async def _reply(send: Any, status: int, detail: str) -> None:
+async def reply(send: Any, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Send a whole JSON response ``{"detail": detail}`` from ASGI middleware."""
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -34,10 +36,10 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _reply(send, 400, "the Content-Length header is not a number")
+                    await reply(send, 400, "the Content-Length header is not a number")
                     return
                 if declared > self.max_bytes:
-                    await _reply(send, 413, too_large)
+                    await reply(send, 413, too_large)
                     return
         chunks: list[bytes] = []
         size = 0
@@ -48,7 +50,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _reply(send, 413, too_large)
+                await reply(send, 413, too_large)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

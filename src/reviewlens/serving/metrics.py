@@ -58,6 +58,10 @@ class Metrics:
         self.cache_misses = Counter(
             "reviewlens_cache_misses", "Predictions the cache did not hold", ["model"], registry=where
         )
+        self.helper_restarts = Counter(
+            "reviewlens_helper_restarts", "Times the helper processes were replaced after one died", ["model"],
+            registry=where,
+        )  # fmt: skip
 
     def render(self) -> bytes:
         if self.multiprocess:

@@ -104,12 +104,29 @@ def check_runs(run_dirs: Sequence[str]) -> list[str]:
     return list(names)
 
 
+def load_run(run_dir: str) -> Run:
+    """The run, loaded with its default predictor; one that cannot be loaded fails in one line that names it.
+
+    Its files match their checksums by then, so a failure here is a file written wrong or for another
+    version of its library: whatever the loader raises, the message says which run and what it said.
+    """
+    try:
+        return Run(run_dir)
+    except ReviewlensError:
+        raise
+    except Exception as error:
+        said = " ".join(str(error).split())[:300] or "no message"
+        raise ReviewlensError(
+            f"{run_dir} could not be loaded ({type(error).__name__}: {said}); train the run again"
+        ) from error
+
+
 def load_models(config: ServeConfig, metrics: Metrics) -> dict[str, ServedModel]:
     """Every run of the configuration, loaded and ready; the first is the default."""
     check_runs(config.run_dirs)
     served: dict[str, ServedModel] = {}
     for index, run_dir in enumerate(config.run_dirs):
-        run = Run(run_dir)
+        run = load_run(run_dir)
         name = run.name
         batch_sizes, texts = metrics.batch_size.labels(name), metrics.texts.labels(name)
 
@@ -117,7 +134,9 @@ def load_models(config: ServeConfig, metrics: Metrics) -> dict[str, ServedModel]
             batch_sizes.observe(size)
             texts.inc(size)
 
-        pool = PooledPredict(run, config.processes) if config.processes and run.runtime == "numpy" else None
+        pool = None
+        if config.processes and run.runtime == "numpy":
+            pool = PooledPredict(run, config.processes, on_restart=metrics.helper_restarts.labels(name).inc)
         batcher = MicroBatcher(
             pool or run.predict,
             max_batch=config.max_batch,

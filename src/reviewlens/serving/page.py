@@ -1,4 +1,8 @@
-"""The page at ``/``: type a review, see its label and score as you type, and the words that pushed it most."""
+"""The page at ``/``: type a review, see its label and score as you type, and the words that pushed it most.
+
+When the server needs an API key, the page asks for it and keeps it in the tab's sessionStorage (gone
+when the tab closes), sending it as ``Authorization: Bearer KEY``; a 401 asks again, saying why.
+"""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -21,13 +25,20 @@ PAGE = """<!doctype html>
   #terms li { display: contents; }
   #terms .bar { height: .9rem; align-self: center; border-radius: 2px; }
   #terms .up { background: var(--pos); } #terms .down { background: var(--neg); }
-  select { font: inherit; }
+  select, input { font: inherit; }
+  #key-form { margin: .75rem 0; padding: .6rem; border: 1px solid #d0d7de; border-radius: 6px; }
+  #key-message { color: var(--neg); margin: 0 0 .4rem; }
 </style>
 </head>
 <body>
 <h1>reviewlens</h1>
 <p class="hint">Type a review: its sentiment updates as you type.
   Model <select id="model" aria-label="model"></select></p>
+<form id="key-form" hidden>
+  <p id="key-message"></p>
+  <label>API key <input id="key" type="password" autocomplete="off" aria-label="API key"></label>
+  <button type="submit">Use this key</button>
+</form>
 <textarea id="text" aria-label="review" placeholder="A wonderful film, the cast was superb..."></textarea>
 <div id="verdict" aria-live="polite">
   <span id="label"></span><span id="score"></span>
@@ -41,8 +52,30 @@ PAGE = """<!doctype html>
 const $ = (id) => document.getElementById(id);
 let timer = null, sequence = 0, controller = null;
 
+function askForKey(message) {
+  $("key-message").textContent = message;
+  $("key-form").hidden = false;
+  $("key").focus();
+}
+
+// fetch with the API key, if one was given; a 401 asks for the key and answers null.
+async function api(path, options = {}) {
+  const key = sessionStorage.getItem("reviewlens-api-key");
+  const headers = { ...(options.headers || {}) };
+  if (key) headers.authorization = `Bearer ${key}`;
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    askForKey(key ? "The server refused this API key; enter the right one." : "This server needs an API key.");
+    return null;
+  }
+  return response;
+}
+
 async function loadModels() {
-  const models = await (await fetch("/v1/models")).json();
+  const response = await api("/v1/models");
+  if (!response) return;
+  const models = await response.json();
+  $("model").replaceChildren();
   for (const m of models) {
     const option = new Option(`${m.name} (${m.recipe})`, m.name, m.default, m.default);
     $("model").add(option);
@@ -84,12 +117,13 @@ async function update() {
   }
   controller = new AbortController();
   try {
-    const response = await fetch("/v1/explain", {
+    const response = await api("/v1/explain", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ text, model: $("model").value || null, top: 10 }),
       signal: controller.signal,
     });
+    if (!response) return;
     const body = await response.json();
     if (mine !== sequence) return;  // a newer keystroke has its own answer coming
     if (!response.ok) {
@@ -104,6 +138,13 @@ async function update() {
 
 $("text").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 150); });
 $("model").addEventListener("change", update);
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem("reviewlens-api-key", $("key").value.trim());
+  $("key").value = "";
+  $("key-form").hidden = true;
+  loadModels().then(update);
+});
 loadModels();
 </script>
 </body>

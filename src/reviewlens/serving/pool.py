@@ -3,6 +3,8 @@
 Each helper is spawned (nothing inherited from the server's threads) and loads its own copy of the run
 with its NumPy predictor. A call of at least ``2 * min_chunk`` texts is cut into contiguous chunks: the helpers score
 all but the first, which the calling thread scores meanwhile; smaller calls never leave the process.
+A helper that dies (killed, out of memory) breaks the pool: the call it was part of is scored in this
+process instead, and a fresh pool of helpers takes the next calls (``on_restart`` counts it).
 As with any spawned process, a script that builds the app itself needs an ``if __name__ == "__main__"`` guard.
 """
 
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -33,20 +36,25 @@ def _predict(texts: Sequence[str]) -> np.ndarray:
 class PooledPredict:
     """``run.predict`` for the batcher, with large calls split over ``processes`` helpers and this one."""
 
-    def __init__(self, run: Run, processes: int, min_chunk: int = 128):
+    def __init__(self, run: Run, processes: int, min_chunk: int = 128, on_restart: Callable[[], None] | None = None):
         if run.runtime != "numpy":
             raise ValueError("only NumPy predictors are shared with helper processes")
         self.run = run
         self.processes = processes
         self.min_chunk = min_chunk
-        self._pool = ProcessPoolExecutor(
-            processes,
+        self.on_restart = on_restart
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_load,
-            initargs=(str(run.run_dir),),
+            initargs=(str(self.run.run_dir),),
         )
         # Start the helpers now, in the background: the server is ready without waiting for them.
-        self._warming: list[Future[np.ndarray]] = [self._pool.submit(_predict, ["warm up"]) for _ in range(processes)]
+        self._warming: list[Future[np.ndarray]] = [pool.submit(_predict, ["warm up"]) for _ in range(self.processes)]
+        return pool
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         parts = min(self.processes + 1, len(texts) // self.min_chunk)
@@ -54,9 +62,19 @@ class PooledPredict:
             return self.run.predict(texts)
         bounds = np.linspace(0, len(texts), parts + 1).astype(int)
         chunks = [texts[start:end] for start, end in itertools.pairwise(bounds)]
-        helped = [self._pool.submit(_predict, chunk) for chunk in chunks[1:]]
-        first = self.run.predict(chunks[0])
-        return np.concatenate([first, *(future.result() for future in helped)])
+        try:
+            helped = [self._pool.submit(_predict, chunk) for chunk in chunks[1:]]
+            first = self.run.predict(chunks[0])
+            return np.concatenate([first, *(future.result() for future in helped)])
+        except BrokenProcessPool:  # a helper died: replace them all, and answer this call here
+            self._restart()
+            return self.run.predict(texts)
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._start()
+        if self.on_restart is not None:
+            self.on_restart()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from reviewlens.text import EMPTY_TEXT, SPACE_LIKE, is_blank
+
 
 def _encodable(text: str) -> str:
     if not text.isascii():
@@ -16,20 +18,34 @@ def _encodable(text: str) -> str:
     return text
 
 
-Status = Literal["ok", "loading", "stopping"]
+def _not_blank(text: str) -> str:
+    if is_blank(text):
+        raise ValueError("the text is empty or only whitespace; send a review")
+    return text
+
+
+#: A string with a character that is not whitespace: the JSON Schema of what ``_not_blank`` accepts.
+NOT_BLANK = "[^ " + SPACE_LIKE + "]"
+
+Status = Literal["ok", "loading", "failed", "stopping"]
 Text = Annotated[str, AfterValidator(_encodable), Field(description="the review; at most 100,000 characters")]
+OneText = Annotated[
+    Text,
+    AfterValidator(_not_blank),
+    Field(description="the review: not blank, at most 100,000 characters", json_schema_extra={"pattern": NOT_BLANK}),
+]
 ModelName = Annotated[str | None, Field(description="a name from GET /v1/models; the default model if left out")]
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "A wonderful film."}]})
-    text: Text
+    text: OneText
     model: ModelName = None
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    texts: list[Text] = Field(description="at most 1,000 reviews")
+    texts: list[Text] = Field(description="at most 1,000 reviews; a blank one is answered without a score")
     model: ModelName = None
 
 
@@ -41,6 +57,17 @@ class Prediction(BaseModel):
     label: str = Field(description="the run's label for the text: one of its labels (see /v1/models)")
     score: float = Field(description="probability that the review is positive")
     model: str
+
+
+class BatchPrediction(BaseModel):
+    label: str | None = Field(description="the run's label for the text; null for a blank text")
+    score: float | None = Field(description="probability that the review is positive; null for a blank text")
+    model: str
+    error: Literal["empty text"] | None = Field(description="why the text has no score: null when it has one")
+
+    @classmethod
+    def unscored(cls, model: str) -> BatchPrediction:
+        return cls(label=None, score=None, model=model, error=EMPTY_TEXT)
 
 
 class TermEffect(BaseModel):
@@ -74,6 +101,7 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     status: Status
     models: list[str]
+    reason: str | None = Field(None, description="why the server is not ready: the model that failed to load")
 
 
 class Problem(BaseModel):
