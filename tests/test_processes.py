@@ -104,3 +104,14 @@ def test_tensorflow_start_up_lines_stay_off_stderr(sequence_run: Path) -> None:
     assert result.stderr == ""
     verbose = run_cli("--verbose", "predict", str(sequence_run), "a fine film")
     assert verbose.returncode == 0 and verbose.stdout == result.stdout
+
+
+def test_kill_9_of_serve_leaves_no_process(trained_run: Path) -> None:
+    environment = {**os.environ, "COLUMNS": "200"}
+    command = [sys.executable, "-m", "reviewlens.cli", "serve", str(trained_run), "--port", "0", "--processes", "1"]
+    serve = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=environment, start_new_session=True)
+    # The server, its helper process and multiprocessing's resource tracker.
+    _wait_for(lambda: len(_session(serve.pid)) >= 3, 60, "serve to start its helper")
+    serve.kill()
+    serve.wait()
+    _wait_for(lambda: not _session(serve.pid), 10, "the helper of a killed serve to end")

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from types import FrameType, ModuleType
 from typing import Any
@@ -91,15 +91,24 @@ class _ChildPool(ProcessPoolExecutor):
             return super().submit(fn, *args, **kwargs)
 
 
-def process_pool(workers: int = 1) -> ProcessPoolExecutor:
-    """A spawn process pool whose workers ignore Ctrl-C and end with this process (``child_started``)."""
+def _start_worker(parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    child_started(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def process_pool(
+    workers: int = 1, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> ProcessPoolExecutor:
+    """A spawn process pool whose workers ignore Ctrl-C and end with this process (``child_started``), then run
+    ``initializer(*initargs)``."""
     import multiprocessing
 
     return _ChildPool(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=child_started,
-        initargs=(os.getpid(),),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
     )
 
 

@@ -1,6 +1,7 @@
 """Large model calls shared with helper processes, so one big batch uses several cores despite the GIL.
 
-Each helper is spawned (nothing inherited from the server's threads) and loads its own copy of the run
+Each helper is spawned (nothing inherited from the server's threads; it ends with the server, however the
+server ends: ``reviewlens.processes``) and loads its own copy of the run
 with its NumPy predictor. A call of at least ``2 * min_chunk`` texts is cut into contiguous chunks: the helpers score
 all but the first, which the calling thread scores meanwhile; smaller calls never leave the process.
 A helper that dies (killed, out of memory) breaks the pool: the call it was part of is scored in this
@@ -11,13 +12,13 @@ As with any spawned process, a script that builds the app itself needs an ``if _
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+from reviewlens.processes import process_pool
 from reviewlens.runs import Run
 
 _run: Run | None = None  # in each helper process
@@ -46,12 +47,7 @@ class PooledPredict:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_load,
-            initargs=(str(self.run.run_dir),),
-        )
+        pool = process_pool(self.processes, initializer=_load, initargs=(str(self.run.run_dir),))
         # Start the helpers now, in the background: the server is ready without waiting for them.
         self._warming: list[Future[np.ndarray]] = [pool.submit(_predict, ["warm up"]) for _ in range(self.processes)]
         return pool
