@@ -138,6 +138,7 @@ class Staging:
     def begin(self, settings: dict[str, Any], resume: bool) -> None:
         """Take the staging directory for a run of ``settings`` (JSON): a new one, or with ``resume`` the one a
         killed run of the same settings left, whose last checkpoint becomes ``resumed``."""
+        settings = json.loads(json.dumps(settings, default=str))  # as state.json holds them: paths as text
         process = {"pid": os.getpid(), "host": socket.gethostname(),
                    "started": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
         if not resume:
