@@ -88,6 +88,7 @@ def test_a_killed_bag_of_words_run_resumes_to_the_uninterrupted_result(
     assert _history(out) == _history(trained_run)
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["best_epoch"] == json.loads((trained_run / "metadata.json").read_text())["best_epoch"]
+    assert metadata["hyperparameters"]["resumed_after_epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the staging directory is gone
 
 

@@ -16,7 +16,6 @@ it dies) while it trains, so a staging directory whose lock is free was left by 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -70,9 +69,7 @@ class Checkpoint:
         progress["groups"] = {group: len(arrays) for group, arrays in self.arrays.items()}
         members = {f"{group}:{i}": np.asarray(a) for group, arrays in self.arrays.items() for i, a in enumerate(arrays)}
         members[_PROGRESS] = np.frombuffer(json.dumps(progress).encode(), np.uint8)
-        buffer = io.BytesIO()
-        np.savez(buffer, **members)  # type: ignore[arg-type]  # numpy stubs type allow_pickle as a kwarg too
-        _write_atomically(path, buffer.getvalue())
+        _write_atomically(path, lambda file: np.savez(file, **members))  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -83,10 +80,11 @@ class Checkpoint:
         return cls(**{**progress, "best_key": tuple(progress["best_key"]), "arrays": arrays})
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write`` a file to a temporary name beside ``path``, sync it, and rename it over ``path``."""
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as file:
-        file.write(content)
+        write(file)
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
@@ -98,7 +96,8 @@ def _write_atomically(path: Path, content: bytes) -> None:
 
 
 def write_state(path: Path, state: Mapping[str, Any]) -> None:
-    _write_atomically(path, (json.dumps(state, indent=2, ensure_ascii=False) + "\n").encode())
+    content = (json.dumps(state, indent=2, ensure_ascii=False) + "\n").encode()
+    _write_atomically(path, lambda file: file.write(content))
 
 
 def read_state(staging: Path) -> dict[str, Any] | None:

@@ -207,6 +207,8 @@ def _metadata(
         "timings": context.timings,
         "versions": library_versions(),
     }
+    if context.resumed is not None:  # the timings are the last process's
+        metadata["hyperparameters"]["resumed_after_epoch"] = context.resumed.epoch
     return metadata
 
 
