@@ -183,11 +183,22 @@ def _small(name: str, **model: object) -> object:
     return dataclasses.replace(recipe, model={**recipe.model, **model}, batch_size=16)
 
 
-def test_the_published_loop_logs_checkpoints_and_resumes(tiny: Path, tmp_path: Path) -> None:
+class _KilledError(Exception):
+    pass
+
+
+def test_the_published_loop_logs_and_resumes_after_a_failure(tiny: Path, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     recipe = _small("char-tokenization", patterns=20)
     options = {"max_length": 120, "log_patterns": logs}
-    first = train(recipe, tiny, tmp_path / "a", epochs=1, options=options)  # type: ignore[arg-type]
+    first: list[dict[str, float]] = []
+
+    def fail_after_one_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        first.append(logs)
+        raise _KilledError
+
+    with pytest.raises(_KilledError):
+        train(recipe, tiny, tmp_path / "run", epochs=2, options=options, on_epoch=fail_after_one_epoch)  # type: ignore[arg-type]
     columns = (logs / VALS_LOG).read_text().splitlines()[0].split(",")
     assert columns[:8] == [f"{n} {s}" for n in ("Out", "Dense", "Embedding", "Tokenization") for s in ("Mean", "Std")]
     assert columns[-2:] == ["Patterns Mean", "Patterns Std"] and "Out Kernel Mean" in columns
@@ -195,14 +206,14 @@ def test_the_published_loop_logs_checkpoints_and_resumes(tiny: Path, tmp_path: P
     assert steps == 4  # 64 training reviews in batches of 16: a row per step
     lines = (logs / PATTERNS_LOG).read_text().splitlines()
     assert len(lines) == 1 and len(json.loads(f"[{lines[0]}]")) == 20  # every 10 steps: all 20 patterns
-    checkpoints = sorted(p.name for p in (logs / "checkpoints").iterdir())
-    assert checkpoints[-1] == "epoch001-step000000" and len(checkpoints) >= 2  # within the epoch and at its end
+    assert not (tmp_path / "run").exists() and (tmp_path / ".run.partial" / "checkpoint.npz").is_file()
 
-    resumed = train(recipe, tiny, tmp_path / "b", epochs=2, options={**options, "resume": True})  # type: ignore[arg-type]
-    history = json.loads((tmp_path / "b" / "history.json").read_text())
-    first_history = json.loads((first.run_dir / "history.json").read_text())
-    assert len(history["loss"]) == 2 and history["loss"][0] == pytest.approx(first_history["loss"][0])
-    assert len((logs / GRADS_LOG).read_text().splitlines()) - 1 == 2 * steps  # the logs continue
+    # The one resume mechanism (the staging directory's checkpoint); the logs continue.
+    resumed = train(recipe, tiny, tmp_path / "run", epochs=2, options=options, resume=True)  # type: ignore[arg-type]
+    history = json.loads((resumed.run_dir / "history.json").read_text())
+    assert len(history["loss"]) == 2 and history["loss"][0] == first[0]["loss"]
+    assert len((logs / GRADS_LOG).read_text().splitlines()) - 1 == 2 * steps
+    assert not (tmp_path / ".run.partial").exists()
     run = reviewlens.load(resumed.run_dir)
     scores = run.predict(["", "a", "Wonderful, superb film!", "x" * 5000])  # empty, shorter than a pattern, long
     assert scores.shape == (4,) and np.isfinite(scores).all()
@@ -229,8 +240,7 @@ def test_character_options_mistakes_are_one_line(tiny: Path, tmp_path: Path) -> 
     blocked.write_text("")
     for args, message in [
         (["--log-patterns", str(blocked / "logs")], "cannot write there"),
-        (["--resume"], "--resume continues from the checkpoints in --log-patterns"),
-        (["--resume", "--log-patterns", str(tmp_path / "empty")], "holds no checkpoint"),
+        (["--resume"], "no killed run of"),
         (["--split", "other"], "other"),
     ]:
         result = run_cli("train", "--recipe", "char-tokens", "--data", str(tiny), "--out", str(tmp_path / "o"), *args)

@@ -77,7 +77,7 @@ def test_a_vocabulary_with_line_separator_characters_round_trips(tmp_path: Path)
     )
 
 
-def test_a_crash_while_writing_leaves_no_run_directory(
+def test_a_crash_while_writing_leaves_no_run_directory_and_resumes(
     session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def crash(*args: object, **kwargs: object) -> None:
@@ -86,7 +86,11 @@ def test_a_crash_while_writing_leaves_no_run_directory(
     monkeypatch.setattr("reviewlens.training.plot_curves", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]  # no run; its finished epoch is kept
+    monkeypatch.undo()
+    result = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1, resume=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and result.metadata.best_epoch == 1
+    reviewlens.load(result.run_dir)  # complete: every file matches its checksum
 
 
 def test_an_existing_run_is_never_overwritten(trained_run: Path, session_aclimdb: Path) -> None:

@@ -140,7 +140,7 @@ def recipes(as_json: JsonOption = False) -> None:
 def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
-    **settings: Any,
+    resume: bool = False, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.training import configured
@@ -161,6 +161,7 @@ def _train(
             options=options,
             calibrate=calibrate,
             max_review_bytes=max_review_bytes,
+            resume=resume,
         )
 
 
@@ -284,12 +285,16 @@ def train(
         Path | None,
         typer.Option(
             "--log-patterns",
-            help="Character recipes: write the patterns, value and gradient logs and checkpoints to this folder.",
+            help="Character recipes: write the patterns, value and gradient logs to this folder.",
             metavar="DIR",
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Character recipes: continue from the latest checkpoint in --log-patterns.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the killed run of this --out from its last finished epoch (same recipe, settings, data).",
+        ),
     ] = False,
     split: Annotated[
         SplitChoice | None,
@@ -304,7 +309,7 @@ def train(
         "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
         "stream": stream or None, "bucket": bucket, "backend": backend and backend.value,
         "members": members and tuple(Path(part.strip()) for part in members.split(",") if part.strip()),
-        "log_patterns": log_patterns, "resume": resume or None, "split": split and split.value,
+        "log_patterns": log_patterns, "split": split and split.value,
     }  # fmt: skip
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)
@@ -312,6 +317,7 @@ def train(
     result = _train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
         batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
+        resume=resume,
     )  # fmt: skip
     metadata = result.metadata
     if as_json:
@@ -501,6 +507,69 @@ def compare(
     for row in comparison.rows:
         out.print(f"{row.recipe}: {row.run_dir} ({'reused' if row.reused else 'trained now'})", markup=False)
     out.print(f"written: {comparison.markdown}, {comparison.chart}", markup=False)
+
+
+@app.command("runs")
+def list_runs(
+    directory: Annotated[
+        Path, typer.Argument(help="The folder of run directories [default: runs, where `train` writes].")
+    ] = Path("runs"),
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Remove what killed runs left (never a live one, never a finished run).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List the runs in a folder, and the runs killed before they finished (`train --resume` continues one)."""
+    from reviewlens.checkpoints import clean as clean_staged
+    from reviewlens.checkpoints import staged
+    from reviewlens.runs import runs_in
+
+    if not directory.is_dir():
+        raise ReviewlensError(f"{directory} is not a folder of runs; pass the folder your runs were written to")
+    removed = clean_staged(directory) if clean else []
+    finished, killed = runs_in(directory), list(staged(directory))
+    if as_json:
+        _print_json(
+            {
+                "runs": [
+                    {
+                        "run_dir": str(path),
+                        "recipe": meta.recipe,
+                        "val_accuracy": meta.val_accuracy,
+                        "test_accuracy": meta.test_accuracy,
+                        "created": meta.created,
+                    }
+                    for path, meta in finished
+                ],
+                "killed": [k.to_json() for k in killed],
+                "removed": [k.to_json() for k in removed],
+            }
+        )
+        return
+    table = Table(title=f"runs in {directory}")
+    for i, column in enumerate(("run", "recipe", "val acc", "test acc", "created")):
+        table.add_column(column, justify="right" if i in (2, 3) else "left", overflow="fold")
+    for path, meta in finished:
+        accuracies = [f"{a:.2%}" if a is not None else "-" for a in (meta.val_accuracy, meta.test_accuracy)]
+        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(meta.created or "-"))
+    out.print(table)
+    for k in removed:
+        out.print(f"removed {k.path} (a killed run of {k.recipe or 'unknown recipe'}, {k.epoch} epoch(s) finished)",
+                  markup=False)  # fmt: skip
+    for k in killed:
+        epochs = f"{k.epoch}/{k.epochs}" if k.epochs else str(k.epoch)
+        state = f"pid {k.pid} is training in it" if k.live else f"pid {k.pid} is gone"
+        out.print(
+            f"killed run: {k.run_dir} ({k.recipe or 'unknown recipe'}, epoch {epochs} finished, {state}) in {k.path}",
+            markup=False,
+        )
+    dead = [k for k in killed if not k.live]
+    if dead:
+        out.print(
+            f"continue one with `reviewlens train --out RUN --resume` and the same settings, or remove them with "
+            f"`reviewlens runs {directory} --clean`",
+            markup=False,
+        )
 
 
 @app.command()

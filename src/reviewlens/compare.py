@@ -86,7 +86,7 @@ def data_fingerprint(resolved: Resolved) -> tuple[str, list[str]]:
 def find_run(runs_dir: Path, recipe: str, data: str, epochs: int) -> Path | None:
     """The newest complete, unaltered run of ``recipe`` in ``runs_dir`` with this data fingerprint and epochs.
 
-    Hidden directories (a training in progress writes into ``.NAME.partial-*``) and directories that do
+    Hidden directories (a training in progress, or a killed one, is in ``.NAME.partial``) and directories that do
     not load as runs are passed over. Newest means the latest ``created`` time, then the name.
     """
     if not runs_dir.is_dir():

@@ -178,6 +178,20 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
     return metadata
 
 
+def runs_in(directory: Path) -> list[tuple[Path, RunMetadata]]:
+    """The run directories in ``directory`` and their metadata, by name: those with a ``metadata.json`` that
+    decodes (their files are checked where a run loads, by ``read_metadata``); hidden ones are passed over."""
+    found = []
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if path.name.startswith(".") or not (path / METADATA_FILE).is_file():
+            continue
+        try:
+            found.append((path, RunMetadata.from_dict(msgspec.json.decode((path / METADATA_FILE).read_bytes()))))
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    return found
+
+
 def choose_predictor(metadata: RunMetadata, runtime: Runtime, where: Path) -> type[Predictor]:
     """The predictor class a run loads with: its default, or its first of the runtime asked for."""
     if runtime not in RUNTIMES:

@@ -2,7 +2,9 @@
 
 ``train()`` is the same for every model family: it resolves the data, hands the recipe to the
 registered family (``reviewlens.families``), measures validation and test, and writes the run
-directory into a hidden sibling that is renamed into place only once complete.
+directory. It trains in a hidden sibling, ``.NAME.partial`` (``reviewlens.checkpoints``), that keeps a
+checkpoint of every finished epoch, so that ``resume=True`` continues a killed run; the finished run is
+renamed into place from there, so a run directory is complete or absent.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from reviewlens import __version__
 from reviewlens.calibration import fit_temperature, scale
+from reviewlens.checkpoints import Staging
 from reviewlens.data import MAX_REVIEW_BYTES, Dataset, Resolved, fingerprint, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
@@ -81,6 +83,7 @@ def train(
     learning_rate: float | None = None,
     calibrate: bool = False,
     max_review_bytes: int = MAX_REVIEW_BYTES,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
@@ -90,10 +93,16 @@ def train(
     ``batch_size`` and ``learning_rate`` replace the recipe's for this run. ``calibrate`` fits a
     temperature on the validation predictions (``reviewlens.calibration``) that the run then applies.
     A review longer than ``max_review_bytes`` is cut there; the run's metadata counts them.
+
+    ``resume`` continues a run of the same ``out`` that was killed or failed, from its last finished epoch,
+    with its optimizer state; the recipe, settings and data must be the same. Without it, a killed run's
+    staging directory for ``out`` is an error that says so.
     """
     recipe = configured(recipe, batch_size, learning_rate)
     if epochs is not None and epochs < 1:
         raise ReviewlensError(f"--epochs {epochs} must be at least 1")
+    if resume and out is None:
+        raise ReviewlensError("--resume continues a killed run: pass its --out (`reviewlens runs` lists them)")
     run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
@@ -106,61 +115,101 @@ def train(
     else:
         resolved = resolve(data if data is not None else family.default_data(parsed), max_review_bytes=max_review_bytes)
     dataset = resolved.dataset
-    context = Context(epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed)
+    staging = Staging(run_dir)
+    context = Context(
+        epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed, staging=staging
+    )
+    staging.begin(_settings(recipe, context, dataset), resume)
+    if staging.resumed is not None:
+        log(f"resuming {staging.path} after epoch {staging.resumed.epoch} of {context.epochs}")
+    elif resume:
+        log(f"{staging.path} holds no finished epoch: training from the start")
     started = time.perf_counter()
-    with context.resources:
-        log(resolved.describe())
-        trained = family.train(recipe, dataset, context)
-        for warning in dataset.read_report.warnings():
-            log(f"warning: {warning}")
-        temperature = 1.0
-        if calibrate:
-            temperature = _calibrate(trained, log)
-        val_metrics = metrics(trained.val_probabilities, trained.val_labels, DEFAULT_THRESHOLD)
-        test_metrics = metrics(trained.test_probabilities, trained.test_labels, DEFAULT_THRESHOLD)
-        context.lap("evaluate_s")
-        metadata: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "name": run_dir.name,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "recipe": recipe.name,
-            "family": family.name,
-            "predictors": list(trained.predictors or family.predictors),
-            "labels": list(BINARY_LABELS),
-            "threshold": DEFAULT_THRESHOLD,
-            "temperature": temperature,
-            "recipe_config": recipe.to_dict(),
-            "hyperparameters": {
-                "epochs": context.epochs,
-                "batch_size": recipe.batch_size,
-                "optimizer": recipe.optimizer,
-                "learning_rate": recipe.learning_rate,
-                "seed": seed,
-                "selection": BestEpoch.RULE,
-                "validation_fraction": dataset.validation_fraction,
-                **trained.hyperparameters,
-            },
-            "data": {
-                "path": str(dataset.path),
-                "origin": resolved.origin,
-                "fingerprint": fingerprint(*trained.digests),
-                "train": trained.train_size,
-                "validation": len(trained.val_labels),
-                "test": len(trained.test_labels),
-                "undecodable": len(dataset.read_report.undecodable),
-                "truncated": len(dataset.read_report.truncated),
-                "skipped": len(dataset.read_report.skipped),
-            },
-            "best_epoch": trained.best_epoch,
-            "val_accuracy": val_metrics["accuracy"],
-            "test_accuracy": test_metrics["accuracy"],
-            "metrics": {"validation": val_metrics, "test": test_metrics},
-            "timings": context.timings,
-            "versions": library_versions(),
-        }
-        log(f"writing {run_dir}")
-        written = write_run(run_dir, trained, metadata, started)
+    try:
+        with context.resources:
+            log(resolved.describe())
+            trained = family.train(recipe, dataset, context)
+            metadata = _metadata(run_dir, trained, recipe, resolved, context, calibrate)
+            log(f"writing {run_dir}")
+            written = staging.finish(lambda directory: write_run(directory, trained, metadata, started))
+    except BaseException:
+        staging.stop(log)
+        raise
     return TrainResult(run_dir, written)
+
+
+def _settings(recipe: Recipe, context: Context, dataset: Dataset) -> dict[str, Any]:
+    """What a checkpoint was trained with, for ``state.json``; a resumed run must match it."""
+    return {
+        "recipe": recipe.name,
+        "settings": {
+            name: value
+            for name, value in recipe.to_dict().items()
+            if name in ("family", "vectorizer", "model", "optimizer", "learning_rate", "batch_size")
+        },
+        "epochs": context.epochs,
+        "seed": context.seed,
+        "options": context.options.to_settings(),
+        "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()},
+        "reviewlens": __version__,
+    }
+
+
+def _metadata(
+    run_dir: Path, trained: Trained, recipe: Recipe, resolved: Resolved, context: Context, calibrate: bool
+) -> dict[str, Any]:
+    """Measure the trained model (calibrating it first where asked): the run's metadata, but for its files."""
+    dataset, log, family = resolved.dataset, context.log, get_family(recipe.family)
+    for warning in dataset.read_report.warnings():
+        log(f"warning: {warning}")
+    temperature = 1.0
+    if calibrate:
+        temperature = _calibrate(trained, log)
+    val_metrics = metrics(trained.val_probabilities, trained.val_labels, DEFAULT_THRESHOLD)
+    test_metrics = metrics(trained.test_probabilities, trained.test_labels, DEFAULT_THRESHOLD)
+    context.lap("evaluate_s")
+    metadata: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": run_dir.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "recipe": recipe.name,
+        "family": family.name,
+        "predictors": list(trained.predictors or family.predictors),
+        "labels": list(BINARY_LABELS),
+        "threshold": DEFAULT_THRESHOLD,
+        "temperature": temperature,
+        "recipe_config": recipe.to_dict(),
+        "hyperparameters": {
+            "epochs": context.epochs,
+            "batch_size": recipe.batch_size,
+            "optimizer": recipe.optimizer,
+            "learning_rate": recipe.learning_rate,
+            "seed": context.seed,
+            "selection": BestEpoch.RULE,
+            "validation_fraction": dataset.validation_fraction,
+            **trained.hyperparameters,
+        },
+        "data": {
+            "path": str(dataset.path),
+            "origin": resolved.origin,
+            "fingerprint": fingerprint(*trained.digests),
+            "train": trained.train_size,
+            "validation": len(trained.val_labels),
+            "test": len(trained.test_labels),
+            "undecodable": len(dataset.read_report.undecodable),
+            "truncated": len(dataset.read_report.truncated),
+            "skipped": len(dataset.read_report.skipped),
+        },
+        "best_epoch": trained.best_epoch,
+        "val_accuracy": val_metrics["accuracy"],
+        "test_accuracy": test_metrics["accuracy"],
+        "metrics": {"validation": val_metrics, "test": test_metrics},
+        "timings": context.timings,
+        "versions": library_versions(),
+    }
+    if context.resumed is not None:  # the timings are the last process's
+        metadata["hyperparameters"]["resumed_after_epoch"] = context.resumed.epoch
+    return metadata
 
 
 def _calibrate(trained: Trained, log: Log) -> float:
@@ -182,31 +231,23 @@ def _calibrate(trained: Trained, log: Log) -> float:
     return temperature
 
 
-def write_run(run_dir: Path, trained: Trained, metadata: dict[str, Any], started: float) -> RunMetadata:
-    """Write everything into a hidden sibling directory, then rename it into place; return the metadata."""
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.partial-", dir=run_dir.parent))
-    try:
-        trained.write_model(staging)
-        if trained.preprocessor is not None:
-            save_preprocessor(trained.preprocessor, staging)
-        np.savez(
-            staging / PREDICTIONS_FILE,
-            val_labels=np.asarray(trained.val_labels, np.int8),
-            val_probabilities=np.asarray(trained.val_probabilities, np.float32),
-            test_labels=np.asarray(trained.test_labels, np.int8),
-            test_probabilities=np.asarray(trained.test_probabilities, np.float32),
-        )
-        write_json(staging / HISTORY_FILE, trained.history)
-        plot_curves(trained.history, staging / CURVES_FILE, title=f"{metadata['recipe']} ({metadata['name']})")
-        metadata["timings"]["total_s"] = round(time.perf_counter() - started, 3)
-        metadata["files"] = file_digests(staging)
-        validated = RunMetadata.from_dict(metadata)  # the schema every reader checks, checked on write too
-        write_json(staging / METADATA_FILE, validated.to_json())
-        if run_dir.exists():  # an empty directory the user made for us
-            run_dir.rmdir()
-        os.replace(staging, run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+def write_run(directory: Path, trained: Trained, metadata: dict[str, Any], started: float) -> RunMetadata:
+    """Write the run's files into ``directory`` (a staging directory, renamed into place afterwards); return the
+    metadata, checked against the schema every reader checks."""
+    trained.write_model(directory)
+    if trained.preprocessor is not None:
+        save_preprocessor(trained.preprocessor, directory)
+    np.savez(
+        directory / PREDICTIONS_FILE,
+        val_labels=np.asarray(trained.val_labels, np.int8),
+        val_probabilities=np.asarray(trained.val_probabilities, np.float32),
+        test_labels=np.asarray(trained.test_labels, np.int8),
+        test_probabilities=np.asarray(trained.test_probabilities, np.float32),
+    )
+    write_json(directory / HISTORY_FILE, trained.history)
+    plot_curves(trained.history, directory / CURVES_FILE, title=f"{metadata['recipe']} ({metadata['name']})")
+    metadata["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+    metadata["files"] = file_digests(directory)
+    validated = RunMetadata.from_dict(metadata)
+    write_json(directory / METADATA_FILE, validated.to_json())
     return validated

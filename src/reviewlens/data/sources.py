@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import json
 import os
 import random
@@ -470,6 +471,15 @@ class Dataset:
             rows.sort(key=lambda row: row[0])
             result[split] = ([text for _, text, _ in rows], [label for _, _, label in rows])
         return result
+
+    def catalog_digest(self) -> str:
+        """A hash of what the splits are made of, without reading a text: every review's id, split and label,
+        the validation fraction and the review size limit (what ``train --resume`` checks is the same data)."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(b"%r\x00%d\x00" % (self.validation_fraction, self.read_report.max_review_bytes))
+        for entry in sorted(self.source.catalog(), key=lambda entry: entry.id):
+            digest.update(f"{entry.id}\x00{entry.split}\x00{entry.label}\n".encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
 
     def counts(self) -> dict[str, dict[int, int]]:
         """Reviews per split and label, from the catalog alone."""

@@ -2,7 +2,9 @@
 
 ``reviewlens.training.train`` does what is the same for every family (resolving data, metrics, metadata,
 writing the run directory atomically); a family does the rest and says which predictor kinds its runs
-carry. ``BestEpoch`` is the one model-selection rule every family uses.
+carry. ``BestEpoch`` is the one model-selection rule every family uses. After every finished epoch a family
+saves a ``Checkpoint`` through ``Context.checkpoint`` and, where ``Context.resumed`` holds one (``train
+--resume``), continues from it (``reviewlens.checkpoints``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
+from reviewlens.checkpoints import Checkpoint
 from reviewlens.errors import ReviewlensError
 
 if TYPE_CHECKING:
+    from reviewlens.checkpoints import Staging
     from reviewlens.data import Dataset
     from reviewlens.preprocessing import Preprocessor
     from reviewlens.recipes import Recipe
@@ -40,7 +44,11 @@ class Options:
     """A family's per-run settings (``reviewlens train --max-length ...``): a frozen dataclass of optional fields.
 
     The base class has none; a family subclasses it with its own fields, checked in ``__post_init__``.
+    ``UNCHECKED`` names those that do not change what is trained (where logs go): ``train --resume`` may
+    change them.
     """
+
+    UNCHECKED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -56,6 +64,10 @@ class Options:
                 f"recipe {recipe.name!r} ({recipe.family} family) does not take {flags}; leave it out"
             )
         return cls(**values)
+
+    def to_settings(self) -> dict[str, object]:
+        """The options that were set and change what is trained: what a resumed run must keep."""
+        return {name: value for name, value in self.to_metadata().items() if name not in self.UNCHECKED}
 
     def to_metadata(self) -> dict[str, object]:
         """The options that were set, as they go into a run's hyper-parameters."""
@@ -77,7 +89,33 @@ class Context:
     on_epoch: EpochCallback | None = None
     resources: ExitStack = field(default_factory=ExitStack)  # closed once the run is written
     timings: dict[str, float] = field(default_factory=dict)
+    staging: Staging | None = None  # where checkpoints go; None: nowhere (a family trained outside ``train``)
     _clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def resumed(self) -> Checkpoint | None:
+        """The checkpoint of a killed run this one continues (``train --resume``); ``None`` when starting afresh."""
+        return self.staging.resumed if self.staging is not None else None
+
+    def checkpoint(
+        self,
+        epoch: int,
+        history: Mapping[str, list[float]],
+        best: BestEpoch[Any],
+        arrays: Mapping[str, list[np.ndarray]],
+        state: Mapping[str, Any] | None = None,
+        step: int = 0,
+    ) -> None:
+        """Save where training stands after ``epoch`` finished epochs (and ``step`` steps of the next): the
+        model and optimizer ``arrays`` (with the best epoch's snapshot), the history, ``best``'s state and the
+        family's JSON ``state``; enough to continue exactly as if never stopped."""
+        if self.staging is None:
+            return
+        key = best.key
+        self.staging.save(
+            Checkpoint(epoch, {k: list(v) for k, v in history.items()}, best.epoch, key, dict(arrays),
+                       dict(state or {}), step)
+        )  # fmt: skip
 
     def lap(self, name: str) -> None:
         """Record the seconds since the previous lap under ``name``."""

@@ -147,7 +147,13 @@ def _fit_mlp(
     )
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best: BestEpoch[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = BestEpoch()
-    for epoch in range(1, context.epochs + 1):
+    first = 1
+    if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
+        mlp.set_state(resumed.arrays, resumed.state)
+        kept = resumed.arrays["best_kernels"], resumed.arrays["best_biases"], resumed.arrays["best_val"][0]
+        best.restore(resumed.best_epoch, resumed.best_key, kept)
+        history, first = resumed.history, resumed.epoch + 1
+    for epoch in range(first, context.epochs + 1):
         logs = mlp.train_epoch(x_train, y_train, recipe.batch_size)
         probabilities = mlp.predict(x_val)
         scores = metrics(probabilities, y_val)
@@ -155,6 +161,11 @@ def _fit_mlp(
         for key, value in logs.items():
             history[key].append(value)
         best.offer(epoch, logs, functools.partial(_snapshot, mlp, probabilities))
+        arrays, state = mlp.get_state()
+        assert best.kept is not None
+        kernels, biases, val_probabilities = best.kept
+        arrays |= {"best_kernels": kernels, "best_biases": biases, "best_val": [val_probabilities]}
+        context.checkpoint(epoch, history, best, arrays, state)
         context.epoch_done(epoch, logs)
     assert best.kept is not None  # at least one epoch
     kernels, biases, val_probabilities = best.kept

@@ -5,8 +5,9 @@ Recipes: ``char-tokenization`` (the ``tokenization-layer`` package's IMDB model 
 and ``char-cnn`` (a plain character CNN of similar size, for comparison). All train through one loop, the
 published one: per step the loss and accuracy; with ``--log-patterns DIR``, every 10 steps every pattern
 decoded to text (``patterns_log.txt``) and the 15 with the most and the least gradient activity, every step
-the mean and spread of each layer's values and gradients (``vals_log.csv``, ``grads_log.csv``), and a
-checkpoint five times an epoch that ``--resume`` continues from. ``--split published`` trains on the
+the mean and spread of each layer's values and gradients (``vals_log.csv``, ``grads_log.csv``). It saves a
+checkpoint five times an epoch and at its end (``Context.checkpoint``), which ``train --resume`` continues from,
+mid-epoch included. ``--split published`` trains on the
 package's random 70/15/15 split of all 50,000 reviews instead of aclImdb's train/test (the figure that counts).
 """
 
@@ -15,8 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from reviewlens.characters import CharacterEncoder
+from reviewlens.checkpoints import keras_arrays, restore_keras
 from reviewlens.data import Dataset, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
@@ -34,7 +34,6 @@ from reviewlens.recipes import Recipe, register
 
 SPLITS = ("standard", "published")
 PATTERNS_LOG, VALS_LOG, GRADS_LOG = "patterns_log.txt", "vals_log.csv", "grads_log.csv"
-CHECKPOINTS = "checkpoints"
 #: Layers whose outputs the value and gradient logs follow, in the published logs' order, and their weights.
 LOGGED_LAYERS = ("out", "dense", "embedding", "tokenization", "convolution", "log_counts")
 #: Training texts the max-cover initializer counts n-grams in.
@@ -47,8 +46,9 @@ class CharacterOptions(Options):
     """Per-run settings of the character family; ``None`` keeps the recipe's choice."""
 
     max_length: int | None = None  # characters kept per review
-    log_patterns: Path | None = None  # where the training loop writes its logs and checkpoints
-    resume: bool | None = None  # continue from the latest checkpoint in log_patterns
+    log_patterns: Path | None = None  # where the training loop writes its logs
+
+    UNCHECKED = ("log_patterns",)
     split: str | None = None  # standard (aclImdb train/test) or published (random 70/15/15 of all reviews)
 
     def __post_init__(self) -> None:
@@ -56,8 +56,6 @@ class CharacterOptions(Options):
             raise ReviewlensError(f"--max-length {self.max_length} must be at least 1")
         if self.split is not None and self.split not in SPLITS:
             raise ReviewlensError(f"--split {self.split} is not one of {', '.join(SPLITS)}")
-        if self.resume and self.log_patterns is None:
-            raise ReviewlensError("--resume continues from the checkpoints in --log-patterns DIR; pass that folder")
 
 
 @dataclass(frozen=True)
@@ -208,72 +206,6 @@ class _Logs:
         self.log(f"step {step}: patterns with mostly zero gradients: {listed(order[:show])}")
 
 
-@dataclass
-class _State:
-    """Where training stands: what a checkpoint saves besides the weights."""
-
-    epoch: int = 0  # epochs done
-    step: int = 0  # steps done in the current epoch
-    history: dict[str, list[float]] | None = None
-    best_epoch: int = 0
-    best_key: tuple[float, float] = (-math.inf, -math.inf)
-    run: dict[str, object] | None = None  # what the checkpoint was trained on: resuming other data is refused
-
-
-def _save_checkpoint(directory: Path, model: Any, optimizer: Any, state: _State, best: list[np.ndarray] | None) -> None:
-    final = directory / CHECKPOINTS / f"epoch{state.epoch:03d}-step{state.step:06d}"
-    final.parent.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=final.parent))
-    try:
-        np.savez(staging / "model.npz", *model.get_weights())
-        np.savez(staging / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
-        if best is not None:
-            np.savez(staging / "best.npz", *best)
-        (staging / "state.json").write_text(json.dumps(state.__dict__), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _latest_checkpoint(directory: Path) -> Path | None:
-    found = sorted(p for p in (directory / CHECKPOINTS).glob("epoch*-step*") if (p / "state.json").is_file())
-    return found[-1] if found else None
-
-
-def _arrays(path: Path) -> list[np.ndarray]:
-    with np.load(path) as saved:
-        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-
-
-def _resume(
-    directory: Path, model: Any, optimizer: Any, run: dict[str, object]
-) -> tuple[_State, list[np.ndarray] | None]:
-    latest = _latest_checkpoint(directory)
-    if latest is None:
-        raise ReviewlensError(f"--resume: {directory / CHECKPOINTS} holds no checkpoint; train without --resume")
-    try:
-        raw = json.loads((latest / "state.json").read_text(encoding="utf-8"))
-        state = _State(**{**raw, "best_key": tuple(raw["best_key"])})
-        if state.run != run:
-            raise ReviewlensError(
-                f"--resume: the checkpoint in {latest} was trained with other settings or data ({state.run}); "
-                "resume with those, or train without --resume"
-            )
-        model.set_weights(_arrays(latest / "model.npz"))
-        optimizer.build(model.trainable_variables)
-        for variable, value in zip(optimizer.variables, _arrays(latest / "optimizer.npz"), strict=True):
-            variable.assign(value)
-        best = _arrays(latest / "best.npz") if (latest / "best.npz").exists() else None
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
-        raise ReviewlensError(
-            f"--resume: {latest} is unreadable ({error}); remove it or train without --resume"
-        ) from None
-    return state, best
-
-
 # -- training --------------------------------------------------------------------------------------
 
 
@@ -315,13 +247,11 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
     context.log(f"alphabet of {encoder.num_chars} characters: {encoder.alphabet!r}; {length:,} characters per review")
     context.lap("vectorize_s")
 
-    run = {"recipe": recipe.name, "seed": context.seed, "split": split, "length": length,
-           "batch_size": recipe.batch_size, "data": split_digest(train_texts, train_labels).hex()}  # fmt: skip
-    resuming = bool(options.resume)
     keras.utils.set_random_seed(context.seed)
     config: dict[str, Any] = dict(recipe.model)
+    resumed = context.resumed
     corpus = None
-    if not resuming:
+    if resumed is None:  # a resumed model's patterns come from its checkpoint
         picked = np.random.default_rng(context.seed).permutation(len(train_texts))[:CORPUS_REVIEWS]
         corpus = [train_texts[i] for i in sorted(picked)]
         if config.get("kind") != "cnn":
@@ -330,27 +260,30 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
                          seed=context.seed, **config)  # fmt: skip
     optimizer = type(keras.optimizers.get(recipe.optimizer))(learning_rate=recipe.learning_rate)
     probe = _Probe(model, optimizer)
-    state, best_weights = (
-        _State(history={"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}, run=run),
-        None,
-    )
-    if resuming:
-        assert log_dir is not None
-        state, best_weights = _resume(log_dir, model, optimizer, run)
-        context.log(f"resuming after epoch {state.epoch}, step {state.step}")
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    best = BestEpoch[list[np.ndarray]]()
+    first_epoch, first_step, partial = 0, 0, {"seen": 0, "correct": 0.0, "loss": 0.0}
+    if resumed is not None:
+        restore_keras(model, optimizer, resumed.arrays)
+        best.restore(resumed.best_epoch, resumed.best_key, resumed.arrays["best"] or None)
+        history, first_epoch, first_step = resumed.history, resumed.epoch, resumed.step
+        partial = resumed.state.get("partial", partial)
+        context.log(f"resuming after epoch {first_epoch}, step {first_step}")
     logs = _Logs(log_dir, probe.columns, encoder.alphabet, context.log) if log_dir is not None else None
     tokenization = models.tokenization_layer(model)
     context.lap("build_s")
 
     steps = math.ceil(len(x_train) / recipe.batch_size)
     every = max(steps // 5, 1)
-    best = BestEpoch[list[np.ndarray]]()
-    best.restore(state.best_epoch, state.best_key, best_weights)
-    assert state.history is not None
-    for epoch in range(state.epoch, context.epochs):
+
+    def checkpoint(epoch: int, step: int, partial: dict[str, float]) -> None:
+        arrays = {**keras_arrays(model, optimizer), "best": best.kept or []}
+        context.checkpoint(epoch, history, best, arrays, {"partial": partial}, step=step)
+
+    for epoch in range(first_epoch, context.epochs):
         order = np.random.default_rng([context.seed, epoch]).permutation(len(x_train))
-        seen, correct, total_loss = 0, 0.0, 0.0
-        for step in range(state.step, steps):
+        seen, correct, total_loss = int(partial["seen"]), float(partial["correct"]), float(partial["loss"])
+        for step in range(first_step, steps):
             rows = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
             loss, hits, values, gradients, activity = probe.step(x_train[rows], y_train[rows])
             seen, correct, total_loss = seen + len(rows), correct + float(hits), total_loss + float(loss) * len(rows)
@@ -359,9 +292,9 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
                 logs.step(
                     epoch * steps + step, np.asarray(values), np.asarray(gradients), patterns, np.asarray(activity)
                 )
-            if log_dir is not None and (step + 1) % every == 0 and step + 1 < steps:
-                state.epoch, state.step = epoch, step + 1
-                _save_checkpoint(log_dir, model, optimizer, state, best.kept)
+            if (step + 1) % every == 0 and step + 1 < steps:
+                checkpoint(epoch, step + 1, {"seen": seen, "correct": correct, "loss": total_loss})
+        first_step, partial = 0, {"seen": 0, "correct": 0.0, "loss": 0.0}
         val_probabilities = _predict(model, x_val)
         epoch_logs = {
             "loss": total_loss / max(seen, 1),
@@ -370,14 +303,11 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
             "val_accuracy": float(np.mean((val_probabilities >= 0.5) == (y_val == 1))),
         }
         for key, value in epoch_logs.items():
-            state.history[key].append(value)
+            history[key].append(value)
         best.offer(epoch + 1, epoch_logs, model.get_weights)
-        state.epoch, state.step, state.best_epoch, state.best_key = epoch + 1, 0, best.epoch, best.key
-        if log_dir is not None:
-            _save_checkpoint(log_dir, model, optimizer, state, best.kept)
+        checkpoint(epoch + 1, 0, partial)
         context.epoch_done(epoch + 1, epoch_logs)
-    if best.kept is None:
-        raise ReviewlensError(f"the checkpoint already has all {context.epochs} epochs; pass a larger --epochs")
+    assert best.kept is not None  # at least one epoch
     model.set_weights(best.kept)
     context.lap("fit_s")
 
@@ -396,7 +326,7 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
 
         hyperparameters["patterns_sample"] = decode_patterns(tokenization.patterns.numpy(), encoder.alphabet)[:20]
     return Trained(
-        history=state.history,
+        history=history,
         best_epoch=best.epoch,
         val_labels=list(val_labels),
         val_probabilities=val_probabilities,

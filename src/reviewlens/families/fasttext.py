@@ -36,8 +36,14 @@ class FastTextFamily(BagOfWordsFamily):
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         best: BestEpoch[Candidate] = BestEpoch()
         model = self._model(recipe, data.x_train.shape[1], dim, context.seed)
-        epochs = model.fit_epochs(data.x_train, data.y_train, context.epochs, recipe.batch_size)
-        for epoch, (loss, accuracy) in enumerate(epochs, start=1):
+        done = 0
+        if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
+            model.set_state(resumed.arrays["model"], resumed.state["model"])
+            kept = resumed.arrays
+            best.restore(resumed.best_epoch, resumed.best_key, (kept["kernels"], kept["biases"], kept["best_val"][0]))
+            history, done = resumed.history, resumed.epoch
+        epochs = model.fit_epochs(data.x_train, data.y_train, context.epochs, recipe.batch_size, start=done)
+        for epoch, (loss, accuracy) in enumerate(epochs, start=done + 1):
             probabilities = expit(model.logits(data.x_val)).astype(np.float32)
             scores = metrics(probabilities, data.y_val)
             logs = {"loss": loss, "accuracy": accuracy}
@@ -45,6 +51,11 @@ class FastTextFamily(BagOfWordsFamily):
             for key, value in logs.items():
                 history[key].append(value)
             best.offer(epoch, logs, functools.partial(lambda m, p: (*m.layers(), p), model, probabilities))
+            assert best.kept is not None
+            arrays, state = model.get_state()
+            kernels, biases, val_probabilities = best.kept
+            checkpoint = {"model": arrays, "kernels": kernels, "biases": biases, "best_val": [val_probabilities]}
+            context.checkpoint(epoch, history, best, checkpoint, {"model": state})
             context.epoch_done(epoch, logs)
         assert best.kept is not None  # at least one epoch
         kernels, biases, val_probabilities = best.kept

@@ -48,13 +48,23 @@ class LinearFamily(BagOfWordsFamily):
         betas = [float(beta) for beta in config.get("betas", [1.0])]
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         best: BestEpoch[Candidate] = BestEpoch()
-        epochs = model.fit_epochs(x_train, y_train, context.epochs, recipe.batch_size)
-        for epoch, (loss, accuracy) in enumerate(epochs, start=1):
+        done = 0
+        if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
+            model.set_state(resumed.arrays["model"], resumed.state["model"])
+            saved = resumed.arrays["best"]  # a Candidate, its floats as arrays
+            best.restore(resumed.best_epoch, resumed.best_key, (saved[0], float(saved[1]), saved[2], float(saved[3])))
+            history, done = resumed.history, resumed.epoch
+        epochs = model.fit_epochs(x_train, y_train, context.epochs, recipe.batch_size, start=done)
+        for epoch, (loss, accuracy) in enumerate(epochs, start=done + 1):
             candidate, scores = _best_beta(model, betas, x_val, y_val)
             logs = {"loss": loss, "accuracy": accuracy, **scores}
             for key, value in logs.items():
                 history[key].append(value)
             best.offer(epoch, logs, functools.partial(lambda kept: kept, candidate))
+            assert best.kept is not None
+            arrays, state = model.get_state()
+            kept = [np.asarray(value, np.float32) for value in best.kept]
+            context.checkpoint(epoch, history, best, {"model": arrays, "best": kept}, {"model": state})
             context.epoch_done(epoch, logs)
         assert best.kept is not None  # at least one epoch
         kernel, bias, val_probabilities, beta = best.kept

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from reviewlens.checkpoints import keras_arrays, restore_keras
 from reviewlens.data import Dataset, Example, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, get_family, register_family
@@ -169,11 +170,18 @@ def _train(family: SequenceFamily, recipe: Recipe, dataset: Dataset, context: Co
     model.compile(optimizer=_optimizer(recipe, options, steps * context.epochs), loss="binary_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
     best = _best_epoch_callback(keras, context)
-    callbacks: list[Any] = [best]
+    stateful: list[Any] = []  # callbacks whose counters a checkpoint keeps
     if options.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=int(options.early_stopping)))
+        stateful.append(keras.callbacks.EarlyStopping("val_loss", patience=int(options.early_stopping)))
     if options.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=1))
+        stateful.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=1))
+    callbacks = [best, *stateful, _checkpoint_callback(keras, context, best, stateful)]
+    initial_epoch, stopped = 0, False
+    if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
+        restore_keras(model, model.optimizer, resumed.arrays)
+        best.restore(resumed.best_epoch, resumed.best_key, resumed.arrays["best"] or None)
+        best.history, initial_epoch = resumed.history, resumed.epoch
+        stopped = bool(resumed.state.get("stopped"))  # early stopping had ended it
     context.log(f"training {recipe.name} on {train_size:,} reviews of {vectorizer.length} tokens")
     if stream:  # the stream alternates the classes instead of shuffling
         fit_args: dict[str, Any] = {"x": train_data, "shuffle": False}
@@ -182,7 +190,10 @@ def _train(family: SequenceFamily, recipe: Recipe, dataset: Dataset, context: Co
         val_data = bucketed(val_data[0], val_data[1], PREDICT_BATCH)
     else:
         fit_args = {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
-    model.fit(**fit_args, epochs=context.epochs, validation_data=val_data, callbacks=callbacks, verbose=0)
+    if not stopped:
+        model.fit(**fit_args, epochs=context.epochs, initial_epoch=initial_epoch, validation_data=val_data,
+                  callbacks=callbacks, verbose=0)  # fmt: skip
+    assert best.kept is not None  # at least one epoch
     model.set_weights(best.kept)
     context.lap("fit_s")
 
@@ -323,6 +334,35 @@ def _best_epoch_callback(keras: Any, context: Context) -> Any:
             context.epoch_done(epoch + 1, logs)
 
     return KeepBest()
+
+
+#: The counters of Keras' EarlyStopping and ReduceLROnPlateau that decide their next move.
+_COUNTERS = ("wait", "best", "cooldown_counter")
+
+
+def _checkpoint_callback(keras: Any, context: Context, best: Any, stateful: list[Any]) -> Any:
+    """Saves a checkpoint after every epoch (after ``stateful``'s callbacks have moved: put it last) and, when
+    resuming, gives those callbacks back their counters as training begins (they reset them there)."""
+
+    class SaveEpoch(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            if (resumed := context.resumed) is not None:
+                for callback, counters in zip(stateful, resumed.state.get("callbacks", []), strict=True):
+                    for name, value in counters.items():
+                        setattr(callback, name, value)
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            counters = [_counters(callback) for callback in stateful]
+            arrays = {**keras_arrays(self.model, self.model.optimizer), "best": best.kept or []}
+            state = {"callbacks": counters, "stopped": bool(self.model.stop_training)}
+            context.checkpoint(epoch + 1, best.history, best, arrays, state)
+
+    return SaveEpoch()
+
+
+def _counters(callback: Any) -> dict[str, float | None]:
+    values = {name: getattr(callback, name) for name in _COUNTERS if hasattr(callback, name)}
+    return {name: None if value is None else float(value) for name, value in values.items()}
 
 
 def _widths(lengths: np.ndarray, limit: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -49,15 +50,29 @@ class FastText:
         kernels = [self.embeddings.copy(), self.output[:, None].copy()]
         return kernels, [np.zeros(self.dim, np.float32), np.zeros(1, np.float32)]
 
+    def get_state(self) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Everything training continues from, for a checkpoint: the weights and their Adam moments, the step,
+        the random generator's state."""
+        arrays = [self.embeddings, self.output, *self._moments, *self._output_moments]
+        return [a.copy() for a in arrays], {"step": self._step, "rng": self.rng.bit_generator.state}
+
+    def set_state(self, arrays: list[np.ndarray], state: dict[str, Any]) -> None:
+        """Continue from ``get_state``'s arrays and state."""
+        embeddings, output, m, v, m_out, v_out = (np.array(a, np.float32) for a in arrays)
+        self.embeddings, self.output, self._moments, self._output_moments = embeddings, output, [m, v], [m_out, v_out]
+        self._step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+
     def fit_epochs(
-        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int
+        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int, start: int = 0
     ) -> Iterator[tuple[float, float]]:
-        """Yield after each epoch its mean training loss and accuracy; the rate decays to 0 over all epochs."""
+        """Yield after each epoch its mean training loss and accuracy; the rate decays to 0 over all epochs.
+        ``start``: epochs already done (by the state ``set_state`` restored)."""
         n = x.shape[0]
         total = epochs * -(-n // batch_size)
         y = np.asarray(y, np.float32)
         (m, v), (m_out, v_out) = self._moments, self._output_moments
-        for _ in range(epochs):
+        for _ in range(start, epochs):
             losses, correct = 0.0, 0
             for xb, yb in shuffled_batches(x, y, batch_size, self.rng):
                 # The batch's columns only: its terms renumbered 0..k-1, their embedding rows gathered.

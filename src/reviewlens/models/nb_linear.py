@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -77,16 +78,30 @@ class NBLinear:
     def logits(self, x: sparse.csr_matrix, kernel: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(x @ (self.kernel() if kernel is None else kernel)).ravel() + self.bias
 
+    def get_state(self) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Everything training continues from, for a checkpoint: w and its Adam moments, the bias and its,
+        the step, the random generator's state."""
+        scalars = {"bias": self.bias, "mb": self._mb, "vb": self._vb, "step": self._step}
+        return [self.w.copy(), self._m.copy(), self._v.copy()], {**scalars, "rng": self.rng.bit_generator.state}
+
+    def set_state(self, arrays: list[np.ndarray], state: dict[str, Any]) -> None:
+        """Continue from ``get_state``'s arrays and state."""
+        self.w, self._m, self._v = (np.array(a, np.float32) for a in arrays)
+        self._mb, self._vb, self._step = state["mb"], state["vb"], int(state["step"])
+        self.bias = np.float64(state["bias"])  # as training makes it: a NumPy scalar keeps the logits in float64
+        self.rng.bit_generator.state = state["rng"]
+
     def fit_epochs(
-        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int
+        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int, start: int = 0
     ) -> Iterator[tuple[float, float]]:
-        """Yield after each epoch the epoch's mean training loss and accuracy; the rate decays to 0 over all epochs."""
+        """Yield after each epoch the epoch's mean training loss and accuracy; the rate decays to 0 over all epochs.
+        ``start``: epochs already done (by the state ``set_state`` restored)."""
         n = x.shape[0]
         steps_per_epoch = -(-n // batch_size)
         total = epochs * steps_per_epoch
         y = np.asarray(y, np.float32)
         b1, b2, eps = 0.9, 0.999, 1e-7
-        for _ in range(epochs):
+        for _ in range(start, epochs):
             losses, correct = 0.0, 0
             for xb, yb in shuffled_batches(x, y, batch_size, self.rng):
                 factor = self.ratios * np.float32(self.scale)

@@ -23,12 +23,13 @@ Matrix = Any  # a scipy.sparse CSR matrix or a dense ndarray, one row per exampl
 class _RMSprop:
     def __init__(self, learning_rate: float, rho: float = 0.9, epsilon: float = 1e-7):
         self.learning_rate, self.rho, self.epsilon = learning_rate, rho, epsilon
-        self.velocities: dict[int, np.ndarray] = {}
+        self.slots: dict[int, tuple[np.ndarray, ...]] = {}  # per variable: its velocity
         self.scratch: dict[int, np.ndarray] = {}
+        self.step = 1  # the step about to be taken (RMSprop's update does not depend on it)
 
     def apply(self, key: int, variable: np.ndarray, gradient: np.ndarray) -> None:
         # v = rho v + (1 - rho) g^2;  w -= lr g / sqrt(v + eps), in place: this runs every step.
-        velocity = self.velocities.setdefault(key, np.zeros_like(variable))
+        (velocity,) = self.slots.setdefault(key, (np.zeros_like(variable),))
         scratch = self.scratch.setdefault(key, np.empty_like(variable))
         velocity *= self.rho
         np.square(gradient, out=scratch)
@@ -41,14 +42,14 @@ class _RMSprop:
         variable -= scratch
 
     def next_step(self) -> None:
-        pass
+        self.step += 1
 
 
 class _Adam:
     def __init__(self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
-        self.moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.step = 0
+        self.slots: dict[int, tuple[np.ndarray, ...]] = {}  # per variable: its first and second moments
+        self.step = 0  # the step about to be taken, from 1
         self.alpha = 0.0
         self.next_step()
 
@@ -59,7 +60,7 @@ class _Adam:
         self.alpha = float(np.float32(self.learning_rate) * np.sqrt(1 - power_2) / (1 - power_1))
 
     def apply(self, key: int, variable: np.ndarray, gradient: np.ndarray) -> None:
-        m, v = self.moments.setdefault(key, (np.zeros_like(variable), np.zeros_like(variable)))
+        m, v = self.slots.setdefault(key, (np.zeros_like(variable), np.zeros_like(variable)))
         m += (gradient - m) * (1 - self.beta_1)
         v += (np.square(gradient) - v) * (1 - self.beta_2)
         variable -= (m * np.float32(self.alpha)) / (np.sqrt(v) + self.epsilon)
@@ -108,6 +109,28 @@ class SparseMLP:
         self.dropout = dropout or 0.0
         self.optimizer = OPTIMIZERS[optimizer](learning_rate)
         self.rng = np.random.default_rng(seed)
+
+    def get_state(self) -> tuple[dict[str, list[np.ndarray]], dict[str, Any]]:
+        """Everything training continues from, for a checkpoint: the weights, the optimizer's slots (by
+        variable: kernels then biases) and step, and the random generator's state (shuffling, dropout)."""
+        keys = sorted(self.optimizer.slots)
+        arrays = {
+            "kernels": [k.copy() for k in self.kernels],
+            "biases": [b.copy() for b in self.biases],
+            "optimizer": [slot.copy() for key in keys for slot in self.optimizer.slots[key]],
+        }
+        return arrays, {"optimizer_step": self.optimizer.step, "slot_keys": keys, "rng": self.rng.bit_generator.state}
+
+    def set_state(self, arrays: dict[str, list[np.ndarray]], state: dict[str, Any]) -> None:
+        """Continue from ``get_state``'s arrays and state."""
+        self.kernels = [np.array(k, dtype=np.float32) for k in arrays["kernels"]]
+        self.biases = [np.array(b, dtype=np.float32) for b in arrays["biases"]]
+        keys, slots = state["slot_keys"], [np.array(s) for s in arrays["optimizer"]]
+        per = len(slots) // max(len(keys), 1)
+        self.optimizer.slots = {key: tuple(slots[i * per : (i + 1) * per]) for i, key in enumerate(keys)}
+        self.optimizer.step = int(state["optimizer_step"]) - 1
+        self.optimizer.next_step()
+        self.rng.bit_generator.state = state["rng"]
 
     def _forward(self, x: Matrix, training: bool) -> tuple[list[np.ndarray], list[np.ndarray | None], np.ndarray]:
         activations: list[np.ndarray] = []
