@@ -229,6 +229,7 @@ class Staging:
             )
         else:
             self.remove()
+            log("training stopped before its first epoch finished; nothing was kept")
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

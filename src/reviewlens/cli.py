@@ -156,7 +156,9 @@ def _train(
             run_dir,
             epochs=epochs,
             seed=seed,
-            log=(lambda message: None) if quiet else (lambda message: err.print(f"[dim]{message}[/dim]")),
+            log=(lambda message: None)
+            if quiet
+            else (lambda message: err.print(Text(message, style="dim"), soft_wrap=True)),
             on_epoch=on_epoch,
             options=options,
             calibrate=calibrate,
@@ -777,9 +779,9 @@ def main() -> None:
     except ReviewlensError as error:
         sys.stderr.write(f"error: {error}\n")  # raw: one line, never wrapped
         sys.exit(2)
-    except Interrupted as interrupt:  # runs are written whole or not at all; a checkpoint is said above
+    except Interrupted as interrupt:  # runs are written whole or not at all; train says above what it kept
         command = " ".join(["reviewlens", *sys.argv[1:2]])
-        sys.stderr.write(f"interrupted by {interrupt.signal_name}: {command} stopped, nothing half-written was left\n")
+        sys.stderr.write(f"interrupted by {interrupt.signal_name}: {command} stopped\n")
         sys.exit(interrupt.exit_code)
 
 
