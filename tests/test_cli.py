@@ -169,6 +169,9 @@ def broken_run(trained_run: Path, tmp_path: Path) -> Path:
         (["train", "--data", "{tmp}/bad.csv"], "{tmp}/bad.csv"),
         (["train", "--data", "{tmp}", "--epochs", "1"], "{tmp}"),
         (["train", "--data", "{tmp}", "--learning-rate", "0"], "--learning-rate 0.0"),
+        # --out is checked before the data is read (bad.csv would be refused too)
+        (["train", "--data", "{tmp}/bad.csv", "--out", "{tmp}/bad.csv/run"], "{tmp}/bad.csv is under a file"),
+        (["train", "--seed", "-5"], "--seed -5"),
         (["evaluate", "{tmp}/no-run"], "{tmp}/no-run"),
         (["evaluate", "{broken}"], "vectorizer.json"),
         (["predict", "{run}"], "--file"),
@@ -192,6 +195,12 @@ def test_user_mistakes_get_one_line_and_exit_code_2(
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert fill(names) in lines[0]
     assert result.stdout == ""
+
+
+def test_an_out_of_range_port_is_a_usage_error(trained_run: Path) -> None:
+    result = run("serve", str(trained_run), "--port", "99999")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Invalid value for '--port'" in result.stderr and "65535" in result.stderr
 
 
 def test_training_into_an_existing_run_refuses_and_keeps_it(trained_run: Path, session_aclimdb: Path) -> None:

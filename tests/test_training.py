@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -80,17 +82,60 @@ def test_a_vocabulary_with_line_separator_characters_round_trips(tmp_path: Path)
 def test_a_crash_while_writing_leaves_no_run_directory_and_resumes(
     session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("disk full")
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("reviewlens.training.plot_curves", crash)
-    with pytest.raises(RuntimeError, match="disk full"):
+    monkeypatch.setattr("reviewlens.training.plot_curves", full)  # the disk fills up while the run is written
+    with pytest.raises(
+        ReviewlensError, match=r"run\.partial failed \(No space left on device\); free space"
+    ) as full_disk:
         train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1)
+    assert "\n" not in str(full_disk.value)
     assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]  # no run; its finished epoch is kept
     monkeypatch.undo()
     result = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1, resume=True)
     assert [p.name for p in tmp_path.iterdir()] == ["run"] and result.metadata.best_epoch == 1
     reviewlens.load(result.run_dir)  # complete: every file matches its checksum
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_whole_checkpoint(
+    session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reviewlens import checkpoints
+
+    saved = checkpoints.Checkpoint.save
+    calls = 0
+
+    def half_then_full(file: object) -> None:
+        file.write(b"PK\x03\x04 half a checkpoint")  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fills_up(self: checkpoints.Checkpoint, path: Path) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the second epoch's checkpoint meets a full disk halfway
+            checkpoints._write_atomically(path, half_then_full)
+        saved(self, path)
+
+    monkeypatch.setattr(checkpoints.Checkpoint, "save", fills_up)
+    with pytest.raises(ReviewlensError, match="No space left on device"):
+        train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=3)
+    staging = tmp_path / ".run.partial"
+    assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
+    assert not [p.name for p in staging.iterdir() if p.name.endswith(".tmp")]  # no half-written file
+    monkeypatch.undo()
+    result = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=3, resume=True)
+    assert result.metadata.hyperparameters["resumed_after_epoch"] == 1
+
+
+def test_a_run_directory_follows_the_umask(session_aclimdb: Path, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        run = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1).run_dir
+    finally:
+        os.umask(previous)
+    assert run.stat().st_mode & 0o777 == 0o755  # a colleague or a service account can read it
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in run.iterdir())
 
 
 def test_an_existing_run_is_never_overwritten(trained_run: Path, session_aclimdb: Path) -> None:

@@ -83,11 +83,15 @@ class Checkpoint:
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``write`` a file to a temporary name beside ``path``, sync it, and rename it over ``path``."""
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        write(file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, a signal: the last whole file stays, no half one beside it
+        temporary.unlink(missing_ok=True)
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)  # the rename itself survives a crash

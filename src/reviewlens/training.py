@@ -10,6 +10,7 @@ renamed into place from there, so a run directory is complete or absent.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import time
@@ -69,6 +70,24 @@ def configured(recipe: str | Recipe, batch_size: int | None = None, learning_rat
     return recipe
 
 
+#: A full disk, a quota, a read-only file system: the user's to fix, not a bug.
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _check_writable(folder: Path) -> None:
+    """The folder a run will be written in can be made and written, or one line saying why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ReviewlensError(f"--out: {folder} is under a file, not a folder; choose another --out") from None
+    except OSError as error:
+        raise ReviewlensError(
+            f"--out: cannot make the folder {folder} ({error.strerror or error}); choose another --out"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ReviewlensError(f"--out: the folder {folder} is not writable; choose another --out")
+
+
 def train(
     recipe: str | Recipe,
     data: str | os.PathLike[str] | Dataset | Resolved | None = None,
@@ -103,9 +122,12 @@ def train(
         raise ReviewlensError(f"--epochs {epochs} must be at least 1")
     if resume and out is None:
         raise ReviewlensError("--resume continues a killed run: pass its --out (`reviewlens runs` lists them)")
+    if not 0 <= seed < 2**32:
+        raise ReviewlensError(f"--seed {seed} must be an integer from 0 to {2**32 - 1}")
     run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
+    _check_writable(run_dir.parent)  # before any data is read or any epoch trained
     family = get_family(recipe.family)
     parsed = family.options.parse(options or {}, recipe)
     if isinstance(data, Resolved):
@@ -119,7 +141,14 @@ def train(
     context = Context(
         epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed, staging=staging
     )
-    staging.begin(_settings(recipe, context, dataset), resume)
+    try:
+        staging.begin(_settings(recipe, context, dataset), resume)
+    except OSError as error:
+        if error.errno not in _CANNOT_WRITE and error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise
+        raise ReviewlensError(
+            f"--out: cannot make {staging.path} ({error.strerror or error}); choose another --out"
+        ) from None
     if staging.resumed is not None:
         log(f"resuming {staging.path} after epoch {staging.resumed.epoch} of {context.epochs}")
     elif resume:
@@ -132,6 +161,14 @@ def train(
             metadata = _metadata(run_dir, trained, recipe, resolved, context, calibrate)
             log(f"writing {run_dir}")
             written = staging.finish(lambda directory: write_run(directory, trained, metadata, started))
+    except OSError as error:
+        staging.stop(log)
+        if error.errno not in _CANNOT_WRITE:
+            raise
+        raise ReviewlensError(
+            f"writing in {staging.path} failed ({error.strerror}); free space or choose another --out, then train "
+            "again (with --resume where a checkpoint was kept)"
+        ) from None
     except BaseException:
         staging.stop(log)
         raise
