@@ -214,7 +214,8 @@ def test_cli_trains_a_sequence_recipe_with_options_and_predicts(tiny: Path, tmp_
     assert (hyper["sequence_length"], hyper["truncate"], hyper["bucket"]) == (12, "head", False)
     predicted = _cli("predict", str(run_dir), "", "A wonderful, superb film.", "--json")
     assert predicted.returncode == 0, predicted.stderr
-    assert [0.0 <= item["score"] <= 1.0 for item in json.loads(predicted.stdout)] == [True, True]
+    blank, review = json.loads(predicted.stdout)
+    assert (blank["score"], blank["error"]) == (None, "empty text") and 0.0 <= review["score"] <= 1.0
 
 
 def test_cli_sequence_options_on_a_bag_of_words_recipe_exit_2(tiny: Path, tmp_path: Path) -> None:
