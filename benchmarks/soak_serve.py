@@ -136,7 +136,10 @@ def main() -> None:
         valid, invalid = bodies(read_reviews(args.data, 500), folder)
         script = folder / "mix.lua"
         script.write_text(WRK_SCRIPT)
-        print("minute  valid req/s  p50 ms  p99 ms  valid errors  invalid 5xx  invalid 2xx  RSS MB", flush=True)
+        print(
+            "minute  valid req/s  p50 ms  p99 ms  valid errors  invalid req/s  invalid 5xx  invalid 2xx  RSS MB",
+            flush=True,
+        )
         memory = []
         for minute in range(1, args.minutes + 1):
             good = wrk(base, args.clients - args.invalid_clients, 60, script, valid)
@@ -145,7 +148,7 @@ def main() -> None:
             memory.append(rss_mb(server.pid))
             print(
                 f"{minute:>6}  {ok['rps']:>11,.0f}  {ok['p50']:>6.1f}  {ok['p99']:>6.1f}  "
-                f"{ok['non_2xx'] + ok['socket_errors']:>12}  {wrong['5xx']:>11}  "
+                f"{ok['non_2xx'] + ok['socket_errors']:>12}  {wrong['rps']:>13,.0f}  {wrong['5xx']:>11}  "
                 f"{wrong['accepted']:>11}  {memory[-1]:>6.1f}",
                 flush=True,
             )
