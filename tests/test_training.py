@@ -218,3 +218,20 @@ def test_roc_auc_matches_the_rank_statistic_with_ties() -> None:
     # 9 (positive, negative) pairs: the positive scores higher in 6, ties in 2 (half each): 7 / 9.
     assert roc_auc(scores, labels) == pytest.approx(7 / 9)
     assert roc_auc(scores, np.ones(6, int)) is None
+
+
+def test_a_corrupt_checkpoint_is_one_line_on_resume(
+    session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr("reviewlens.training.plot_curves", crash)
+    with pytest.raises(RuntimeError):
+        train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1)
+    monkeypatch.undo()
+    checkpoint = tmp_path / ".run.partial" / "checkpoint.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:300])  # a disk that lost its end
+    with pytest.raises(ReviewlensError, match=r"checkpoint\.npz is unreadable .*runs .* --clean") as refused:
+        train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1, resume=True)
+    assert "\n" not in str(refused.value)

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -170,7 +171,7 @@ class Staging:
             if self.checkpoint_path.is_file():
                 try:
                     self.resumed = Checkpoint.load(self.checkpoint_path)
-                except (OSError, ValueError, KeyError, TypeError) as error:
+                except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
                     raise ReviewlensError(
                         f"--resume: {self.checkpoint_path} is unreadable ({error}); remove {self.path} "
                         f"(`reviewlens runs {self.path.parent} --clean`) and train afresh"
