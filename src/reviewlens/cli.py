@@ -549,11 +549,16 @@ def list_runs(
         )
         return
     table = Table(title=f"runs in {directory}")
-    for i, column in enumerate(("run", "recipe", "val acc", "test acc", "created")):
-        table.add_column(column, justify="right" if i in (2, 3) else "left", overflow="fold")
+    for column in ("run", "recipe"):  # names a user types: never cut, in a terminal or a pipe
+        widest = max((len(path.name if column == "run" else meta.recipe) for path, meta in finished), default=0)
+        table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+    for column in ("val acc", "test acc"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("created", overflow="fold")
     for path, meta in finished:
         accuracies = [f"{a:.2%}" if a is not None else "-" for a in (meta.val_accuracy, meta.test_accuracy)]
-        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(meta.created or "-"))
+        created = (meta.created or "-").replace("T", " ").removesuffix("+00:00")  # UTC, as train writes it
+        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(created))
     out.print(table)
     for k in removed:
         out.print(f"removed {k.path} (a killed run of {k.recipe or 'unknown recipe'}, {k.epoch} epoch(s) finished)",
