@@ -146,8 +146,8 @@ class MLflow(Tracker):
     with the epoch as step, the final validation and test figures, and the run directory as artifacts (``run/``).
 
     A resumed training continues the MLflow run its killed run began (the id is kept in the staging directory),
-    tagged ``reviewlens.resumed_after_epoch``; where there is none (tracking began with the resumption, or another
-    URI) a new run gets the killed run's epochs first.
+    tagged ``reviewlens.resumed_after_epoch``, with any finished epoch the killed run had not logged; where there is
+    none (tracking began with the resumption, or another URI) a new run gets the killed run's epochs first.
     """
 
     def __init__(self, uri: str | None = None):
@@ -194,6 +194,8 @@ class MLflow(Tracker):
             if saved.get("uri") == self.uri and saved.get("run_id"):  # continue the killed run's MLflow run
                 self._run_id = str(saved["run_id"])
                 self._client.update_run(self._run_id, status="RUNNING")
+                logged = self._client.get_metric_history(self._run_id, "val_accuracy")
+                done = max((metric.step for metric in logged), default=0)
             else:
                 experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "Default")
                 found = self._client.get_experiment_by_name(experiment)
@@ -202,12 +204,11 @@ class MLflow(Tracker):
                     run_name=name,
                     tags={"reviewlens.run": name},
                 )
-                self._run_id = run.info.run_id
+                self._run_id, done = run.info.run_id, 0
                 self._client.log_batch(self._run_id, params=_params(flat(params)))
                 state_file.write_text(json.dumps({"uri": self.uri, "run_id": self._run_id}) + "\n", encoding="utf-8")
-                if resumed:  # tracking began with the resumption: the killed run's epochs first
-                    replay(self, resumed)
-            if resumed is not None:
+            if resumed is not None:  # the killed run's epochs not logged yet (it may have died before reporting)
+                replay(self, resumed, after=done)
                 self._client.set_tag(self._run_id, "reviewlens.resumed_after_epoch", str(finished(resumed)))
         except MlflowException as error:
             raise ReviewlensError(f"--mlflow-uri {self.uri}: {str(error).splitlines()[0]}") from None
@@ -239,9 +240,9 @@ def finished(history: Mapping[str, list[float]]) -> int:
     return len(next(iter(history.values()), []))
 
 
-def replay(tracker: Tracker, history: Mapping[str, list[float]]) -> None:
-    """Send ``tracker`` the epochs of ``history`` (a killed run's, where tracking begins with its resumption)."""
-    for index in range(finished(history)):
+def replay(tracker: Tracker, history: Mapping[str, list[float]], after: int = 0) -> None:
+    """Send ``tracker`` the epochs of ``history`` (a killed run's) that come after epoch ``after``."""
+    for index in range(after, finished(history)):
         tracker.epoch(index + 1, {key: values[index] for key, values in history.items()})
 
 
