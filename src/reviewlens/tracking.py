@@ -180,14 +180,26 @@ class MLflow(Tracker):
                     f"--mlflow: cannot reach the MLflow server at {self.uri} ({error.strerror or error}); start it, "
                     "or pass another --mlflow-uri (without one: a local ./mlruns store)"
                 ) from None
-
-    def start(self, name: str, params: Params, staging: Path, resumed: Mapping[str, list[float]] | None) -> None:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        if urlsplit(self.uri).scheme == "file":  # MLflow 3 keeps its file store where asked (it prefers a database)
+        if parts.scheme == "file":  # MLflow 3 keeps its file store where asked (it prefers a database)
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        self._client = mlflow.MlflowClient(self.uri)
+        try:
+            self._client = mlflow.MlflowClient(self.uri)
+            self._client.get_experiment_by_name("Default")  # the store opens (a database is made or migrated)
+        except MlflowException as error:
+            raise ReviewlensError(f"--mlflow-uri {self.uri}: {str(error).strip().splitlines()[0]}") from None
+        except ImportError as error:  # a database store without SQLAlchemy: mlflow-skinny has none
+            raise ReviewlensError(
+                f"--mlflow-uri {self.uri} needs {error.name or error}, which is not installed; pip install mlflow"
+            ) from None
+
+    def start(self, name: str, params: Params, staging: Path, resumed: Mapping[str, list[float]] | None) -> None:
+        from mlflow.exceptions import MlflowException
+
+        if self._client is None:  # not checked (``check`` opens the store)
+            self.check()
         state_file = staging / MLFLOW_STATE_FILE
         saved = _read_json(state_file) if resumed is not None else {}
         try:
