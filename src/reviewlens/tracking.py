@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -289,8 +289,3 @@ def trackers(tensorboard: Path | None = None, mlflow: str | None = None) -> list
     if mlflow is not None:
         found.append(MLflow(mlflow or None))
     return found
-
-
-def check_all(chosen: Iterable[Tracker]) -> None:
-    for tracker in chosen:
-        tracker.check()
