@@ -18,10 +18,12 @@ from reviewlens.training import train
 from .test_cli import run
 
 pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed")
+pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
 from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +72,8 @@ def test_tensorboard_holds_one_scalar_per_epoch_and_the_final_figures(tracked: t
         assert [event.value for event in scalars] == pytest.approx(history[tag], abs=1e-6)
     (test_accuracy,) = events.Scalars("test/accuracy")  # the test figure, once
     assert test_accuracy.value == pytest.approx(_metadata(run_dir)["test_accuracy"], abs=1e-6)
+    session = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    assert session.session_start_info.hparams["recipe"].string_value == "bow-bigram"  # the HPARAMS tab
     assert imported == []  # the bag-of-words family still trains without importing TensorFlow
 
 
@@ -107,6 +111,17 @@ def test_a_resumed_training_continues_its_mlflow_run(trained_run: Path, tmp_path
     assert found.info.status == "FINISHED" and found.data.tags["reviewlens.resumed_after_epoch"] == "2"
     logged = sorted(client.get_metric_history(found.info.run_id, "val_accuracy"), key=lambda metric: metric.step)
     assert [(metric.step, metric.value) for metric in logged] == [(1, 0.7), (2, 0.8), (3, 0.85)]  # each epoch once
+
+
+def test_mlflow_logs_to_mlflow_tracking_uri_else_to_mlruns_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert MLflow().uri == (tmp_path / "mlruns").as_uri()  # train --mlflow
+    assert MLflow("store").uri == (tmp_path / "store").as_uri()  # train --mlflow-uri store: a path
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert MLflow().uri == "http://tracking.example:5000"
 
 
 def test_an_unreachable_mlflow_server_is_one_line_before_any_data_is_read(tmp_path: Path) -> None:
