@@ -140,9 +140,10 @@ def recipes(as_json: JsonOption = False) -> None:
 def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
-    resume: bool = False, **settings: Any,
+    resume: bool = False, tensorboard: Path | None = None, mlflow: str | None = None, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
+    from reviewlens.tracking import trackers
     from reviewlens.training import configured
     from reviewlens.training import train as train_recipe
 
@@ -164,6 +165,7 @@ def _train(
             calibrate=calibrate,
             max_review_bytes=max_review_bytes,
             resume=resume,
+            trackers=trackers(tensorboard, mlflow),
         )
 
 
@@ -302,6 +304,25 @@ def train(
         SplitChoice | None,
         typer.Option("--split", help="Character recipes: aclImdb's train/test (standard) or the package's 70/15/15."),
     ] = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            "--tensorboard",
+            help="Write TensorBoard event files to DIR/RUN-NAME (needs the tensorboard extra).",
+            metavar="DIR",
+        ),
+    ] = None,
+    mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--mlflow",
+            help="Log to MLflow at --mlflow-uri, else $MLFLOW_TRACKING_URI, else a ./mlruns store (the mlflow extra).",
+        ),
+    ] = False,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option("--mlflow-uri", help="The MLflow tracking URI to log to (implies --mlflow).", metavar="URI"),
+    ] = None,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
@@ -319,7 +340,7 @@ def train(
     result = _train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
         batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
-        resume=resume,
+        resume=resume, tensorboard=tensorboard, mlflow=mlflow_uri or ("" if mlflow else None),
     )  # fmt: skip
     metadata = result.metadata
     if as_json:

@@ -14,6 +14,7 @@ import errno
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from reviewlens.runs import (
     library_versions,
     write_json,
 )
+from reviewlens.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def train(
     calibrate: bool = False,
     max_review_bytes: int = MAX_REVIEW_BYTES,
     resume: bool = False,
+    trackers: Sequence[Tracker] = (),
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
@@ -116,6 +119,9 @@ def train(
     ``resume`` continues a run of the same ``out`` that was killed or failed, from its last finished epoch,
     with its optimizer state; the recipe, settings and data must be the same. Without it, a killed run's
     staging directory for ``out`` is an error that says so.
+
+    ``trackers`` (``reviewlens.tracking``: TensorBoard, MLflow) get the settings, every epoch's figures and the
+    written run; each is checked (its extra installed, its server reachable) before any data is read.
     """
     recipe = configured(recipe, batch_size, learning_rate)
     if epochs is not None and epochs < 1:
@@ -128,6 +134,8 @@ def train(
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
     _check_writable(run_dir.parent)  # before any data is read or any epoch trained
+    for tracker in trackers:
+        tracker.check()
     family = get_family(recipe.family)
     parsed = family.options.parse(options or {}, recipe)
     if isinstance(data, Resolved):
@@ -139,10 +147,12 @@ def train(
     dataset = resolved.dataset
     staging = Staging(run_dir)
     context = Context(
-        epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed, staging=staging
-    )
+        epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=_reporting(on_epoch, trackers),
+        options=parsed, staging=staging,
+    )  # fmt: skip
+    settings = _settings(recipe, context, dataset)
     try:
-        staging.begin(_settings(recipe, context, dataset), resume)
+        staging.begin(settings, resume)
     except OSError as error:
         if error.errno not in _CANNOT_WRITE and error.errno not in (errno.ENOENT, errno.ENOTDIR):
             raise
@@ -154,7 +164,12 @@ def train(
     elif resume:
         log(f"{staging.path} holds no finished epoch: training from the start")
     started = time.perf_counter()
+    begun: list[Tracker] = []
     try:
+        for tracker in trackers:
+            tracker.start(run_dir.name, {**settings, "calibrate": calibrate}, staging.path,
+                          staging.resumed.history if staging.resumed is not None else None)  # fmt: skip
+            begun.append(tracker)
         with context.resources:
             log(resolved.describe())
             trained = family.train(recipe, dataset, context)
@@ -162,7 +177,7 @@ def train(
             log(f"writing {run_dir}")
             written = staging.finish(lambda directory: write_run(directory, trained, metadata, started))
     except OSError as error:
-        staging.stop(log)
+        _stop(staging, begun, log)
         if error.errno not in _CANNOT_WRITE:
             raise
         raise ReviewlensError(
@@ -170,9 +185,32 @@ def train(
             "again (with --resume where a checkpoint was kept)"
         ) from None
     except BaseException:
-        staging.stop(log)
+        _stop(staging, begun, log)
         raise
+    for tracker in trackers:
+        tracker.finish(run_dir, written)
     return TrainResult(run_dir, written)
+
+
+def _reporting(on_epoch: EpochCallback | None, trackers: Sequence[Tracker]) -> EpochCallback | None:
+    """The one epoch hook every family calls: the trackers first, then the caller's ``on_epoch``."""
+    if not trackers:
+        return on_epoch
+
+    def report(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        for tracker in trackers:
+            tracker.epoch(epoch, logs)
+        if on_epoch is not None:
+            on_epoch(epoch, epochs, logs)
+
+    return report
+
+
+def _stop(staging: Staging, trackers: Sequence[Tracker], log: Log) -> None:
+    """After a failure: keep what a resume continues, and tell the trackers that the training stopped."""
+    staging.stop(log)
+    for tracker in trackers:
+        tracker.stop()
 
 
 def _settings(recipe: Recipe, context: Context, dataset: Dataset) -> dict[str, Any]:
