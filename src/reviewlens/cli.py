@@ -140,7 +140,7 @@ def recipes(as_json: JsonOption = False) -> None:
 def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
-    resume: bool = False, **settings: Any,
+    resume: bool = False, class_weight: str | None = None, threshold: str | None = None, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.training import configured
@@ -164,6 +164,8 @@ def _train(
             calibrate=calibrate,
             max_review_bytes=max_review_bytes,
             resume=resume,
+            class_weight=class_weight,
+            threshold=threshold,
         )
 
 
@@ -194,7 +196,9 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_row("accuracy", f"{scores['accuracy']:.2%}")
     table.add_row("loss", f"{scores['loss']:.4f}")
-    table.add_row("ROC AUC", "-" if scores["roc_auc"] is None else f"{scores['roc_auc']:.4f}")
+    table.add_row("ROC AUC", _ratio(scores["roc_auc"]))
+    table.add_row("macro-F1", f"{scores['macro_f1']:.4f}")
+    table.add_row("PR AUC (average precision)", _ratio(scores["average_precision"]))
     if "ece" in scores:
         table.add_row(f"calibration error (ECE, {scores['ece_bins']} bins)", f"{scores['ece']:.4f}")
     table.add_row("reviews", f"{scores['examples']:,}")
@@ -206,6 +210,18 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
     matrix.add_row("negative", f"{tn:,}", f"{fp:,}")
     matrix.add_row("positive", f"{fn:,}", f"{tp:,}")
     out.print(matrix)
+    labels = Table(title="per label")
+    for column in ("label", "precision", "recall", "F1", "PR AUC", "reviews"):
+        labels.add_column(column, justify="right")
+    for name, row in scores["per_label"].items():
+        labels.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
+                       _ratio(row["average_precision"]), f"{row['support']:,}")  # fmt: skip
+    out.print(labels)
+
+
+def _ratio(value: float | None) -> str:
+    """A score in [0, 1] to four places, or "-" where it is undefined (a split with one class)."""
+    return "-" if value is None else f"{value:.4f}"
 
 
 @app.command()
@@ -302,6 +318,24 @@ def train(
         SplitChoice | None,
         typer.Option("--split", help="Character recipes: aclImdb's train/test (standard) or the package's 70/15/15."),
     ] = None,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            "--class-weight",
+            help="Weigh each review's loss by its label: balanced (by the train split's counts) or weights, "
+            "e.g. negative=9,positive=1.",
+            metavar="balanced|LABEL=W,...",
+        ),
+    ] = None,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--threshold",
+            help="Decision threshold chosen on validation: best-f1 (highest macro-F1), precision=P (the lowest "
+            "reaching precision P for positive) or a number [default: 0.5].",
+            metavar="best-f1|precision=P|T",
+        ),
+    ] = None,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
@@ -319,7 +353,7 @@ def train(
     result = _train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
         batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
-        resume=resume,
+        resume=resume, class_weight=class_weight, threshold=threshold,
     )  # fmt: skip
     metadata = result.metadata
     if as_json:
@@ -381,7 +415,8 @@ def evaluate(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a trained model: accuracy, loss, ROC AUC, confusion matrix, expected calibration error."""
+    """Score a trained model: accuracy, loss, ROC AUC, macro-F1, PR AUC, confusion matrix, per-label precision,
+    recall and F1, expected calibration error."""
     report = _evaluate(run_dir, data, plot=plot)
     if as_json:
         _print_json(report)

@@ -14,6 +14,7 @@ import errno
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import BestEpoch, Context, Trained, get_family
 from reviewlens.families.base import EpochCallback, Log, _quiet
+from reviewlens.imbalance import ClassWeight, ThresholdRule
 from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import save_preprocessor
 from reviewlens.recipes import Recipe, get_recipe
@@ -103,6 +105,8 @@ def train(
     calibrate: bool = False,
     max_review_bytes: int = MAX_REVIEW_BYTES,
     resume: bool = False,
+    class_weight: str | Mapping[str, float] | None = None,
+    threshold: str | float | None = None,
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
@@ -112,6 +116,11 @@ def train(
     ``batch_size`` and ``learning_rate`` replace the recipe's for this run. ``calibrate`` fits a
     temperature on the validation predictions (``reviewlens.calibration``) that the run then applies.
     A review longer than ``max_review_bytes`` is cut there; the run's metadata counts them.
+
+    ``class_weight`` weighs each training review's loss by its label (``reviewlens.imbalance.ClassWeight``:
+    ``"balanced"``, ``"negative=9,positive=1"`` or a mapping); ``threshold`` chooses the run's decision threshold
+    on the validation predictions (``ThresholdRule``: ``"best-f1"``, ``"precision=0.9"`` or a number). Both are
+    recorded in the metadata; the validation and test metrics decide with the chosen threshold.
 
     ``resume`` continues a run of the same ``out`` that was killed or failed, from its last finished epoch,
     with its optimizer state; the recipe, settings and data must be the same. Without it, a killed run's
@@ -130,6 +139,12 @@ def train(
     _check_writable(run_dir.parent)  # before any data is read or any epoch trained
     family = get_family(recipe.family)
     parsed = family.options.parse(options or {}, recipe)
+    weighing = ClassWeight.parse(class_weight) if class_weight is not None else None
+    if weighing is not None and not family.weighs_classes:
+        raise ReviewlensError(
+            f"recipe {recipe.name!r} fits no loss a class weight would change; train its runs with --class-weight"
+        )
+    rule = ThresholdRule.parse(threshold) if threshold is not None else None
     if isinstance(data, Resolved):
         resolved = data
     elif isinstance(data, Dataset):
@@ -141,8 +156,10 @@ def train(
     context = Context(
         epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=on_epoch, options=parsed, staging=staging
     )
+    if weighing is not None:  # balanced: from the train split's counts, which the catalog knows without reading
+        context.class_weight = weighing.resolve(dataset.counts().get("train", {}))
     try:
-        staging.begin(_settings(recipe, context, dataset), resume)
+        staging.begin(_settings(recipe, context, dataset, weighing), resume)
     except OSError as error:
         if error.errno not in _CANNOT_WRITE and error.errno not in (errno.ENOENT, errno.ENOTDIR):
             raise
@@ -158,7 +175,7 @@ def train(
         with context.resources:
             log(resolved.describe())
             trained = family.train(recipe, dataset, context)
-            metadata = _metadata(run_dir, trained, recipe, resolved, context, calibrate)
+            metadata = _metadata(run_dir, trained, recipe, resolved, context, calibrate, weighing, rule)
             log(f"writing {run_dir}")
             written = staging.finish(lambda directory: write_run(directory, trained, metadata, started))
     except OSError as error:
@@ -175,9 +192,10 @@ def train(
     return TrainResult(run_dir, written)
 
 
-def _settings(recipe: Recipe, context: Context, dataset: Dataset) -> dict[str, Any]:
-    """What a checkpoint was trained with, for ``state.json``; a resumed run must match it."""
-    return {
+def _settings(recipe: Recipe, context: Context, dataset: Dataset, weighing: ClassWeight | None) -> dict[str, Any]:
+    """What a checkpoint was trained with, for ``state.json``; a resumed run must match it (the decision
+    threshold is not: it is chosen after training)."""
+    settings = {
         "recipe": recipe.name,
         "settings": {
             name: value
@@ -190,10 +208,20 @@ def _settings(recipe: Recipe, context: Context, dataset: Dataset) -> dict[str, A
         "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()},
         "reviewlens": __version__,
     }
+    if weighing is not None:  # absent where unset, so that checkpoints from before class weights still resume
+        settings["class_weight"] = weighing.spec
+    return settings
 
 
 def _metadata(
-    run_dir: Path, trained: Trained, recipe: Recipe, resolved: Resolved, context: Context, calibrate: bool
+    run_dir: Path,
+    trained: Trained,
+    recipe: Recipe,
+    resolved: Resolved,
+    context: Context,
+    calibrate: bool,
+    weighing: ClassWeight | None = None,
+    rule: ThresholdRule | None = None,
 ) -> dict[str, Any]:
     """Measure the trained model (calibrating it first where asked): the run's metadata, but for its files."""
     dataset, log, family = resolved.dataset, context.log, get_family(recipe.family)
@@ -202,8 +230,16 @@ def _metadata(
     temperature = 1.0
     if calibrate:
         temperature = _calibrate(trained, log)
-    val_metrics = metrics(trained.val_probabilities, trained.val_labels, DEFAULT_THRESHOLD)
-    test_metrics = metrics(trained.test_probabilities, trained.test_labels, DEFAULT_THRESHOLD)
+    threshold = DEFAULT_THRESHOLD
+    if rule is not None:  # on validation only; test is scored once, with what was chosen
+        threshold = rule.choose(trained.val_probabilities, trained.val_labels)
+        log(f"decision threshold {threshold:.6g} ({rule.spec}, chosen on validation)")
+        trained.hyperparameters["threshold"] = {"rule": rule.spec, "chosen_on": "validation", "value": threshold}
+    if weighing is not None and context.class_weight is not None:
+        weights = dict(zip(BINARY_LABELS, (round(w, 6) for w in context.class_weight), strict=True))
+        trained.hyperparameters["class_weight"] = {"rule": weighing.spec, "weights": weights}
+    val_metrics = metrics(trained.val_probabilities, trained.val_labels, threshold)
+    test_metrics = metrics(trained.test_probabilities, trained.test_labels, threshold)
     context.lap("evaluate_s")
     metadata: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -213,7 +249,7 @@ def _metadata(
         "family": family.name,
         "predictors": list(trained.predictors or family.predictors),
         "labels": list(BINARY_LABELS),
-        "threshold": DEFAULT_THRESHOLD,
+        "threshold": threshold,
         "temperature": temperature,
         "recipe_config": recipe.to_dict(),
         "hyperparameters": {
