@@ -195,7 +195,7 @@ def train(
 def _settings(recipe: Recipe, context: Context, dataset: Dataset, weighing: ClassWeight | None) -> dict[str, Any]:
     """What a checkpoint was trained with, for ``state.json``; a resumed run must match it (the decision
     threshold is not: it is chosen after training)."""
-    settings = {
+    return {
         "recipe": recipe.name,
         "settings": {
             name: value
@@ -207,10 +207,9 @@ def _settings(recipe: Recipe, context: Context, dataset: Dataset, weighing: Clas
         "options": context.options.to_settings(),
         "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()},
         "reviewlens": __version__,
+        # None where unset, which a checkpoint from before class weights reads too: it still resumes.
+        "class_weight": weighing.spec if weighing is not None else None,
     }
-    if weighing is not None:  # absent where unset, so that checkpoints from before class weights still resume
-        settings["class_weight"] = weighing.spec
-    return settings
 
 
 def _metadata(
