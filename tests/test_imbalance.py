@@ -185,9 +185,12 @@ def _jsonl(path: Path, train: int, test: int) -> Path:
 
 
 def test_threshold_chosen_on_validation_is_stored_and_used(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
     from reviewlens import load
     from reviewlens.library import load_library
     from reviewlens.runs import read_predictions
+    from reviewlens.serving import ServeConfig, create_app
     from reviewlens.training import train
 
     data = _jsonl(tmp_path / "imbalanced.jsonl", 1000, 400)
@@ -215,6 +218,10 @@ def test_threshold_chosen_on_validation_is_stored_and_used(tmp_path: Path) -> No
     assert json.loads(predicted.stdout)[0]["label"] == expected
     library = load_library([out])
     assert library.get("imdb_sentiment").predict({"text": between[0]}).label == expected
+    with TestClient(create_app(ServeConfig(run_dirs=[str(out)], processes=0))) as client:
+        served = client.post("/v1/predict", json={"text": between[0]}).json()
+        assert served["label"] == expected
+        assert client.get("/v1/models").json()[0]["threshold"] == chosen
     evaluated = run("evaluate", str(out), "--data", str(data), "--json")
     assert json.loads(evaluated.stdout)["test"]["confusion_matrix"] == test["confusion_matrix"]
 
