@@ -359,10 +359,10 @@ def train(
     if as_json:
         _print_json(metadata.to_json())
         return
-    chosen = f", threshold {metadata.threshold:.4g}" if threshold is not None else ""
+    decided = f", threshold {metadata.threshold:.4g}" if threshold is not None else ""
     out.print(
         f"{metadata.recipe}: validation accuracy {metadata.val_accuracy:.2%}, "
-        f"test accuracy {metadata.test_accuracy:.2%} (best epoch {metadata.best_epoch}{chosen}, "
+        f"test accuracy {metadata.test_accuracy:.2%} (best epoch {metadata.best_epoch}{decided}, "
         f"{metadata.timings['total_s']:.1f} s)"
     )
     out.print(f"run directory: {result.run_dir}")
