@@ -80,8 +80,11 @@ def test_a_killed_bag_of_words_run_resumes_to_the_uninterrupted_result(
     changed = run("train", *settings, "--out", str(out), "--resume", "--learning-rate", "0.01")
     assert changed.returncode == 2 and "learning_rate was 0.001, now 0.01" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) == 1
+    weighted = run("train", *settings, "--out", str(out), "--resume", "--class-weight", "balanced")
+    assert weighted.returncode == 2 and 'class_weight was null, now "balanced"' in weighted.stderr
 
-    resumed = run("train", *settings, "--out", str(out), "--resume")
+    # The threshold is chosen after training: a resumed run may choose it, the epochs are the same.
+    resumed = run("train", *settings, "--out", str(out), "--resume", "--threshold", "best-f1")
     assert resumed.returncode == 0, resumed.stderr
     assert "after epoch 1 of 4" in resumed.stderr
     # The same optimizer state and random generator: exactly the uninterrupted run's epochs and choice.
@@ -89,6 +92,7 @@ def test_a_killed_bag_of_words_run_resumes_to_the_uninterrupted_result(
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["best_epoch"] == json.loads((trained_run / "metadata.json").read_text())["best_epoch"]
     assert metadata["hyperparameters"]["resumed_after_epoch"] == 1
+    assert metadata["hyperparameters"]["threshold"]["rule"] == "best-f1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the staging directory is gone
 
 

@@ -145,8 +145,8 @@ def test_an_existing_run_is_never_overwritten(trained_run: Path, session_aclimdb
     assert {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir()} == before
 
 
-@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
-def test_sparse_trainer_steps_exactly_like_keras(optimizer: str) -> None:
+@pytest.mark.parametrize(("optimizer", "class_weight"), [("rmsprop", None), ("adam", None), ("rmsprop", (3.0, 0.5))])
+def test_sparse_trainer_steps_exactly_like_keras(optimizer: str, class_weight: tuple[float, float] | None) -> None:
     rng = np.random.default_rng(0)
     x = (rng.random((16, 40)) < 0.2).astype(np.float32)
     y = rng.integers(0, 2, 16).astype(np.float32)
@@ -162,8 +162,9 @@ def test_sparse_trainer_steps_exactly_like_keras(optimizer: str) -> None:
 
     ours = SparseMLP(weights[0::2], weights[1::2], dropout=None, optimizer=optimizer, learning_rate=0.01)
     for _ in range(3):
-        keras_loss = float(model.train_on_batch(x, y))
-        our_loss, _ = ours.train_batch(sparse.csr_matrix(x), y)
+        keras_loss = float(model.train_on_batch(x, y, class_weight=class_weight and dict(enumerate(class_weight))))
+        weights = None if class_weight is None else np.asarray(class_weight, np.float32)[y.astype(int)]
+        our_loss, _ = ours.train_batch(sparse.csr_matrix(x), y, weights)  # train --class-weight's weighting
         assert our_loss == pytest.approx(keras_loss, rel=1e-4)
     ours_weights = [w for pair in zip(ours.kernels, ours.biases, strict=True) for w in pair]
     for theirs, mine in zip(model.get_weights(), ours_weights, strict=True):

@@ -140,7 +140,8 @@ def recipes(as_json: JsonOption = False) -> None:
 def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
-    resume: bool = False, tensorboard: Path | None = None, mlflow: str | None = None, **settings: Any,
+    resume: bool = False, class_weight: str | None = None, threshold: str | None = None,
+    tensorboard: Path | None = None, mlflow: str | None = None, **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.tracking import trackers
@@ -165,6 +166,8 @@ def _train(
             calibrate=calibrate,
             max_review_bytes=max_review_bytes,
             resume=resume,
+            class_weight=class_weight,
+            threshold=threshold,
             trackers=trackers(tensorboard, mlflow),
         )
 
@@ -196,7 +199,9 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_row("accuracy", f"{scores['accuracy']:.2%}")
     table.add_row("loss", f"{scores['loss']:.4f}")
-    table.add_row("ROC AUC", "-" if scores["roc_auc"] is None else f"{scores['roc_auc']:.4f}")
+    table.add_row("ROC AUC", _ratio(scores["roc_auc"]))
+    table.add_row("macro-F1", f"{scores['macro_f1']:.4f}")
+    table.add_row("PR AUC (average precision)", _ratio(scores["average_precision"]))
     if "ece" in scores:
         table.add_row(f"calibration error (ECE, {scores['ece_bins']} bins)", f"{scores['ece']:.4f}")
     table.add_row("reviews", f"{scores['examples']:,}")
@@ -208,6 +213,18 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
     matrix.add_row("negative", f"{tn:,}", f"{fp:,}")
     matrix.add_row("positive", f"{fn:,}", f"{tp:,}")
     out.print(matrix)
+    labels = Table(title="per label")
+    for column in ("label", "precision", "recall", "F1", "PR AUC", "reviews"):
+        labels.add_column(column, justify="right")
+    for name, row in scores["per_label"].items():
+        labels.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
+                       _ratio(row["average_precision"]), f"{row['support']:,}")  # fmt: skip
+    out.print(labels)
+
+
+def _ratio(value: float | None) -> str:
+    """A score in [0, 1] to four places, or "-" where it is undefined (a split with one class)."""
+    return "-" if value is None else f"{value:.4f}"
 
 
 @app.command()
@@ -323,6 +340,24 @@ def train(
         str | None,
         typer.Option("--mlflow-uri", help="The MLflow tracking URI to log to (implies --mlflow).", metavar="URI"),
     ] = None,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            "--class-weight",
+            help="Weigh each review's loss by its label: balanced (by the train split's counts) or weights, "
+            "e.g. negative=9,positive=1.",
+            metavar="balanced|LABEL=W,...",
+        ),
+    ] = None,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--threshold",
+            help="Decision threshold chosen on validation: best-f1 (highest macro-F1), precision=P (the lowest "
+            "reaching precision P for positive) or a number [default: 0.5].",
+            metavar="best-f1|precision=P|T",
+        ),
+    ] = None,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
@@ -340,15 +375,17 @@ def train(
     result = _train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
         batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
-        resume=resume, tensorboard=tensorboard, mlflow=mlflow_uri or ("" if mlflow else None),
+        resume=resume, class_weight=class_weight, threshold=threshold,
+        tensorboard=tensorboard, mlflow=mlflow_uri or ("" if mlflow else None),
     )  # fmt: skip
     metadata = result.metadata
     if as_json:
         _print_json(metadata.to_json())
         return
+    decided = f", threshold {metadata.threshold:.4g}" if threshold is not None else ""
     out.print(
         f"{metadata.recipe}: validation accuracy {metadata.val_accuracy:.2%}, "
-        f"test accuracy {metadata.test_accuracy:.2%} (best epoch {metadata.best_epoch}, "
+        f"test accuracy {metadata.test_accuracy:.2%} (best epoch {metadata.best_epoch}{decided}, "
         f"{metadata.timings['total_s']:.1f} s)"
     )
     out.print(f"run directory: {result.run_dir}")
@@ -402,7 +439,8 @@ def evaluate(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a trained model: accuracy, loss, ROC AUC, confusion matrix, expected calibration error."""
+    """Score a trained model: accuracy, loss, ROC AUC, macro-F1, PR AUC, confusion matrix, per-label precision,
+    recall and F1, expected calibration error."""
     report = _evaluate(run_dir, data, plot=plot)
     if as_json:
         _print_json(report)

@@ -36,26 +36,81 @@ def metrics(
     probabilities: Sequence[float] | np.ndarray,
     labels: Sequence[int] | np.ndarray,
     threshold: float = DEFAULT_THRESHOLD,
+    names: Sequence[str] = BINARY_LABELS,
 ) -> dict[str, object]:
-    """Accuracy, binary cross-entropy, ROC AUC and the confusion matrix, deciding with ``decide``.
+    """Accuracy, binary cross-entropy, ROC AUC, the confusion matrix and, per label, precision, recall, F1 and
+    average precision, with their macro-F1; deciding with ``decide``.
 
     The confusion matrix is ``[[true negatives, false positives], [false negatives, true positives]]``.
+    ``per_label`` is keyed by ``names`` (label 0 first); a label's average precision ranks the reviews by the
+    probability of that label. ``average_precision`` is the positive label's: the area under its
+    precision-recall curve.
     """
     p, y = _checked(probabilities, labels)
     predicted = decide(p, threshold).astype(np.int64)
     clipped = np.clip(p, _EPSILON, 1 - _EPSILON)
     loss = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
-    tn = int(np.sum((predicted == 0) & (y == 0)))
-    fp = int(np.sum((predicted == 1) & (y == 0)))
-    fn = int(np.sum((predicted == 0) & (y == 1)))
-    tp = int(np.sum((predicted == 1) & (y == 1)))
+    confusion = confusion_matrix(predicted, y, len(names))
+    per_label = label_scores(confusion, names)
+    for index, name in enumerate(names):
+        per_label[name]["average_precision"] = average_precision(p if index == 1 else 1.0 - p, y == index)
     return {
         "accuracy": float(np.mean(predicted == y)),
         "loss": float(loss),
         "roc_auc": roc_auc(p, y),
-        "confusion_matrix": [[tn, fp], [fn, tp]],
+        "average_precision": per_label[names[1]]["average_precision"],
+        "macro_f1": float(np.mean([scores["f1"] for scores in per_label.values()])),
+        "per_label": per_label,
+        "confusion_matrix": confusion.tolist(),
         "examples": len(y),
     }
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """Reviews by true label (rows) and predicted label (columns), label indices ``0 .. classes - 1``."""
+    return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+
+
+def label_scores(confusion: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each label's precision, recall, F1 and support (its true reviews) from a confusion matrix (rows true,
+    columns predicted); a ratio with nothing to divide by is 0, as scikit-learn's ``zero_division=0``."""
+    true_positives = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros_like(true_positives), where=predicted > 0)
+    recall = np.divide(true_positives, actual, out=np.zeros_like(true_positives), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(actual[i])}
+        for i, name in enumerate(names)
+    }  # fmt: skip
+
+
+def ranked_counts(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct score as a threshold, descending, with the reviews at or above it and the relevant ones
+    among them (ties taken together): the counts every point of a precision-recall curve is made of."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    ranked, hits = np.asarray(scores)[order], np.asarray(relevant, dtype=np.float64)[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the last review of each group of tied scores
+    return ranked[last], last + 1, np.cumsum(hits)[last]
+
+
+def precision_recall_curve(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds (each distinct score, descending), and the precision and recall of saying "relevant" at or
+    above each: the points of the precision-recall curve."""
+    thresholds, selected, true_positives = ranked_counts(scores, relevant)
+    recall = true_positives / true_positives[-1] if true_positives[-1] else np.zeros_like(true_positives)
+    return thresholds, true_positives / selected, recall
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float | None:
+    """The area under the precision-recall curve as a step sum, ``sum_n (R_n - R_n-1) P_n`` over the thresholds
+    (scikit-learn's ``average_precision_score``); None without a relevant review."""
+    if not np.any(relevant):
+        return None
+    _, precision, recall = precision_recall_curve(np.asarray(scores, dtype=np.float64), np.asarray(relevant))
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:

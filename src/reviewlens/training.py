@@ -14,7 +14,7 @@ import errno
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import BestEpoch, Context, Trained, get_family
 from reviewlens.families.base import EpochCallback, Log, _quiet
+from reviewlens.imbalance import ClassWeight, ThresholdRule
 from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import save_preprocessor
 from reviewlens.recipes import Recipe, get_recipe
@@ -105,6 +106,8 @@ def train(
     calibrate: bool = False,
     max_review_bytes: int = MAX_REVIEW_BYTES,
     resume: bool = False,
+    class_weight: str | Mapping[str, float] | None = None,
+    threshold: str | float | None = None,
     trackers: Sequence[Tracker] = (),
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
@@ -115,6 +118,11 @@ def train(
     ``batch_size`` and ``learning_rate`` replace the recipe's for this run. ``calibrate`` fits a
     temperature on the validation predictions (``reviewlens.calibration``) that the run then applies.
     A review longer than ``max_review_bytes`` is cut there; the run's metadata counts them.
+
+    ``class_weight`` weighs each training review's loss by its label (``reviewlens.imbalance.ClassWeight``:
+    ``"balanced"``, ``"negative=9,positive=1"`` or a mapping); ``threshold`` chooses the run's decision threshold
+    on the validation predictions (``ThresholdRule``: ``"best-f1"``, ``"precision=0.9"`` or a number). Both are
+    recorded in the metadata; the validation and test metrics decide with the chosen threshold.
 
     ``resume`` continues a run of the same ``out`` that was killed or failed, from its last finished epoch,
     with its optimizer state; the recipe, settings and data must be the same. Without it, a killed run's
@@ -138,6 +146,12 @@ def train(
         tracker.check()
     family = get_family(recipe.family)
     parsed = family.options.parse(options or {}, recipe)
+    weighing = ClassWeight.parse(class_weight) if class_weight is not None else None
+    if weighing is not None and not family.weighs_classes:
+        raise ReviewlensError(
+            f"recipe {recipe.name!r} fits no loss a class weight would change; train its runs with --class-weight"
+        )
+    rule = ThresholdRule.parse(threshold) if threshold is not None else None
     if isinstance(data, Resolved):
         resolved = data
     elif isinstance(data, Dataset):
@@ -150,7 +164,9 @@ def train(
         epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=_reporting(on_epoch, trackers),
         options=parsed, staging=staging,
     )  # fmt: skip
-    settings = _settings(recipe, context, dataset)
+    if weighing is not None:  # balanced: from the train split's counts, which the catalog knows without reading
+        context.class_weight = weighing.resolve(dataset.counts().get("train", {}))
+    settings = _settings(recipe, context, dataset, weighing)
     try:
         staging.begin(settings, resume)
     except OSError as error:
@@ -173,7 +189,7 @@ def train(
         with context.resources:
             log(resolved.describe())
             trained = family.train(recipe, dataset, context)
-            metadata = _metadata(run_dir, trained, recipe, resolved, context, calibrate)
+            metadata = _metadata(run_dir, trained, recipe, resolved, context, calibrate, weighing, rule)
             log(f"writing {run_dir}")
             written = staging.finish(lambda directory: write_run(directory, trained, metadata, started))
     except OSError as error:
@@ -213,8 +229,9 @@ def _stop(staging: Staging, trackers: Sequence[Tracker], log: Log) -> None:
         tracker.stop()
 
 
-def _settings(recipe: Recipe, context: Context, dataset: Dataset) -> dict[str, Any]:
-    """What a checkpoint was trained with, for ``state.json``; a resumed run must match it."""
+def _settings(recipe: Recipe, context: Context, dataset: Dataset, weighing: ClassWeight | None) -> dict[str, Any]:
+    """What a checkpoint was trained with, for ``state.json``; a resumed run must match it (the decision
+    threshold is not: it is chosen after training)."""
     return {
         "recipe": recipe.name,
         "settings": {
@@ -227,11 +244,20 @@ def _settings(recipe: Recipe, context: Context, dataset: Dataset) -> dict[str, A
         "options": context.options.to_settings(),
         "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()},
         "reviewlens": __version__,
+        # None where unset, which a checkpoint from before class weights reads too: it still resumes.
+        "class_weight": weighing.spec if weighing is not None else None,
     }
 
 
 def _metadata(
-    run_dir: Path, trained: Trained, recipe: Recipe, resolved: Resolved, context: Context, calibrate: bool
+    run_dir: Path,
+    trained: Trained,
+    recipe: Recipe,
+    resolved: Resolved,
+    context: Context,
+    calibrate: bool,
+    weighing: ClassWeight | None = None,
+    rule: ThresholdRule | None = None,
 ) -> dict[str, Any]:
     """Measure the trained model (calibrating it first where asked): the run's metadata, but for its files."""
     dataset, log, family = resolved.dataset, context.log, get_family(recipe.family)
@@ -240,8 +266,16 @@ def _metadata(
     temperature = 1.0
     if calibrate:
         temperature = _calibrate(trained, log)
-    val_metrics = metrics(trained.val_probabilities, trained.val_labels, DEFAULT_THRESHOLD)
-    test_metrics = metrics(trained.test_probabilities, trained.test_labels, DEFAULT_THRESHOLD)
+    threshold = DEFAULT_THRESHOLD
+    if rule is not None:  # on validation only; test is scored once, with what was chosen
+        threshold = rule.choose(trained.val_probabilities, trained.val_labels)
+        log(f"decision threshold {threshold:.6g} ({rule.spec}, chosen on validation)")
+        trained.hyperparameters["threshold"] = {"rule": rule.spec, "chosen_on": "validation", "value": threshold}
+    if weighing is not None and context.class_weight is not None:
+        weights = dict(zip(BINARY_LABELS, (round(w, 6) for w in context.class_weight), strict=True))
+        trained.hyperparameters["class_weight"] = {"rule": weighing.spec, "weights": weights}
+    val_metrics = metrics(trained.val_probabilities, trained.val_labels, threshold)
+    test_metrics = metrics(trained.test_probabilities, trained.test_labels, threshold)
     context.lap("evaluate_s")
     metadata: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -251,7 +285,7 @@ def _metadata(
         "family": family.name,
         "predictors": list(trained.predictors or family.predictors),
         "labels": list(BINARY_LABELS),
-        "threshold": DEFAULT_THRESHOLD,
+        "threshold": threshold,
         "temperature": temperature,
         "recipe_config": recipe.to_dict(),
         "hyperparameters": {

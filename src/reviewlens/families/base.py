@@ -90,6 +90,7 @@ class Context:
     resources: ExitStack = field(default_factory=ExitStack)  # closed once the run is written
     timings: dict[str, float] = field(default_factory=dict)
     staging: Staging | None = None  # where checkpoints go; None: nowhere (a family trained outside ``train``)
+    class_weight: tuple[float, ...] | None = None  # each label's weight in the loss (``train --class-weight``)
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -116,6 +117,13 @@ class Context:
             Checkpoint(epoch, {k: list(v) for k, v in history.items()}, best.epoch, key, dict(arrays),
                        dict(state or {}), step)
         )  # fmt: skip
+
+    def sample_weights(self, labels: Any) -> np.ndarray | None:
+        """Each training review's weight in the loss, its label's ``class_weight`` (float32); ``None`` without
+        class weights, where every review counts the same. Every family that trains with a loss weighs it so."""
+        if self.class_weight is None:
+            return None
+        return np.asarray(self.class_weight, np.float32)[np.asarray(labels, np.int64)]
 
     def lap(self, name: str) -> None:
         """Record the seconds since the previous lap under ``name``."""
@@ -185,6 +193,8 @@ class Family(ABC):
     summary: str
     predictors: tuple[str, ...]
     options: type[Options] = Options
+    #: Whether it trains with a loss that ``Context.class_weight`` weighs (``train --class-weight``).
+    weighs_classes: bool = True
 
     @abstractmethod
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:

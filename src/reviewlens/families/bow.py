@@ -145,6 +145,7 @@ def _fit_mlp(
         learning_rate=recipe.learning_rate,
         seed=context.seed,
     )
+    weights = context.sample_weights(y_train)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best: BestEpoch[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = BestEpoch()
     first = 1
@@ -154,7 +155,7 @@ def _fit_mlp(
         best.restore(resumed.best_epoch, resumed.best_key, kept)
         history, first = resumed.history, resumed.epoch + 1
     for epoch in range(first, context.epochs + 1):
-        logs = mlp.train_epoch(x_train, y_train, recipe.batch_size)
+        logs = mlp.train_epoch(x_train, y_train, recipe.batch_size, weights)
         probabilities = mlp.predict(x_val)
         scores = metrics(probabilities, y_val)
         logs |= {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]

@@ -152,11 +152,11 @@ class _Probe:
             return tf.stack(values)
 
         @tf.function(reduce_retracing=True)
-        def step(x: Any, y: Any) -> Any:
+        def step(x: Any, y: Any, weights: Any) -> Any:
             with tf.GradientTape() as tape:
                 outputs = probe(x, training=True)
                 z = outputs[out_index][:, 0]
-                loss = loss_fn(y, z)
+                loss = loss_fn(y, z, sample_weight=weights)
             grads = tape.gradient(loss, list(outputs) + variables)
             layer_grads, var_grads = grads[: len(outputs)], grads[len(outputs) :]
             by_id = {id(v): g for v, g in zip(variables, var_grads, strict=True)}
@@ -244,6 +244,8 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
     encoder = CharacterEncoder(length=length, size=int(vectorizer.get("alphabet", 30))).fit(train_texts)
     x_train, x_val = encoder.transform(train_texts), encoder.transform(val_texts)
     y_train, y_val = np.asarray(train_labels, np.float32), np.asarray(val_labels, np.float32)
+    weights = context.sample_weights(train_labels)
+    w_train = np.ones_like(y_train) if weights is None else weights  # all ones: the unweighted mean
     context.log(f"alphabet of {encoder.num_chars} characters: {encoder.alphabet!r}; {length:,} characters per review")
     context.lap("vectorize_s")
 
@@ -285,7 +287,7 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
         seen, correct, total_loss = int(partial["seen"]), float(partial["correct"]), float(partial["loss"])
         for step in range(first_step, steps):
             rows = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            loss, hits, values, gradients, activity = probe.step(x_train[rows], y_train[rows])
+            loss, hits, values, gradients, activity = probe.step(x_train[rows], y_train[rows], w_train[rows])
             seen, correct, total_loss = seen + len(rows), correct + float(hits), total_loss + float(loss) * len(rows)
             if logs is not None:
                 patterns = None if tokenization is None else tokenization.patterns.numpy()

@@ -171,6 +171,7 @@ ENSEMBLE = register_family(
         name="ensemble",
         summary="trained runs combined by a logistic regression on their logits, fitted on validation",
         predictors=(EnsemblePredictor.kind, KerasEnsemblePredictor.kind),
+        weighs_classes=False,  # its members were trained; it fits no loss a class weight would change
     )
 )
 

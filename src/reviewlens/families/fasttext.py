@@ -42,7 +42,10 @@ class FastTextFamily(BagOfWordsFamily):
             kept = resumed.arrays
             best.restore(resumed.best_epoch, resumed.best_key, (kept["kernels"], kept["biases"], kept["best_val"][0]))
             history, done = resumed.history, resumed.epoch
-        epochs = model.fit_epochs(data.x_train, data.y_train, context.epochs, recipe.batch_size, start=done)
+        weights = context.sample_weights(data.y_train)
+        epochs = model.fit_epochs(
+            data.x_train, data.y_train, context.epochs, recipe.batch_size, start=done, weights=weights
+        )
         for epoch, (loss, accuracy) in enumerate(epochs, start=done + 1):
             probabilities = expit(model.logits(data.x_val)).astype(np.float32)
             scores = metrics(probabilities, data.y_val)
@@ -67,7 +70,9 @@ class FastTextFamily(BagOfWordsFamily):
             x_all = sparse.vstack([data.x_train, data.x_val], format="csr")
             y_all = np.concatenate([data.y_train, data.y_val])
             final = self._model(recipe, x_all.shape[1], dim, context.seed)
-            steps = final.fit_epochs(x_all, y_all, context.epochs, recipe.batch_size)
+            steps = final.fit_epochs(
+                x_all, y_all, context.epochs, recipe.batch_size, weights=context.sample_weights(y_all)
+            )
             for _ in zip(range(best.epoch), steps, strict=False):
                 pass
             kernels, biases = final.layers()

@@ -54,7 +54,8 @@ class LinearFamily(BagOfWordsFamily):
             saved = resumed.arrays["best"]  # a Candidate, its floats as arrays
             best.restore(resumed.best_epoch, resumed.best_key, (saved[0], float(saved[1]), saved[2], float(saved[3])))
             history, done = resumed.history, resumed.epoch
-        epochs = model.fit_epochs(x_train, y_train, context.epochs, recipe.batch_size, start=done)
+        weights = context.sample_weights(y_train)
+        epochs = model.fit_epochs(x_train, y_train, context.epochs, recipe.batch_size, start=done, weights=weights)
         for epoch, (loss, accuracy) in enumerate(epochs, start=done + 1):
             candidate, scores = _best_beta(model, betas, x_val, y_val)
             logs = {"loss": loss, "accuracy": accuracy, **scores}
@@ -75,9 +76,10 @@ class LinearFamily(BagOfWordsFamily):
             context.log(f"refitting on train + validation for {best.epoch} epoch(s), beta {beta}")
             x_all, y_all = sparse.vstack([x_train, x_val], format="csr"), np.concatenate([y_train, y_val])
             final = _model(recipe, x_all, y_all, context.seed)
-            for _ in zip(
-                range(best.epoch), final.fit_epochs(x_all, y_all, context.epochs, recipe.batch_size), strict=False
-            ):
+            steps = final.fit_epochs(
+                x_all, y_all, context.epochs, recipe.batch_size, weights=context.sample_weights(y_all)
+            )
+            for _ in zip(range(best.epoch), steps, strict=False):
                 pass
             kernel = final.kernel(interpolated(final.w, beta)) if beta != 1.0 else final.kernel()
             bias = float(final.bias)
@@ -105,7 +107,8 @@ def _pseudo_labelled(recipe: Recipe, data: Vectors, keep: float, context: Contex
     context.log(f"labelling {len(texts):,} unlabeled reviews with a model of the train split")
     x_unsup = data.vectorizer.transform(texts)
     teacher = _model(recipe, data.x_train, data.y_train, context.seed)
-    for _ in teacher.fit_epochs(data.x_train, data.y_train, context.epochs, recipe.batch_size):
+    weights = context.sample_weights(data.y_train)
+    for _ in teacher.fit_epochs(data.x_train, data.y_train, context.epochs, recipe.batch_size, weights=weights):
         pass
     logits = teacher.logits(x_unsup)
     confident = np.abs(logits) >= np.quantile(np.abs(logits), 1.0 - keep)

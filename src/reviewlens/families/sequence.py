@@ -190,6 +190,8 @@ def _train(family: SequenceFamily, recipe: Recipe, dataset: Dataset, context: Co
         val_data = bucketed(val_data[0], val_data[1], PREDICT_BATCH)
     else:
         fit_args = {"x": train_data[0], "y": train_data[1], "batch_size": recipe.batch_size}
+    if context.class_weight is not None:  # Keras weighs each example's loss by its label's weight
+        fit_args["class_weight"] = dict(enumerate(context.class_weight))
     if not stopped:
         model.fit(**fit_args, epochs=context.epochs, initial_epoch=initial_epoch, validation_data=val_data,
                   callbacks=callbacks, verbose=0)  # fmt: skip

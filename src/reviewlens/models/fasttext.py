@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit
 
-from reviewlens.models.nb_linear import logistic_loss, shuffled_batches
+from reviewlens.models.nb_linear import logistic_loss, loss_gradient, shuffled_batches
 
 
 @dataclass
@@ -64,26 +63,33 @@ class FastText:
         self.rng.bit_generator.state = state["rng"]
 
     def fit_epochs(
-        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int, start: int = 0
+        self,
+        x: sparse.csr_matrix,
+        y: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        start: int = 0,
+        weights: np.ndarray | None = None,
     ) -> Iterator[tuple[float, float]]:
         """Yield after each epoch its mean training loss and accuracy; the rate decays to 0 over all epochs.
-        ``start``: epochs already done (by the state ``set_state`` restored)."""
+        ``start``: epochs already done (by the state ``set_state`` restored); ``weights``: each example's weight
+        in the loss (``Context.sample_weights``)."""
         n = x.shape[0]
         total = epochs * -(-n // batch_size)
         y = np.asarray(y, np.float32)
         (m, v), (m_out, v_out) = self._moments, self._output_moments
         for _ in range(start, epochs):
             losses, correct = 0.0, 0
-            for xb, yb in shuffled_batches(x, y, batch_size, self.rng):
+            for xb, yb, wb in shuffled_batches(x, y, batch_size, self.rng, weights):
                 # The batch's columns only: its terms renumbered 0..k-1, their embedding rows gathered.
                 terms, local = np.unique(xb.indices, return_inverse=True)
                 xl = sparse.csr_matrix((xb.data, local.ravel(), xb.indptr), shape=(len(yb), len(terms)))
                 rows = self.embeddings[terms]
                 hidden = np.asarray(xl @ rows)
                 z = hidden @ self.output
-                losses += logistic_loss(z, yb) * len(yb)
+                losses += logistic_loss(z, yb, wb) * len(yb)
                 correct += int(np.sum((z >= 0) == (yb == 1)))
-                g = ((expit(z) - yb) / len(yb)).astype(np.float32)  # d mean loss / d z
+                g = loss_gradient(z, yb, wb).astype(np.float32)  # d mean loss / d z
                 rows_grad = np.asarray(xl.T @ np.outer(g, self.output))
                 self._step += 1
                 rate = self.learning_rate * (1.0 - (self._step - 1) / total)

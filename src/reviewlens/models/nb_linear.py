@@ -25,13 +25,15 @@ from scipy.special import expit, log_expit
 
 
 def shuffled_batches(
-    x: sparse.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> Iterator[tuple[sparse.csr_matrix, np.ndarray]]:
-    """One epoch's mini-batches: the rows shuffled once, then cut into contiguous batches."""
+    x: sparse.csr_matrix, y: np.ndarray, batch_size: int, rng: np.random.Generator, weights: np.ndarray | None = None
+) -> Iterator[tuple[sparse.csr_matrix, np.ndarray, np.ndarray | None]]:
+    """One epoch's mini-batches of rows, labels and their ``weights`` (``None`` without): the rows shuffled once,
+    then cut into contiguous batches."""
     order = rng.permutation(x.shape[0])
-    xs, ys = x[order], y[order]
+    xs, ys, ws = x[order], y[order], None if weights is None else weights[order]
     for start in range(0, x.shape[0], batch_size):
-        yield xs[start : start + batch_size], ys[start : start + batch_size]
+        end = start + batch_size
+        yield xs[start:end], ys[start:end], None if ws is None else ws[start:end]
 
 
 def nb_ratios(x: sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -42,9 +44,16 @@ def nb_ratios(x: sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.nda
     return (np.log(p / p.sum()) - np.log(q / q.sum())).astype(np.float32)
 
 
-def logistic_loss(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean binary cross-entropy of labels ``y`` given the logits."""
-    return float(-np.mean(y * log_expit(logits) + (1 - y) * log_expit(-logits)))
+def logistic_loss(logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean binary cross-entropy of labels ``y`` given the logits, each example's times its weight where given."""
+    losses = y * log_expit(logits) + (1 - y) * log_expit(-logits)
+    return float(-np.mean(losses if weights is None else losses * weights))
+
+
+def loss_gradient(logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The gradient of ``logistic_loss`` with respect to the logits."""
+    errors = (expit(logits) - y) / len(y)
+    return errors if weights is None else errors * weights
 
 
 @dataclass
@@ -92,10 +101,17 @@ class NBLinear:
         self.rng.bit_generator.state = state["rng"]
 
     def fit_epochs(
-        self, x: sparse.csr_matrix, y: np.ndarray, epochs: int, batch_size: int, start: int = 0
+        self,
+        x: sparse.csr_matrix,
+        y: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        start: int = 0,
+        weights: np.ndarray | None = None,
     ) -> Iterator[tuple[float, float]]:
         """Yield after each epoch the epoch's mean training loss and accuracy; the rate decays to 0 over all epochs.
-        ``start``: epochs already done (by the state ``set_state`` restored)."""
+        ``start``: epochs already done (by the state ``set_state`` restored); ``weights``: each example's weight
+        in the loss (``Context.sample_weights``)."""
         n = x.shape[0]
         steps_per_epoch = -(-n // batch_size)
         total = epochs * steps_per_epoch
@@ -103,12 +119,12 @@ class NBLinear:
         b1, b2, eps = 0.9, 0.999, 1e-7
         for _ in range(start, epochs):
             losses, correct = 0.0, 0
-            for xb, yb in shuffled_batches(x, y, batch_size, self.rng):
+            for xb, yb, wb in shuffled_batches(x, y, batch_size, self.rng, weights):
                 factor = self.ratios * np.float32(self.scale)
                 z = np.asarray(xb @ (factor * (self.w + np.float32(self.shift)))).ravel() + self.bias
-                losses += logistic_loss(z, yb) * len(yb)
+                losses += logistic_loss(z, yb, wb) * len(yb)
                 correct += int(np.sum((z >= 0) == (yb == 1)))
-                g = (expit(z) - yb) / len(yb)
+                g = loss_gradient(z, yb, wb)
                 grad = np.asarray(xb.T @ g).ravel().astype(np.float32) * factor + np.float32(self.weight_decay) * self.w
                 self._step += 1
                 rate = self.learning_rate * (1.0 - (self._step - 1) / total)

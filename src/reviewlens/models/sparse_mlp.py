@@ -154,13 +154,20 @@ class SparseMLP:
         logits = np.concatenate(out) if out else np.zeros(0, np.float32)
         return expit(logits).astype(np.float32)
 
-    def gradients(self, x: Matrix, y: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray], list[np.ndarray]]:
-        """Loss, probabilities, and the gradients of the mean binary cross-entropy on one batch."""
+    def gradients(
+        self, x: Matrix, y: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """Loss, probabilities, and the gradients of the mean binary cross-entropy on one batch; with ``weights``,
+        each example's loss times its weight, over the batch size (Keras' ``sample_weight``)."""
         activations, masks, logits = self._forward(x, True)
         probabilities = expit(logits)
         # Keras computes the loss from the sigmoid's logits: log(1 + e^z) - y z, stable form.
-        loss = float(np.mean(np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))))
-        delta = ((probabilities - y) / len(y)).astype(np.float32)[:, None]
+        losses = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
+        errors = probabilities - y
+        if weights is not None:
+            losses, errors = losses * weights, errors * weights
+        loss = float(np.mean(losses))
+        delta = (errors / len(y)).astype(np.float32)[:, None]
         kernel_grads: list[np.ndarray] = [np.empty(0)] * len(self.kernels)
         bias_grads: list[np.ndarray] = [np.empty(0)] * len(self.kernels)
         for layer in range(len(self.kernels) - 1, 0, -1):
@@ -176,9 +183,9 @@ class SparseMLP:
         bias_grads[0] = delta.sum(axis=0)
         return loss, probabilities, kernel_grads, bias_grads
 
-    def train_batch(self, x: Matrix, y: np.ndarray) -> tuple[float, float]:
+    def train_batch(self, x: Matrix, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
         """One optimizer step; returns the batch's loss and accuracy (with dropout, as Keras logs)."""
-        loss, probabilities, kernel_grads, bias_grads = self.gradients(x, y)
+        loss, probabilities, kernel_grads, bias_grads = self.gradients(x, y, weights)
         for i, (kernel, grad) in enumerate(zip(self.kernels, kernel_grads, strict=True)):
             self.optimizer.apply(2 * i, kernel, grad)
         for i, (bias, grad) in enumerate(zip(self.biases, bias_grads, strict=True)):
@@ -186,13 +193,16 @@ class SparseMLP:
         self.optimizer.next_step()
         return loss, float(np.mean((probabilities > 0.5) == (y > 0.5)))
 
-    def train_epoch(self, x: sparse.csr_matrix, y: np.ndarray, batch_size: int) -> dict[str, float]:
-        """One pass over ``x`` in a fresh random order; the sample-weighted mean loss and accuracy."""
+    def train_epoch(
+        self, x: sparse.csr_matrix, y: np.ndarray, batch_size: int, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """One pass over ``x`` in a fresh random order, each example's loss times its ``weight`` where given;
+        the mean loss and accuracy over the batches, weighted by their sizes."""
         order = self.rng.permutation(x.shape[0])
         total_loss = total_correct = 0.0
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            loss, accuracy = self.train_batch(x[batch], y[batch])
+            loss, accuracy = self.train_batch(x[batch], y[batch], None if weights is None else weights[batch])
             total_loss += loss * len(batch)
             total_correct += accuracy * len(batch)
         return {"loss": total_loss / len(order), "accuracy": total_correct / len(order)}
