@@ -44,6 +44,21 @@ DataOption = Annotated[
                  "download cache, else the embedded sample]"),
 ]  # fmt: skip
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+
+
+class LabelChoice(StrEnum):
+    sentiment = "sentiment"
+    rating = "rating"
+
+
+LabelsOption = Annotated[
+    LabelChoice,
+    typer.Option(
+        "--labels",
+        help="aclImdb data: label each review by its sentiment (pos/neg folder) or by its rating, 1-10 "
+        "(from ID_RATING.txt). CSV and JSONL use their label column.",
+    ),
+]
 MaxReviewBytesOption = Annotated[
     int,
     typer.Option(
@@ -141,7 +156,7 @@ def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
     resume: bool = False, class_weight: str | None = None, threshold: str | None = None,
-    tensorboard: Path | None = None, mlflow: str | None = None, **settings: Any,
+    tensorboard: Path | None = None, mlflow: str | None = None, labels: str = "sentiment", **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.tracking import trackers
@@ -169,6 +184,7 @@ def _train(
             class_weight=class_weight,
             threshold=threshold,
             trackers=trackers(tensorboard, mlflow),
+            labels=labels,  # type: ignore[arg-type]  # one of LabelChoice's values
         )
 
 
@@ -358,6 +374,7 @@ def train(
             metavar="best-f1|precision=P|T",
         ),
     ] = None,
+    labels: LabelsOption = LabelChoice.sentiment,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
@@ -376,7 +393,7 @@ def train(
         recipe, data, epochs, run_dir, seed, quiet=False, options=options,
         batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
         resume=resume, class_weight=class_weight, threshold=threshold,
-        tensorboard=tensorboard, mlflow=mlflow_uri or ("" if mlflow else None),
+        tensorboard=tensorboard, mlflow=mlflow_uri or ("" if mlflow else None), labels=labels.value,
     )  # fmt: skip
     metadata = result.metadata
     if as_json:
@@ -696,25 +713,28 @@ def data_info(
     path: Annotated[
         Path | None, typer.Argument(help="Dataset [default: resolved as for --data].", show_default=False)
     ] = None,
+    labels: LabelsOption = LabelChoice.sentiment,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
 ) -> None:
     """Reviews per split and label, lengths, duplicates, files that did not decode, were cut or skipped."""
     from reviewlens.data import describe, resolve
 
-    resolved = resolve(path, max_review_bytes=max_review_bytes)
+    resolved = resolve(path, max_review_bytes=max_review_bytes, labels=labels.value)
     err.print(f"[dim]{resolved.describe()}[/dim]")
     info = describe(resolved.dataset)
+    for warning in info.warnings:
+        err.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
     if as_json:
         _print_json(info.to_dict())
         return
     table = Table(title=f"{info.path}")
-    for column in ("split", "positive", "negative", "mean words", "median", "p95", "duplicates within"):
-        table.add_column(column, justify="right")
+    for column in ("split", *info.labels, "mean words", "median", "p95", "duplicates within"):
+        table.add_column(column, justify="right", overflow="fold")
     for split, counts in info.reviews.items():
         words = info.words[split]
         table.add_row(
-            split, f"{counts['positive']:,}", f"{counts['negative']:,}", f"{words['mean']:.1f}",
+            split, *(f"{counts[label]:,}" for label in info.labels), f"{words['mean']:.1f}",
             f"{words['median']:.0f}", f"{words['p95']:.0f}", f"{info.duplicates_within[split]:,}",
         )  # fmt: skip
     out.print(table)

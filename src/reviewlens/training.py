@@ -25,9 +25,9 @@ import numpy as np
 from reviewlens import __version__
 from reviewlens.calibration import fit_temperature, scale
 from reviewlens.checkpoints import Staging
-from reviewlens.data import MAX_REVIEW_BYTES, Dataset, Resolved, fingerprint, resolve
+from reviewlens.data import MAX_REVIEW_BYTES, Dataset, LabelKind, Resolved, fingerprint, resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.evaluation import BINARY_LABELS, DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
+from reviewlens.evaluation import DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import BestEpoch, Context, Trained, get_family
 from reviewlens.families.base import EpochCallback, Log, _quiet
 from reviewlens.imbalance import ClassWeight, ThresholdRule
@@ -109,6 +109,7 @@ def train(
     class_weight: str | Mapping[str, float] | None = None,
     threshold: str | float | None = None,
     trackers: Sequence[Tracker] = (),
+    labels: LabelKind = "sentiment",
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
@@ -117,7 +118,9 @@ def train(
     settings the recipe's family honours (the sequence families' ``max_length``, ``truncate``...);
     ``batch_size`` and ``learning_rate`` replace the recipe's for this run. ``calibrate`` fits a
     temperature on the validation predictions (``reviewlens.calibration``) that the run then applies.
-    A review longer than ``max_review_bytes`` is cut there; the run's metadata counts them.
+    A review longer than ``max_review_bytes`` is cut there; the run's metadata counts them. ``labels`` is what an
+    aclImdb review's label is where ``data`` is a path (``"rating"``: its 1-10 rating); the run records the
+    dataset's label names, and more than two train a softmax over them.
 
     ``class_weight`` weighs each training review's loss by its label (``reviewlens.imbalance.ClassWeight``:
     ``"balanced"``, ``"negative=9,positive=1"`` or a mapping); ``threshold`` chooses the run's decision threshold
@@ -146,8 +149,7 @@ def train(
         tracker.check()
     family = get_family(recipe.family)
     parsed = family.options.parse(options or {}, recipe)
-    weighing = ClassWeight.parse(class_weight) if class_weight is not None else None
-    if weighing is not None and not family.weighs_classes:
+    if class_weight is not None and not family.weighs_classes:
         raise ReviewlensError(
             f"recipe {recipe.name!r} fits no loss a class weight would change; train its runs with --class-weight"
         )
@@ -157,15 +159,29 @@ def train(
     elif isinstance(data, Dataset):
         resolved = Resolved(data, "argument")
     else:
-        resolved = resolve(data if data is not None else family.default_data(parsed), max_review_bytes=max_review_bytes)
+        resolved = resolve(
+            data if data is not None else family.default_data(parsed), max_review_bytes=max_review_bytes, labels=labels
+        )
     dataset = resolved.dataset
+    names = dataset.label_names
+    if len(names) > 2 and rule is not None:
+        raise ReviewlensError(
+            f"--threshold {rule.spec}: a threshold decides between two labels, and the data has {len(names)} "
+            "(each review gets its most probable label); leave --threshold out"
+        )
+    if len(names) > 2 and not family.multiclass:
+        raise ReviewlensError(
+            f"recipe {recipe.name!r} ({family.name} family) learns two labels, and the data has {len(names)} "
+            f"({', '.join(names)}); choose a bag-of-words, linear or sequence recipe"
+        )
+    weighing = ClassWeight.parse(class_weight, names) if class_weight is not None else None
     staging = Staging(run_dir)
     context = Context(
         epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=_reporting(on_epoch, trackers),
         options=parsed, staging=staging,
     )  # fmt: skip
     if weighing is not None:  # balanced: from the train split's counts, which the catalog knows without reading
-        context.class_weight = weighing.resolve(dataset.counts().get("train", {}))
+        context.class_weight = weighing.resolve(dataset.counts().get("train", {}), names)
     settings = _settings(recipe, context, dataset, weighing)
     try:
         staging.begin(settings, resume)
@@ -272,7 +288,7 @@ def _metadata(
         log(f"decision threshold {threshold:.6g} ({rule.spec}, chosen on validation)")
         trained.hyperparameters["threshold"] = {"rule": rule.spec, "chosen_on": "validation", "value": threshold}
     if weighing is not None and context.class_weight is not None:
-        weights = dict(zip(BINARY_LABELS, (round(w, 6) for w in context.class_weight), strict=True))
+        weights = dict(zip(dataset.label_names, (round(w, 6) for w in context.class_weight), strict=True))
         trained.hyperparameters["class_weight"] = {"rule": weighing.spec, "weights": weights}
     val_metrics = metrics(trained.val_probabilities, trained.val_labels, threshold)
     test_metrics = metrics(trained.test_probabilities, trained.test_labels, threshold)
@@ -284,7 +300,7 @@ def _metadata(
         "recipe": recipe.name,
         "family": family.name,
         "predictors": list(trained.predictors or family.predictors),
-        "labels": list(BINARY_LABELS),
+        "labels": list(dataset.label_names),
         "threshold": threshold,
         "temperature": temperature,
         "recipe_config": recipe.to_dict(),
@@ -301,6 +317,7 @@ def _metadata(
         "data": {
             "path": str(dataset.path),
             "origin": resolved.origin,
+            "labels": dataset.label_kind,
             "fingerprint": fingerprint(*trained.digests),
             "train": trained.train_size,
             "validation": len(trained.val_labels),

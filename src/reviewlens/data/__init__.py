@@ -15,15 +15,17 @@ from pathlib import Path
 from reviewlens.data.download import ACLIMDB_FILENAME, cache_dir, download
 from reviewlens.data.indexed import decode_review, load_indexed, vectorize_sequences
 from reviewlens.data.labelled import labelled_file, read_labelled
-from reviewlens.data.sources import MAX_REVIEW_BYTES, SPLITS, Dataset, Example
+from reviewlens.data.sources import LABEL_KINDS, MAX_REVIEW_BYTES, SPLITS, Dataset, Example, LabelKind
 from reviewlens.data.stats import DataInfo, describe
 
 __all__ = [
+    "LABEL_KINDS",
     "MAX_REVIEW_BYTES",
     "SPLITS",
     "DataInfo",
     "Dataset",
     "Example",
+    "LabelKind",
     "Resolved",
     "cache_dir",
     "decode_review",
@@ -60,22 +62,24 @@ def resolve(
     path: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
     max_review_bytes: int = MAX_REVIEW_BYTES,
+    labels: LabelKind = "sentiment",
 ) -> Resolved:
     """The dataset a command should use, and where the choice came from.
 
     The dataset's catalog is read and checked here, so a bad source fails before any work starts. A review
-    longer than ``max_review_bytes`` is cut there (``Dataset.read_report`` counts it).
+    longer than ``max_review_bytes`` is cut there (``Dataset.read_report`` counts it). ``labels`` is what an aclImdb
+    review's label is: its sentiment, or its rating (``--labels rating``).
     """
     env = os.environ.get("REVIEWLENS_DATA")
     cached = cache_dir(cache) / ACLIMDB_FILENAME
     if path is not None:
-        resolved = Resolved(Dataset(path, max_review_bytes=max_review_bytes), "--data")
+        resolved = Resolved(Dataset(path, max_review_bytes=max_review_bytes, labels=labels), "--data")
     elif env:
-        resolved = Resolved(Dataset(env, max_review_bytes=max_review_bytes), "$REVIEWLENS_DATA")
+        resolved = Resolved(Dataset(env, max_review_bytes=max_review_bytes, labels=labels), "$REVIEWLENS_DATA")
     elif cached.is_file():
-        resolved = Resolved(Dataset(cached, max_review_bytes=max_review_bytes), "download cache")
+        resolved = Resolved(Dataset(cached, max_review_bytes=max_review_bytes, labels=labels), "download cache")
     else:
-        resolved = Resolved(Dataset(sample_path(), max_review_bytes=max_review_bytes), "embedded sample")
+        resolved = Resolved(Dataset(sample_path(), max_review_bytes=max_review_bytes, labels=labels), "embedded sample")
     resolved.dataset.counts()
     return resolved
 

@@ -27,12 +27,19 @@ from reviewlens.text import valid_text
 
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
-LABELS = {"neg": 0, "pos": 1}
+#: What an aclImdb review's label is: its sentiment folder (``pos``/``neg``), or the rating in its file name.
+LabelKind = Literal["sentiment", "rating"]
+LABEL_KINDS: tuple[LabelKind, ...] = ("sentiment", "rating")
+#: aclImdb's folders as label names, in the binary order (negative first); ``unsup`` reviews have no label.
+LABELS = {"neg": "negative", "pos": "positive"}
+UNLABELED = ""
 VALIDATION_FRACTION = 0.2
 TEST_FRACTION = 0.2  # only for sources that do not say which reviews are test
 SPLIT_SEED = 1337
 
 _ACLIMDB_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/([^/]+\.txt)$")
+_RATING = re.compile(r"^\d+_(\d+)\.txt$")  # aclImdb's ID_RATING.txt
+#: The words a binary label column may hold; a column of nothing else is read as negative/positive.
 _TEXT_LABELS = {
     "positive": 1, "pos": 1, "1": 1, "true": 1,
     "negative": 0, "neg": 0, "0": 0, "false": 0,
@@ -45,12 +52,12 @@ class Entry:
 
     id: str
     split: str | None  # "train", "test", "unsup", or None when the source does not say
-    label: int  # 1 positive, 0 negative, -1 unlabeled
+    label: str  # the label's name as the source gives it; UNLABELED for unsup reviews
 
 
 @dataclass(frozen=True)
 class Example:
-    """One review with its text and label (1 positive, 0 negative)."""
+    """One review with its text and label: the index of its name in ``Dataset.label_names``."""
 
     text: str
     label: int
@@ -142,6 +149,23 @@ def _cut_utf8(raw: bytes, limit: int) -> bytes:
     return raw[:end]
 
 
+def _aclimdb_entry(split: str, category: str, name: str, kind: LabelKind, where: Path) -> Entry:
+    """The catalog entry of aclImdb's ``split/category/name``: labelled by its folder or by the rating in its
+    name (``ID_RATING.txt``); ``unsup`` reviews are unlabeled either way."""
+    id = f"{split}/{category}/{name}"
+    if category == "unsup":
+        return Entry(id, "unsup", UNLABELED)
+    if kind == "sentiment":
+        return Entry(id, split, LABELS[category])
+    rating = _RATING.match(name)
+    if rating is None:
+        raise ReviewlensError(
+            f"{where}: {id} has no rating in its name (aclImdb names files ID_RATING.txt); "
+            "leave out --labels rating for this data"
+        )
+    return Entry(id, split, str(int(rating.group(1))))
+
+
 def _unreadable(path: Path) -> str | None:
     """Why ``path`` cannot be read as a review file, or ``None`` when it is a regular file (links followed)."""
     try:
@@ -158,7 +182,7 @@ def _unreadable(path: Path) -> str | None:
 class DirectorySource:
     """An unpacked aclImdb tree: ``{train,test}/{pos,neg}/*.txt`` (and optionally ``train/unsup``)."""
 
-    def __init__(self, path: Path, decode: ReadReport):
+    def __init__(self, path: Path, decode: ReadReport, labels: LabelKind = "sentiment"):
         root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
         missing = [f"{s}/{c}" for s in ("train", "test") for c in ("pos", "neg") if not (root / s / c).is_dir()]
         if missing:
@@ -166,7 +190,7 @@ class DirectorySource:
                 f"{path} is not an aclImdb directory: {', '.join(missing)} missing; "
                 "point --data at the folder holding train/ and test/ (or at an archive, CSV or JSONL file)"
             )
-        self.path, self.root, self._decode = path, root, decode
+        self.path, self.root, self._decode, self._kind = path, root, decode, labels
         self._catalog: list[Entry] | None = None
 
     def catalog(self) -> list[Entry]:
@@ -181,14 +205,12 @@ class DirectorySource:
                 folder = self.root / split / category
                 if not folder.is_dir():
                     continue
-                label = LABELS.get(category, -1)
                 for name in sorted(n for n in os.listdir(folder) if n.endswith(".txt")):
-                    id = f"{split}/{category}/{name}"
                     why = _unreadable(folder / name)
                     if why is None:
-                        entries.append(Entry(id, "unsup" if label < 0 else split, label))
+                        entries.append(_aclimdb_entry(split, category, name, self._kind, self.path))
                     else:
-                        self._decode.skip(id, why)
+                        self._decode.skip(f"{split}/{category}/{name}", why)
         return entries
 
     def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
@@ -206,8 +228,8 @@ class DirectorySource:
 class ArchiveSource:
     """The aclImdb layout inside a ``.tar.gz`` (or .tar, .tar.bz2, .tar.xz), streamed, never unpacked."""
 
-    def __init__(self, path: Path, decode: ReadReport):
-        self.path, self._decode = path, decode
+    def __init__(self, path: Path, decode: ReadReport, labels: LabelKind = "sentiment"):
+        self.path, self._decode, self._kind = path, decode, labels
         self._catalog: list[Entry] | None = None
 
     def _members(self) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo, Entry]]:
@@ -218,9 +240,7 @@ class ArchiveSource:
                     if not member.isfile() or match is None:
                         continue
                     split, category, name = match.groups()
-                    label = LABELS.get(category, -1)
-                    entry = Entry(f"{split}/{category}/{name}", "unsup" if label < 0 else split, label)
-                    yield archive, member, entry
+                    yield archive, member, _aclimdb_entry(split, category, name, self._kind, self.path)
                 # tarfile ends quietly at the end of the data; a whole archive ends with a block of zeros, which
                 # it has just read in full. Anything else is an interrupted copy or download.
                 assert archive.fileobj is not None
@@ -254,7 +274,10 @@ class ArchiveSource:
 
 
 class _RecordSource:
-    """Shared by CSV and JSONL: one review per record, label words or 0/1, an optional split."""
+    """Shared by CSV and JSONL: one review per record, any labels, an optional split.
+
+    A label column of 0/1, negative/positive (pos/neg, true/false) alone is the binary negative/positive; any
+    other column's values are the label names as written (surrounding spaces dropped)."""
 
     text_field: str
     label_field: str
@@ -272,13 +295,12 @@ class _RecordSource:
             if self.text_field not in record or self.label_field not in record:
                 raise ReviewlensError(
                     f"{where} lacks the {self.text_field!r} and {self.label_field!r} fields; "
-                    f"every record needs both ({self.label_field}: positive or negative)"
+                    f"every record needs both ({self.label_field}: positive or negative, or any label)"
                 )
-            raw_label = str(record[self.label_field]).strip().lower()
-            if raw_label not in _TEXT_LABELS:
+            label = record[self.label_field]
+            if label is None or isinstance(label, dict | list) or not str(label).strip():
                 raise ReviewlensError(
-                    f"{where} has the unknown label {record[self.label_field]!r}; "
-                    "use positive/negative (or pos/neg, 1/0)"
+                    f"{where} has the label {label!r}; a label is a word or a whole number (positive, 3, ...)"
                 )
             split = str(record.get("split") or "").strip().lower() or None
             if split not in (None, "train", "test"):
@@ -287,13 +309,17 @@ class _RecordSource:
             if not isinstance(text, str):
                 raise ReviewlensError(f"{where}: {self.text_field!r} must be a string, not {text!r}")
             id = f"line-{number}"
-            yield Entry(id, split, _TEXT_LABELS[raw_label]), self._decode.text(text, id)
+            yield Entry(id, split, str(label).strip()), self._decode.text(text, id)
 
     def catalog(self) -> list[Entry]:
         if self._catalog is None:
-            self._catalog = [entry for entry, _ in self._entries()]
-            if not self._catalog:
+            entries = [entry for entry, _ in self._entries()]
+            if not entries:
                 raise ReviewlensError(f"{self.path} holds no reviews; it needs one review per record")
+            if all(entry.label.lower() in _TEXT_LABELS for entry in entries):  # today's binary words
+                binary = {word: LABELS["pos" if value else "neg"] for word, value in _TEXT_LABELS.items()}
+                entries = [Entry(e.id, e.split, binary[e.label.lower()]) for e in entries]
+            self._catalog = entries
         return self._catalog
 
     def texts(self, ids: set[str]) -> Iterator[tuple[str, str]]:
@@ -359,24 +385,45 @@ def jsonl_records(path: Path, errors: str) -> Iterator[tuple[int, dict[str, obje
             yield number, record
 
 
-def open_source(path: Path, decode: ReadReport) -> Source:
-    """The source for ``path``, chosen by what it is: a directory, an archive, a .csv or a .jsonl."""
+def open_source(path: Path, decode: ReadReport, labels: LabelKind = "sentiment") -> Source:
+    """The source for ``path``, chosen by what it is: a directory, an archive, a .csv or a .jsonl; ``labels``
+    ``"rating"`` labels aclImdb reviews by their rating, which only aclImdb's file names carry."""
+    if labels not in LABEL_KINDS:
+        raise ReviewlensError(f"--labels {labels}: use sentiment or rating")
     if not path.exists():
         raise ReviewlensError(f"{path} does not exist; pass an aclImdb directory, a .tar.gz, a .csv or a .jsonl")
     if path.is_dir():
-        return DirectorySource(path, decode)
+        return DirectorySource(path, decode, labels)
     if path.stat().st_size == 0:
         raise ReviewlensError(f"{path} is empty; pass a file that holds reviews")
     name = path.name.lower()
+    if labels == "rating" and name.endswith((".csv", ".tsv", ".jsonl", ".json", ".ndjson")):
+        raise ReviewlensError(
+            f"--labels rating: {path} carries no ratings (only aclImdb's ID_RATING.txt file names do); "
+            "leave --labels out, its label column is used as it is"
+        )
     if name.endswith((".csv", ".tsv")):
         return CsvSource(path, decode)
     if name.endswith((".jsonl", ".json", ".ndjson")):
         return JsonlSource(path, decode)
     if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) or tarfile.is_tarfile(path):
-        return ArchiveSource(path, decode)
+        return ArchiveSource(path, decode, labels)
     raise ReviewlensError(
         f"{path} is not a dataset reviewlens reads; pass an aclImdb directory, a .tar.gz, a .csv or a .jsonl"
     )
+
+
+def label_order(names: set[str]) -> tuple[str, ...]:
+    """Label names in their order: by value where all are numbers (star ratings: 2 before 10), else sorted, so
+    negative comes before positive as the binary runs have always had them."""
+    try:
+        return tuple(sorted(names, key=float))
+    except ValueError:
+        return tuple(sorted(names))
+
+
+#: A label with fewer reviews than this in a split is worth a warning (``data info``).
+RARE_LABEL = 5
 
 
 def _hold_out(ids: list[str], fraction: float) -> tuple[list[str], list[str]]:
@@ -400,6 +447,7 @@ class Dataset:
         path: str | os.PathLike[str],
         validation_fraction: float = VALIDATION_FRACTION,
         max_review_bytes: int = MAX_REVIEW_BYTES,
+        labels: LabelKind = "sentiment",
     ):
         if not 0.0 < validation_fraction < 1.0:
             raise ReviewlensError(f"validation fraction {validation_fraction} must lie between 0 and 1")
@@ -407,9 +455,11 @@ class Dataset:
             raise ReviewlensError(f"--max-review-bytes {max_review_bytes} must be at least 1")
         self.path = Path(path)
         self.read_report = ReadReport(max_review_bytes)
-        self.source = open_source(self.path, self.read_report)
+        self.source = open_source(self.path, self.read_report, labels)
+        self.label_kind = labels
         self.validation_fraction = validation_fraction
         self._split_ids: dict[str, set[str]] | None = None
+        self._names: tuple[str, ...] = ()
         self._labels: dict[str, int] = {}
         self._rank: dict[str, int] = {}  # each id's position in sorted order
 
@@ -418,13 +468,22 @@ class Dataset:
             # Sorted by id, so the same reviews give the same splits and the same training order
             # whatever order the source lists them in (a directory listing, an archive's members).
             catalog = sorted(self.source.catalog(), key=lambda entry: entry.id)
-            self._labels = {e.id: e.label for e in catalog}
+            names = {e.label for e in catalog if e.label != UNLABELED}
+            binary = names <= set(LABELS.values())
+            self._names = tuple(LABELS.values()) if binary else label_order(names)
+            if len(self._names) < 2:
+                raise ReviewlensError(
+                    f"{self.path} has the single label {next(iter(names), '')!r}; a classifier needs at least two "
+                    "labels in its label column"
+                )
+            index = {name: i for i, name in enumerate(self._names)} | {UNLABELED: -1}
+            self._labels = {e.id: index[e.label] for e in catalog}
             self._rank = {e.id: i for i, e in enumerate(catalog)}
             by_class: dict[tuple[str | None, int], list[str]] = {}
             for entry in catalog:
-                by_class.setdefault((entry.split, entry.label), []).append(entry.id)
+                by_class.setdefault((entry.split, self._labels[entry.id]), []).append(entry.id)
             splits: dict[str, set[str]] = {name: set() for name in (*SPLITS, "unsup")}
-            for label in (0, 1):
+            for label in range(len(self._names)):
                 train = by_class.get(("train", label), [])
                 test = by_class.get(("test", label), [])
                 undeclared = by_class.get((None, label), [])
@@ -436,15 +495,36 @@ class Dataset:
                 splits["validation"].update(validation)
                 splits["test"].update(test)
             splits["unsup"].update(by_class.get(("unsup", -1), []))
-            for name in ("train", "test"):
-                labels = {self._labels[i] for i in splits[name]}
-                if labels != {0, 1}:
+            # Binary data needs both labels in train and test, as always; more labels need every one in train (a
+            # label only test holds cannot be learned); a test split without some of them is a warning.
+            for name in ("train", "test") if binary else ("train",):
+                missing = [n for i, n in enumerate(self._names) if i not in {self._labels[id] for id in splits[name]}]
+                if missing:
                     raise ReviewlensError(
-                        f"{self.path} has no {'positive' if 1 not in labels else 'negative'} reviews in its "
-                        f"{name} split; both classes are needed"
+                        f"{self.path} has no {' or '.join(missing)} reviews in its {name} split; "
+                        + ("both classes are needed" if binary else "train needs every label the data has")
                     )
             self._split_ids = splits
         return self._split_ids
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The labels' names, each review's label an index into them: negative, positive for binary data (as
+        0/1 always were), else the label column's values in order (numbers by value, words sorted)."""
+        self._splits()
+        return self._names
+
+    def warnings(self) -> list[str]:
+        """What is wrong with the labels but does not stop training: a label with fewer than ``RARE_LABEL``
+        train reviews, a label the test split lacks (its scores cannot be measured)."""
+        counts, lines = self.counts(), []
+        for index, name in enumerate(self.label_names):
+            seen = counts["train"].get(index, 0) + counts["validation"].get(index, 0)
+            if seen < RARE_LABEL:
+                lines.append(f"label {name!r} has only {seen} train and validation reviews; it will be learned poorly")
+            if counts["test"].get(index, 0) == 0:
+                lines.append(f"label {name!r} has no test reviews; its test scores cannot be measured")
+        return lines
 
     def ids(self, split: str) -> set[str]:
         """The ids of the reviews in ``split`` (train, validation, test or unsup)."""
@@ -477,8 +557,11 @@ class Dataset:
         the validation fraction and the review size limit (what ``train --resume`` checks is the same data)."""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(b"%r\x00%d\x00" % (self.validation_fraction, self.read_report.max_review_bytes))
+        if self.label_names != tuple(LABELS.values()):  # binary data hashes as it always has
+            digest.update(json.dumps(self.label_names).encode("utf-8", "surrogatepass"))
         for entry in sorted(self.source.catalog(), key=lambda entry: entry.id):
-            digest.update(f"{entry.id}\x00{entry.split}\x00{entry.label}\n".encode("utf-8", "surrogatepass"))
+            label = self._labels[entry.id]  # the index: 0/1 (-1 unlabeled), as before labels had names
+            digest.update(f"{entry.id}\x00{entry.split}\x00{label}\n".encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
     def counts(self) -> dict[str, dict[int, int]]:

@@ -13,7 +13,8 @@ from reviewlens.data.sources import Dataset
 @dataclass
 class DataInfo:
     path: str
-    reviews: dict[str, dict[str, int]]  # split -> {"positive": n, "negative": n}
+    labels: list[str]  # the label names, in their order
+    reviews: dict[str, dict[str, int]]  # split -> {label name: n}, every label of every split
     words: dict[str, dict[str, float]]  # split -> {"mean", "median", "p95"}
     duplicates_within: dict[str, int]  # split -> reviews whose exact text appears earlier in it
     duplicates_across: dict[str, int]  # "train/test" ... -> distinct texts found in both
@@ -21,6 +22,7 @@ class DataInfo:
     undecodable: list[str]
     truncated: list[str]  # reviews cut at the dataset's max_review_bytes
     skipped: dict[str, str]  # files that are not readable reviews -> why
+    warnings: list[str]  # rare labels, labels missing from test (``Dataset.warnings``)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -36,10 +38,10 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
     for split in splits:
         lengths: list[int] = []
         seen: set[bytes] = set()
-        counts = {"positive": 0, "negative": 0}
+        counts = dict.fromkeys(dataset.label_names, 0)
         repeated = 0
         for example in dataset.examples(split):
-            counts["positive" if example.label == 1 else "negative"] += 1
+            counts[dataset.label_names[example.label]] += 1
             lengths.append(len(example.text.split()))
             empty += not example.text.strip()
             key = hashlib.blake2b(example.text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
@@ -57,6 +59,7 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
     across = {f"{a}/{b}": len(hashes[a] & hashes[b]) for i, a in enumerate(splits) for b in splits[i + 1 :]}
     return DataInfo(
         path=str(dataset.path),
+        labels=list(dataset.label_names),
         reviews=reviews,
         words=words,
         duplicates_within=within,
@@ -65,4 +68,5 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
         undecodable=list(dataset.read_report.undecodable),
         truncated=list(dataset.read_report.truncated),
         skipped=dict(dataset.read_report.skipped),
+        warnings=dataset.warnings(),
     )

@@ -195,6 +195,8 @@ class Family(ABC):
     options: type[Options] = Options
     #: Whether it trains with a loss that ``Context.class_weight`` weighs (``train --class-weight``).
     weighs_classes: bool = True
+    #: Whether it learns more than two labels (a softmax over them); those that do not refuse such data.
+    multiclass: bool = False
 
     @abstractmethod
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:

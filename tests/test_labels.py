@@ -1,0 +1,92 @@
+"""Any labels a dataset holds: their names and order, aclImdb's ratings, and more than two labels end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from reviewlens.data import Dataset
+from reviewlens.errors import ReviewlensError
+
+from .conftest import NEUTRAL, write_jsonl
+from .test_cli import run
+
+#: Each label's own words: a review of a label holds a few of them among neutral words.
+CUES = {
+    "negative": ["awful", "boring", "dull", "tedious"],
+    "neutral": ["average", "okay", "passable", "ordinary"],
+    "positive": ["wonderful", "superb", "moving", "brilliant"],
+}
+
+
+def three_label_reviews(count: int, seed: int) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    records: list[dict[str, object]] = []
+    for i in range(count):
+        label = list(CUES)[i % 3]
+        words = [rng.choice(NEUTRAL) for _ in range(rng.randint(6, 15))] + rng.sample(CUES[label], 2)
+        rng.shuffle(words)
+        records.append({"text": " ".join(words), "label": label})
+    return records
+
+
+@pytest.fixture(scope="module")
+def three_labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("labels") / "three.jsonl", three_label_reviews(300, seed=3))
+
+
+def test_a_label_column_gives_its_names_in_order_and_binary_words_stay_binary(
+    tmp_path: Path, three_labels: Path
+) -> None:
+    dataset = Dataset(three_labels)
+    assert dataset.label_names == ("negative", "neutral", "positive")
+    assert {split: sum(c.values()) for split, c in dataset.counts().items() if split != "unsup"} == {
+        "train": 192, "validation": 48, "test": 60,
+    }  # fmt: skip
+    assert all(dataset.counts()["test"][label] == 20 for label in range(3))  # 20% of each label held out
+    stars = [{"text": f"review {i}", "label": [2, 10, 4][i % 3]} for i in range(30)]
+    assert Dataset(write_jsonl(tmp_path / "stars.jsonl", stars)).label_names == ("2", "4", "10")  # by value
+    binary = [{"text": f"review {i}", "label": ["pos", "0"][i % 2]} for i in range(30)]
+    assert Dataset(write_jsonl(tmp_path / "binary.jsonl", binary)).label_names == ("negative", "positive")
+
+
+def test_labels_rating_labels_aclimdb_by_the_rating_in_each_file_name(aclimdb: Path, tmp_path: Path) -> None:
+    dataset = Dataset(aclimdb, labels="rating")
+    assert dataset.label_names == ("2", "8", "9")  # conftest names negatives ID_2, positives ID_8, one ID_9
+    _, labels = dataset.read("test")
+    assert [dataset.label_names[label] for label in labels].count("8") == 40
+    info = run("data", "info", str(aclimdb), "--labels", "rating", "--json")
+    assert info.returncode == 0, info.stderr
+    reported = json.loads(info.stdout)
+    assert reported["labels"] == ["2", "8", "9"]
+    assert reported["reviews"]["test"] == {"2": 40, "8": 40, "9": 0}
+    # One review rated 9, none in test: both said, neither stops anything.
+    assert "label '9' has only 1 train and validation reviews" in info.stderr
+    assert "label '9' has no test reviews" in info.stderr
+
+
+@pytest.mark.parametrize(
+    ("records", "labels", "message"),
+    [
+        ([{"text": f"r{i}", "label": "3"} for i in range(20)], "sentiment", "has the single label '3'"),
+        (
+            [{"text": f"r{i}", "label": "ab"[i % 2], "split": "train"} for i in range(20)]
+            + [{"text": "r", "label": "c", "split": "test"}],
+            "sentiment",
+            "has no c reviews in its train split",
+        ),
+        ([{"text": f"r{i}", "label": i % 2} for i in range(20)], "rating", "--labels rating: .* carries no ratings"),
+    ],
+)
+def test_labels_a_classifier_cannot_learn_are_one_line_exit_2(
+    tmp_path: Path, records: list[dict[str, object]], labels: str, message: str
+) -> None:
+    path = write_jsonl(tmp_path / "data.jsonl", records)
+    with pytest.raises(ReviewlensError, match=message):
+        Dataset(path, labels=labels).counts()  # type: ignore[arg-type]
+    result = run("data", "info", str(path), "--labels", labels)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
