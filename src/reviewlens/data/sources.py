@@ -495,14 +495,16 @@ class Dataset:
                 splits["validation"].update(validation)
                 splits["test"].update(test)
             splits["unsup"].update(by_class.get(("unsup", -1), []))
-            # Binary data needs both labels in train and test, as always; more labels need every one in train (a
-            # label only test holds cannot be learned); a test split without some of them is a warning.
-            for name in ("train", "test") if binary else ("train",):
-                missing = [n for i, n in enumerate(self._names) if i not in {self._labels[id] for id in splits[name]}]
-                if missing:
+            # Two labels are needed in train and test, as always; more labels need every one in train (a label
+            # only test holds cannot be learned) and some test reviews; a test split without some is a warning.
+            two = len(self._names) == 2
+            for name in ("train", "test"):
+                held = {self._labels[id] for id in splits[name]}
+                missing = [n for i, n in enumerate(self._names) if i not in held]
+                if missing and (two or name == "train" or not held):
                     raise ReviewlensError(
                         f"{self.path} has no {' or '.join(missing)} reviews in its {name} split; "
-                        + ("both classes are needed" if binary else "train needs every label the data has")
+                        + ("both classes are needed" if two else f"{name} needs every label the data has")
                     )
             self._split_ids = splits
         return self._split_ids
