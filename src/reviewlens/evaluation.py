@@ -19,6 +19,21 @@ def decide(scores: float | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> 
     return scores >= threshold
 
 
+def predicted_labels(probabilities: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """The label index each row gets: a binary run's probability of positive (or its two columns) decides with
+    ``decide``; with more labels (one column each) the most probable one, as a softmax has no threshold."""
+    p = np.asarray(probabilities)
+    if p.ndim == 2 and p.shape[1] == 2:
+        p = p[:, 1]
+    return np.argmax(p, axis=-1) if p.ndim == 2 else decide(p, threshold).astype(np.int64)
+
+
+def label_scores_of(columns: np.ndarray) -> np.ndarray:
+    """What a run keeps of its ``(n, labels)`` probabilities: the probability of positive for two labels (as
+    binary runs always have), every column for more."""
+    return columns[:, 1] if columns.shape[1] == 2 else columns
+
+
 def _checked(
     probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +60,14 @@ def metrics(
     ``per_label`` is keyed by ``names`` (label 0 first); a label's average precision ranks the reviews by the
     probability of that label. ``average_precision`` is the positive label's: the area under its
     precision-recall curve.
+
+    With more than two ``names``, ``probabilities`` has one column per label (``label_scores_of``): each review
+    gets its most probable label, the loss is categorical cross-entropy, the confusion matrix is ``labels x
+    labels`` (rows true), and ``roc_auc`` and ``average_precision`` are the means of each label's one-vs-rest
+    figure (over the labels the reviews hold).
     """
+    if len(names) > 2:
+        return _multiclass_metrics(np.asarray(probabilities, np.float64), np.asarray(labels, np.int64), names)
     p, y = _checked(probabilities, labels)
     predicted = decide(p, threshold).astype(np.int64)
     clipped = np.clip(p, _EPSILON, 1 - _EPSILON)
@@ -59,6 +81,33 @@ def metrics(
         "loss": float(loss),
         "roc_auc": roc_auc(p, y),
         "average_precision": per_label[names[1]]["average_precision"],
+        "macro_f1": float(np.mean([scores["f1"] for scores in per_label.values()])),
+        "per_label": per_label,
+        "confusion_matrix": confusion.tolist(),
+        "examples": len(y),
+    }
+
+
+def _multiclass_metrics(p: np.ndarray, y: np.ndarray, names: Sequence[str]) -> dict[str, object]:
+    if p.shape != (len(y), len(names)):
+        raise ValueError(f"probabilities of shape {p.shape} for {len(y)} labels of {len(names)} kinds")
+    if len(y) == 0:
+        raise ValueError("no examples to measure")
+    predicted = predicted_labels(p)
+    loss = -np.mean(np.log(np.clip(p[np.arange(len(y)), y], _EPSILON, 1.0)))
+    confusion = confusion_matrix(predicted, y, len(names))
+    per_label = label_scores(confusion, names)
+    aucs = []
+    for index, name in enumerate(names):
+        per_label[name]["average_precision"] = average_precision(p[:, index], y == index)
+        aucs.append(roc_auc(p[:, index], (y == index).astype(np.int64)))
+    precisions = [s["average_precision"] for s in per_label.values() if s["average_precision"] is not None]
+    areas = [auc for auc in aucs if auc is not None]
+    return {
+        "accuracy": float(np.mean(predicted == y)),
+        "loss": float(loss),
+        "roc_auc": float(np.mean(areas)) if areas else None,
+        "average_precision": float(np.mean(precisions)) if precisions else None,
         "macro_f1": float(np.mean([scores["f1"] for scores in per_label.values()])),
         "per_label": per_label,
         "confusion_matrix": confusion.tolist(),
@@ -164,13 +213,17 @@ def calibration_bins(
     The confidence of a review is the probability of the label the run predicts for it (``decide``
     with ``threshold``): ``p`` when it says positive, ``1 - p`` when it says negative. Bin ``i`` holds
     confidences in ``[i / bins, (i + 1) / bins)``, the last one also 1. Empty bins have confidence
-    and accuracy 0 and count 0.
+    and accuracy 0 and count 0. With one column per label (more than two), the most probable label is predicted.
     """
-    p, y = _checked(probabilities, labels)
     if bins < 1:
         raise ValueError(f"bins must be at least 1, not {bins}")
-    predicted = decide(p, threshold).astype(np.int64)
-    confidence = np.where(predicted == 1, p, 1.0 - p)
+    if np.ndim(probabilities) == 2:
+        columns, y = np.asarray(probabilities, np.float64), np.asarray(labels, np.int64)
+        predicted, confidence = predicted_labels(columns), columns.max(axis=1)
+    else:
+        p, y = _checked(probabilities, labels)
+        predicted = decide(p, threshold).astype(np.int64)
+        confidence = np.where(predicted == 1, p, 1.0 - p)
     index = np.clip((confidence * bins).astype(np.int64), 0, bins - 1)
     counts = np.bincount(index, minlength=bins)
     shown = np.maximum(counts, 1)

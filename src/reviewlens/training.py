@@ -169,6 +169,10 @@ def train(
             f"--threshold {rule.spec}: a threshold decides between two labels, and the data has {len(names)} "
             "(each review gets its most probable label); leave --threshold out"
         )
+    if len(names) > 2 and calibrate:
+        raise ReviewlensError(
+            f"--calibrate fits a temperature for two labels, and the data has {len(names)}; leave --calibrate out"
+        )
     if len(names) > 2 and not family.multiclass:
         raise ReviewlensError(
             f"recipe {recipe.name!r} ({family.name} family) learns two labels, and the data has {len(names)} "
@@ -178,7 +182,7 @@ def train(
     staging = Staging(run_dir)
     context = Context(
         epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=_reporting(on_epoch, trackers),
-        options=parsed, staging=staging,
+        options=parsed, staging=staging, labels=names,
     )  # fmt: skip
     if weighing is not None:  # balanced: from the train split's counts, which the catalog knows without reading
         context.class_weight = weighing.resolve(dataset.counts().get("train", {}), names)
@@ -290,8 +294,9 @@ def _metadata(
     if weighing is not None and context.class_weight is not None:
         weights = dict(zip(dataset.label_names, (round(w, 6) for w in context.class_weight), strict=True))
         trained.hyperparameters["class_weight"] = {"rule": weighing.spec, "weights": weights}
-    val_metrics = metrics(trained.val_probabilities, trained.val_labels, threshold)
-    test_metrics = metrics(trained.test_probabilities, trained.test_labels, threshold)
+    names = dataset.label_names
+    val_metrics = metrics(trained.val_probabilities, trained.val_labels, threshold, names)
+    test_metrics = metrics(trained.test_probabilities, trained.test_labels, threshold, names)
     context.lap("evaluate_s")
     metadata: dict[str, Any] = {
         "format_version": FORMAT_VERSION,

@@ -91,6 +91,7 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
     staging: Staging | None = None  # where checkpoints go; None: nowhere (a family trained outside ``train``)
     class_weight: tuple[float, ...] | None = None  # each label's weight in the loss (``train --class-weight``)
+    labels: tuple[str, ...] = ("negative", "positive")  # the dataset's label names; more than two: a softmax
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -143,7 +144,7 @@ class Trained:
     history: dict[str, list[float]]
     best_epoch: int
     val_labels: list[int]
-    val_probabilities: np.ndarray  # probability of positive, the best epoch's
+    val_probabilities: np.ndarray  # the best epoch's: probability of positive, or of each label (label_scores_of)
     test_labels: list[int]
     test_probabilities: np.ndarray
     digests: tuple[bytes, ...]  # split_digest of train, validation and test

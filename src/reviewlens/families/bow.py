@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from reviewlens.data import Dataset, split_digest
-from reviewlens.evaluation import metrics
+from reviewlens.data import Dataset, LabelKind, split_digest
+from reviewlens.evaluation import label_scores_of, metrics
 from reviewlens.export import Exporter
 from reviewlens.families import BestEpoch, Context, Family, Trained, register_family
 from reviewlens.models.sparse_mlp import SparseMLP, initial_weights
@@ -46,7 +46,7 @@ class Fitted:
     biases: list[np.ndarray]
     history: dict[str, list[float]]
     best_epoch: int
-    val_probabilities: np.ndarray  # the chosen model's probability of positive on the validation split
+    val_probabilities: np.ndarray  # the chosen model's on the validation split (``label_scores_of``)
     architecture: dict[str, Any]  # models.bow.build's arguments for model.keras; "activation" is dense.v1's too
     hyperparameters: dict[str, object] = field(default_factory=dict)  # what was chosen, for the metadata
 
@@ -69,6 +69,7 @@ BOW = register_family(
         name="bow",
         summary="multi-hot, count or TF-IDF n-gram vectors -> Dense layers",
         predictors=(DensePredictor.kind, "keras.v1"),
+        multiclass=True,
     )
 )
 
@@ -91,7 +92,7 @@ def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: 
     context.lap("vectorize_s")
 
     test_job = helper.submit(_read_and_vectorize, dataset.path, dataset.validation_fraction, "test",
-                             vectorizer.get_config())  # fmt: skip
+                             vectorizer.get_config(), dataset.label_kind)  # fmt: skip
     vectors = Vectors(x_train, y_train, x_val, np.asarray(val_labels, np.float32), vectorizer, dataset)
     fitted = family.fit(recipe, vectors, context)
     context.lap("fit_s")
@@ -99,7 +100,7 @@ def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: 
     context.log("scoring the test split (once)")
     x_test, test_labels, test_digest = test_job.result()
     activations = [str(fitted.architecture.get("activation", "relu"))] * (len(fitted.kernels) - 1)
-    predictor = DensePredictor(vectorizer, fitted.kernels, fitted.biases, activations=activations)
+    predictor = DensePredictor(vectorizer, fitted.kernels, fitted.biases, dataset.label_names, activations)
 
     def write_model(directory: Path) -> None:
         exporter.save(directory / MODEL_FILE, vectorizer, fitted.architecture, fitted.kernels, fitted.biases)
@@ -111,7 +112,7 @@ def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: 
         val_labels=val_labels,
         val_probabilities=fitted.val_probabilities,
         test_labels=test_labels,
-        test_probabilities=predictor.predict_vectors(x_test)[:, 1],
+        test_probabilities=label_scores_of(predictor.predict_vectors(x_test)),
         digests=(split_digest(train_texts, train_labels), split_digest(val_texts, val_labels), test_digest),
         train_size=len(train_texts),
         hyperparameters={"vocabulary_size": len(vectorizer.vocabulary), **fitted.hyperparameters},
@@ -121,10 +122,10 @@ def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: 
 
 
 def _read_and_vectorize(
-    path: Path, validation_fraction: float, split: str, vectorizer_config: dict[str, object]
+    path: Path, validation_fraction: float, split: str, vectorizer_config: dict[str, object], label_kind: LabelKind
 ) -> tuple[Any, list[int], bytes]:
     """In the helper process: one split's vectors, labels and content digest."""
-    texts, labels = Dataset(path, validation_fraction).read(split)
+    texts, labels = Dataset(path, validation_fraction, labels=label_kind).read(split)
     return BagOfWords.from_config(vectorizer_config).transform(texts), labels, split_digest(texts, labels)
 
 
@@ -133,10 +134,18 @@ def _snapshot(mlp: SparseMLP, val_probabilities: np.ndarray) -> tuple[list[np.nd
 
 
 def _fit_mlp(
-    recipe: Recipe, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, context: Context
+    recipe: Recipe,
+    x_train: Any,
+    y_train: np.ndarray,
+    x_val: Any,
+    y_val: np.ndarray,
+    context: Context,
 ) -> Fitted:
+    """Dense layers with one sigmoid output for two labels, a softmax over more (``context.labels``)."""
+    names = context.labels
     hidden = list(recipe.model.get("hidden", [16]))  # type: ignore[call-overload]
-    kernels, biases = initial_weights([x_train.shape[1], *hidden, 1], context.seed)
+    outputs = 1 if len(names) == 2 else len(names)
+    kernels, biases = initial_weights([x_train.shape[1], *hidden, outputs], context.seed)
     mlp = SparseMLP(
         kernels,
         biases,
@@ -157,7 +166,7 @@ def _fit_mlp(
     for epoch in range(first, context.epochs + 1):
         logs = mlp.train_epoch(x_train, y_train, recipe.batch_size, weights)
         probabilities = mlp.predict(x_val)
-        scores = metrics(probabilities, y_val)
+        scores = metrics(probabilities, y_val, names=names)
         logs |= {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
         for key, value in logs.items():
             history[key].append(value)
@@ -170,7 +179,8 @@ def _fit_mlp(
         context.epoch_done(epoch, logs)
     assert best.kept is not None  # at least one epoch
     kernels, biases, val_probabilities = best.kept
-    return Fitted(kernels, biases, history, best.epoch, val_probabilities, dict(recipe.model))
+    architecture = dict(recipe.model) | ({"outputs": outputs} if outputs > 1 else {})  # binary: as it always was
+    return Fitted(kernels, biases, history, best.epoch, val_probabilities, architecture)
 
 
 # -- Recipes ----------------------------------------------------------------------------------------

@@ -8,9 +8,14 @@ import keras
 
 
 def build(
-    input_dim: int, hidden: Sequence[int] = (16,), dropout: float | None = 0.5, activation: str = "relu"
+    input_dim: int,
+    hidden: Sequence[int] = (16,),
+    dropout: float | None = 0.5,
+    activation: str = "relu",
+    outputs: int = 1,
 ) -> keras.Model:
-    """Dense(h, activation) for each h in ``hidden`` (Dropout after the last one), then Dense(1, sigmoid).
+    """Dense(h, activation) for each h in ``hidden`` (Dropout after the last one), then Dense(1, sigmoid), or
+    Dense(outputs, softmax) for more than two labels.
 
     The input is one vector per review (TextVectorization's output in the exported model). ``activation``
     is ``relu`` (the book's) or ``linear`` (fastText's averaged embeddings).
@@ -21,5 +26,5 @@ def build(
         x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
-    return keras.Model(inputs, outputs, name="bow")
+    head = keras.layers.Dense(outputs, activation="sigmoid" if outputs == 1 else "softmax", name="output")
+    return keras.Model(inputs, head(x), name="bow")
