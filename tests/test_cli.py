@@ -89,7 +89,10 @@ def test_predict_reads_one_review_per_line_from_stdin_as_json(trained_run: Path)
     assert [a["text"] for a in answers] == ["superb brilliant", "", "awful dull"]
     assert answers[0]["label"] == "positive" and answers[2]["label"] == "negative"
     assert all(0.0 <= a["score"] <= 1.0 for a in answers[::2])
-    assert answers[1] == {"text": "", "label": None, "score": None, "error": "empty text"}  # as the service's batch
+    negative, positive = answers[0]["probabilities"]["negative"], answers[0]["probabilities"]["positive"]
+    assert positive == answers[0]["score"] and negative == pytest.approx(1 - positive, abs=2e-6)
+    blank = {"text": "", "label": None, "score": None, "probabilities": None, "error": "empty text"}
+    assert answers[1] == blank  # as the service's batch
 
 
 def test_predict_refuses_a_single_blank_review_in_one_line(trained_run: Path) -> None:

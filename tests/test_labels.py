@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reviewlens.data import Dataset
@@ -90,3 +91,66 @@ def test_labels_a_classifier_cannot_learn_are_one_line_exit_2(
     result = run("data", "info", str(path), "--labels", labels)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
+
+
+@pytest.fixture(scope="module")
+def three_label_run(three_labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from reviewlens.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "three"
+    train("bow-bigram", three_labels, out, epochs=10)
+    return out
+
+
+HELD_OUT = {
+    "negative": "a dull and tedious film",
+    "neutral": "an okay film, ordinary",
+    "positive": "a superb, moving film",
+}
+
+
+def test_more_than_two_labels_train_a_softmax_that_both_runtimes_agree_on(three_label_run: Path) -> None:
+    from reviewlens.runs import load, read_metadata
+
+    metadata = read_metadata(three_label_run)
+    assert metadata.labels == ["negative", "neutral", "positive"]
+    test = metadata.metrics["test"]
+    assert test["accuracy"] >= 0.8 and test["macro_f1"] >= 0.8
+    assert list(test["per_label"]) == metadata.labels and len(test["confusion_matrix"]) == 3
+    numpy_run, keras_run = load(three_label_run, "numpy"), load(three_label_run, "keras")
+    texts = list(HELD_OUT.values())
+    probabilities = numpy_run.predict_proba(texts)
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probabilities, keras_run.predict_proba(texts), atol=1e-5)  # model.keras: a softmax
+    assert numpy_run.decide(probabilities) == list(HELD_OUT)
+
+
+@pytest.mark.parametrize("recipe", ["nbsvm", "fasttext"])
+def test_a_family_that_learns_two_labels_refuses_three_in_one_line(
+    three_labels: Path, tmp_path: Path, recipe: str
+) -> None:
+    result = run("train", "--recipe", recipe, "--data", str(three_labels), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: recipe {recipe!r}")
+    assert "has 3 (negative, neutral, positive)" in result.stderr
+
+
+def test_predict_and_evaluate_report_every_label(three_label_run: Path, three_labels: Path) -> None:
+    predicted = run("predict", str(three_label_run), *HELD_OUT.values(), "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    answers = json.loads(predicted.stdout)
+    assert [answer["label"] for answer in answers] == list(HELD_OUT)
+    for answer in answers:
+        assert list(answer["probabilities"]) == list(HELD_OUT)
+        assert answer["score"] == answer["probabilities"][answer["label"]] == max(answer["probabilities"].values())
+    shown = run("predict", str(three_label_run), HELD_OUT["neutral"]).stdout.strip()
+    assert shown == f"{answers[1]['score']:.2%} neutral"
+    evaluated = run("evaluate", str(three_label_run), "--data", str(three_labels), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    test = json.loads(evaluated.stdout)["test"]  # a file without a split column: every review scored
+    assert test["examples"] == 300 and test["accuracy"] >= 0.8
+    assert list(test["per_label"]) == list(HELD_OUT) and all(s["support"] == 100 for s in test["per_label"].values())
+    assert [sum(row) for row in test["confusion_matrix"]] == [100, 100, 100]
+    table = run("evaluate", str(three_label_run), "--data", str(three_labels)).stdout
+    assert "neutral" in table and "macro-F1" in table

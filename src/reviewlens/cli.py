@@ -222,12 +222,12 @@ def _print_metrics(title: str, scores: dict[str, Any]) -> None:
         table.add_row(f"calibration error (ECE, {scores['ece_bins']} bins)", f"{scores['ece']:.4f}")
     table.add_row("reviews", f"{scores['examples']:,}")
     out.print(table)
-    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    names = list(scores["per_label"])  # the run's labels, in order: the confusion matrix's rows and columns
     matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
-    for column in ("", "negative", "positive"):
+    for column in ("", *names):
         matrix.add_column(column, justify="right")
-    matrix.add_row("negative", f"{tn:,}", f"{fp:,}")
-    matrix.add_row("positive", f"{fn:,}", f"{tp:,}")
+    for name, row in zip(names, scores["confusion_matrix"], strict=True):
+        matrix.add_row(name, *(f"{count:,}" for count in row))
     out.print(matrix)
     labels = Table(title="per label")
     for column in ("label", "precision", "recall", "F1", "PR AUC", "reviews"):
@@ -411,24 +411,35 @@ def train(
 def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path | None = None) -> dict[str, Any]:
     from reviewlens import load
     from reviewlens.data import labelled_file, read_labelled, resolve
-    from reviewlens.evaluation import CALIBRATION_BINS, expected_calibration_error, metrics, plot_reliability
+    from reviewlens.evaluation import (
+        CALIBRATION_BINS,
+        expected_calibration_error,
+        label_scores_of,
+        metrics,
+        plot_reliability,
+    )
 
     if plot is not None and not plot.parent.is_dir():
         raise ReviewlensError(f"--plot {plot}: the folder {plot.parent} does not exist; create it or choose another")
     run = load(run_dir)
     if data is not None and labelled_file(data):  # reviews from elsewhere: every row is for evaluation
-        texts, labels = read_labelled(data)
+        texts, labels = read_labelled(data, run.labels)
         source, split = str(data), "all"
         if not quiet:
             err.print(Text(f"data: {data} (--data); scoring all its {len(labels):,} reviews", style="dim"))
     else:
-        resolved = resolve(data)
+        resolved = resolve(data, labels=run.metadata.data.get("labels", "sentiment"))  # read as it was trained
+        if list(resolved.dataset.label_names) != run.labels:
+            raise ReviewlensError(
+                f"{resolved.dataset.path} has the labels {', '.join(resolved.dataset.label_names)} and {run_dir} "
+                f"learned {', '.join(run.labels)}; evaluate it on data with the same labels"
+            )
         if not quiet:
             err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
         texts, labels = resolved.dataset.read("test")
         source, split = str(resolved.dataset.path), "test"
-    probabilities = run.predict(texts)
-    scores = metrics(probabilities, labels, run.threshold)
+    probabilities = label_scores_of(run.predict_proba(texts))
+    scores = metrics(probabilities, labels, run.threshold, run.labels)
     scores["ece"] = expected_calibration_error(probabilities, labels, threshold=run.threshold)
     scores["ece_bins"] = CALIBRATION_BINS
     report = {"run_dir": str(run_dir), "recipe": run.recipe, "data": source, "split": split, "test": scores}
@@ -489,7 +500,8 @@ def predict(
     file: Annotated[Path | None, typer.Option("--file", "-f", help="One review per line; - reads stdin.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Say how positive each review is: `90.86% positive`. A blank review among several is not scored."""
+    """Say each review's label and its probability: `90.86% positive`. A blank review among several is not
+    scored. --json gives each label's probability too."""
     from reviewlens import load
     from reviewlens.text import EMPTY_TEXT, is_blank, valid_text
 
@@ -502,19 +514,20 @@ def predict(
         raise ReviewlensError('the review is empty; pass one, e.g. reviewlens predict RUN "A fine film"')
     run = load(run_dir)
     scored = [i for i, text in enumerate(reviews) if not is_blank(text)]
-    scores = dict(zip(scored, run.predict([reviews[i] for i in scored]).tolist(), strict=True))
+    answers = dict(zip(scored, run.answers([reviews[i] for i in scored]), strict=True))
     if as_json:  # as the service's batch answers: a blank review has no label or score, and says why
         _print_json(
             [
-                {"text": text, "label": run.label(scores[i]), "score": round(scores[i], 6)}
-                if i in scores
-                else {"text": text, "label": None, "score": None, "error": EMPTY_TEXT}
+                {"text": text, **answers[i].to_json()}
+                if i in answers
+                else {"text": text, "label": None, "score": None, "probabilities": None, "error": EMPTY_TEXT}
                 for i, text in enumerate(reviews)
             ]
         )
         return
     for i in range(len(reviews)):
-        out.print(_shown(run, scores[i]) if i in scores else f"{EMPTY_TEXT}, not scored", markup=False)
+        answer = answers.get(i)
+        out.print(f"{answer.confidence:.2%} {answer.label}" if answer else f"{EMPTY_TEXT}, not scored", markup=False)
 
 
 @app.command()

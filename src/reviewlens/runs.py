@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 
 from reviewlens.errors import ReviewlensError
-from reviewlens.evaluation import BINARY_LABELS, decide
+from reviewlens.evaluation import BINARY_LABELS, decide, predicted_labels
 from reviewlens.explain import Explanation
 from reviewlens.predictors import PREDICTORS, Predictor
 from reviewlens.preprocessing import VECTORIZER_FILE, Preprocessor, load_preprocessor
@@ -272,15 +272,57 @@ class Run:
         return self.predictor.predict_proba(list(texts))
 
     def label(self, score: float) -> str:
-        """The label the run gives a text with this probability of positive (its threshold decides)."""
+        """The label a binary run gives a text with this probability of positive (its threshold decides)."""
         return self.labels[int(decide(score, self.threshold))]
+
+    def decide(self, probabilities: np.ndarray) -> list[str]:
+        """The label of each row of ``predict_proba``'s probabilities: the threshold decides between two labels,
+        the most probable of more wins."""
+        return [self.labels[index] for index in predicted_labels(probabilities, self.threshold)]
+
+    def answers(self, texts: Sequence[str]) -> list[Answer]:
+        """Each text's label, score and the probability of every label: what every consumer reports."""
+        probabilities = self.predict_proba(texts)
+        return [Answer.of(label, row, self.labels) for label, row in zip(self.decide(probabilities), probabilities,
+                                                                         strict=True)]  # fmt: skip
 
     def explain(self, text: str, top: int | None = None) -> Explanation:
         """The text's score and the terms that moved it most, largest effect first."""
+        if len(self.labels) > 2:
+            raise ReviewlensError(
+                f"{self.run_dir} has {len(self.labels)} labels; explain tells what moved a two-label run's score, "
+                "so use predict for this one"
+            )
         return self.predictor.explain(text, top)
 
     def __repr__(self) -> str:
         return f"Run({str(self.run_dir)!r}, recipe={self.recipe!r}, runtime={self.runtime!r})"
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """A run's answer for one text: its label, its ``score`` (the probability of positive for two labels, as
+    binary runs always gave; of the answered label for more) and the probability of each label, by name."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+    @classmethod
+    def of(cls, label: str, row: np.ndarray, labels: Sequence[str]) -> Answer:
+        probabilities = {name: float(p) for name, p in zip(labels, row, strict=True)}
+        return cls(label, probabilities[labels[-1]] if len(labels) == 2 else probabilities[label], probabilities)
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the answered label (for two labels from ``score``, as it always was shown)."""
+        if len(self.probabilities) == 2:
+            return self.score if self.label == list(self.probabilities)[-1] else 1.0 - self.score
+        return self.probabilities[self.label]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"label", "score", "probabilities"}``, each probability to six places."""
+        return {"label": self.label, "score": round(self.score, 6),
+                "probabilities": {name: round(p, 6) for name, p in self.probabilities.items()}}  # fmt: skip
 
 
 def load(run_dir: str | os.PathLike[str], runtime: Runtime = "auto") -> Run:

@@ -2,14 +2,15 @@
 
 ``reviewlens evaluate --data FILE`` uses these to check a model on reviews from elsewhere. A ``.tsv`` is
 ``text<TAB>label`` with no header; a ``.csv`` has the columns ``review,sentiment`` or ``text,label``; a
-``.jsonl`` has the keys ``text`` and ``label``. Labels are 0/1 or negative/positive (any case).
+``.jsonl`` has the keys ``text`` and ``label``. Labels are 0/1 or negative/positive (any case), or the names of
+the run's labels where it has others.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from reviewlens.data.sources import _TEXT_LABELS, jsonl_records
@@ -49,12 +50,18 @@ def labelled_file(path: str | os.PathLike[str]) -> bool:
     return False
 
 
-def read_labelled(path: str | os.PathLike[str]) -> tuple[list[str], list[int]]:
-    """Every review of a .tsv, .csv or .jsonl file and its label (1 positive, 0 negative), in file order.
+def read_labelled(
+    path: str | os.PathLike[str], names: Sequence[str] = ("negative", "positive")
+) -> tuple[list[str], list[int]]:
+    """Every review of a .tsv, .csv or .jsonl file and its label, the index of its name in ``names`` (a run's
+    labels), in file order. For the binary ``names`` the label is 0/1 or negative/positive (1 positive, 0 negative).
 
-    Raises ``ReviewlensError`` naming the file and line for a label that is not 0/1 or negative/positive,
-    a row without a text or label, a CSV without a known header, or a file with no reviews.
+    Raises ``ReviewlensError`` naming the file and line for a label that is not one of ``names`` (or 0/1,
+    negative/positive), a row without a text or label, a CSV without a known header, or a file with no reviews.
     """
+    known = {name: index for index, name in enumerate(names)}
+    if tuple(names) == ("negative", "positive"):
+        known = _TEXT_LABELS
     path = Path(path)
     if not path.is_file():
         raise ReviewlensError(f"{path} is not a file; pass a .tsv, .csv or .jsonl of labelled reviews")
@@ -77,11 +84,12 @@ def read_labelled(path: str | os.PathLike[str]) -> tuple[list[str], list[int]]:
             raise ReviewlensError(f"{where} lacks a text or a label; every row needs both")
         if not isinstance(text, str):
             raise ReviewlensError(f"{where}: the text must be a string, not {text!r}")
-        word = str(label).strip().lower()
-        if word not in _TEXT_LABELS:
-            raise ReviewlensError(f"{where} has the label {label!r}; use 0/1 or negative/positive")
+        word = str(label).strip().lower() if known is _TEXT_LABELS else str(label).strip()
+        if word not in known:
+            expected = "0/1 or negative/positive" if known is _TEXT_LABELS else "one of " + ", ".join(names)
+            raise ReviewlensError(f"{where} has the label {label!r}; use {expected}")
         texts.append(text)
-        labels.append(_TEXT_LABELS[word])
+        labels.append(known[word])
     if not texts:
         raise ReviewlensError(f"{path} holds no reviews; it needs one labelled review per line")
     return texts, labels
