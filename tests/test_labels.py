@@ -154,3 +154,30 @@ def test_predict_and_evaluate_report_every_label(three_label_run: Path, three_la
     assert [sum(row) for row in test["confusion_matrix"]] == [100, 100, 100]
     table = run("evaluate", str(three_label_run), "--data", str(three_labels)).stdout
     assert "neutral" in table and "macro-F1" in table
+
+
+def test_serve_and_the_library_give_the_label_and_every_labels_probability(three_label_run: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from reviewlens.library import load_library
+    from reviewlens.runs import load
+    from reviewlens.serving import ServeConfig, create_app
+
+    texts = list(HELD_OUT.values())
+    expected = load(three_label_run).predict_proba(texts)
+    with TestClient(create_app(ServeConfig(run_dirs=[str(three_label_run)]))) as client:
+        (info,) = client.get("/v1/models").json()
+        assert info["labels"] == list(HELD_OUT)
+        batch = client.post("/v1/predict/batch", json={"texts": [*texts, " "]}).json()
+        one = client.post("/v1/predict", json={"text": texts[1]}).json()
+        explained = client.post("/v1/explain", json={"text": texts[2]}).json()
+    assert [answer["label"] for answer in batch[:3]] == list(HELD_OUT) and batch[3]["probabilities"] is None
+    for answer, row in zip(batch, expected, strict=False):
+        assert list(answer["probabilities"]) == list(HELD_OUT)
+        np.testing.assert_allclose(list(answer["probabilities"].values()), row, atol=1e-6)
+    assert one["label"] == "neutral" and one["score"] == one["probabilities"]["neutral"]
+    assert explained["label"] == "positive" and explained["explained"] is False and explained["terms"] == []
+    library = load_library([three_label_run])
+    sentiments = library.get("imdb_sentiment").predict_batch([{"text": text} for text in texts])
+    assert [s.label for s in sentiments] == list(HELD_OUT)
+    np.testing.assert_allclose([list(s.probabilities.values()) for s in sentiments], expected, atol=1e-6)

@@ -50,7 +50,8 @@ def test_predict_and_batch_give_the_runs_scores(client: TestClient, trained_run:
     for text, probability in zip(TEXTS, expected, strict=True):
         body = client.post("/v1/predict", json={"text": text}).json()
         label = "positive" if probability >= 0.5 else "negative"
-        assert body == {"label": label, "score": body["score"], "model": name}
+        probabilities = {"negative": pytest.approx(1 - float(probability), abs=1e-6), "positive": body["score"]}
+        assert body == {"label": label, "score": body["score"], "probabilities": probabilities, "model": name}
         assert body["score"] == pytest.approx(float(probability), abs=1e-6)
     batch = client.post("/v1/predict/batch", json={"texts": TEXTS})
     assert batch.status_code == 200
@@ -234,7 +235,7 @@ def test_a_blank_text_is_422_alone_and_unscored_in_a_batch(client: TestClient, t
     name = reviewlens.load(trained_run).name
     assert first["score"] == pytest.approx(float(reviewlens.load(trained_run).predict(["superb film"])[0]), abs=1e-6)
     assert first["error"] is None
-    assert blanks == [{"label": None, "score": None, "model": name, "error": "empty text"}] * 2
+    assert blanks == [{"label": None, "score": None, "probabilities": None, "model": name, "error": "empty text"}] * 2
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert re.search(schema["PredictRequest"]["properties"]["text"]["pattern"], "\u2003 ok")
     assert not re.search(schema["PredictRequest"]["properties"]["text"]["pattern"], " \u2003\x1c")

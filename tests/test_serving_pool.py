@@ -26,9 +26,9 @@ def test_large_calls_are_shared_and_score_the_same(trained_run: Path, monkeypatc
         submitted: list[int] = []
         submit = pooled._pool.submit
         monkeypatch.setattr(pooled._pool, "submit", lambda fn, texts: submitted.append(len(texts)) or submit(fn, texts))
-        np.testing.assert_array_equal(pooled(TEXTS), model.predict(TEXTS))
+        np.testing.assert_array_equal(pooled(TEXTS), model.predict_proba(TEXTS))
         assert submitted == [17, 17]  # 50 texts in three chunks: this process scores the first 16
-        np.testing.assert_array_equal(pooled(TEXTS[:15]), model.predict(TEXTS[:15]))
+        np.testing.assert_array_equal(pooled(TEXTS[:15]), model.predict_proba(TEXTS[:15]))
         assert submitted == [17, 17]  # under two chunks' worth: scored here, no helper involved
     finally:
         pooled.close()

@@ -21,14 +21,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import modelkit
+import msgspec
+import numpy as np
 import pydantic
 from modelkit.core.model_configuration import ModelConfiguration
 from modelkit.core.settings import LibrarySettings, NativeCacheSettings, RedisSettings
 from modelkit.utils.cache import Cache, CacheItem
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import OUT_OF_VOCABULARY, PADDING, Preprocessor
-from reviewlens.runs import METADATA_FILE, Run, Runtime, read_metadata, run_preprocessor
+from reviewlens.runs import METADATA_FILE, Answer, Run, Runtime, read_metadata, run_preprocessor
 
 __all__ = [
     "Classifier",
@@ -101,6 +104,11 @@ class Classifier(modelkit.Model[list[int], float]):
         self.run_id = run_identity(self.asset_path)
 
     def _predict_batch(self, items: list[list[int]]) -> list[float]:  # type: ignore[override]
+        if len(self.run.labels) > 2:
+            raise ReviewlensError(
+                f"{self.run.run_dir} has {len(self.run.labels)} labels and imdb_classifier gives a two-label run's "
+                "probability of positive; ask imdb_sentiment for its label and probabilities"
+            )
         return [float(score) for score in self.run.predictor.predict_proba_ids(items)[:, -1]]
 
 
@@ -115,8 +123,11 @@ class Review(pydantic.BaseModel):
 
 
 class Sentiment(pydantic.BaseModel):
-    label: Literal["positive", "negative"]
-    score: float = pydantic.Field(description="probability that the review is positive")
+    label: str = pydantic.Field(description="one of the run's labels: negative or positive for two")
+    score: float = pydantic.Field(
+        description="a two-label run's probability that the review is positive; with more labels, that of the label"
+    )
+    probabilities: dict[str, float] = pydantic.Field(description="the probability of each of the run's labels")
 
 
 class SentimentClassifier(modelkit.Model[Review, Sentiment]):
@@ -141,12 +152,16 @@ class SentimentClassifier(modelkit.Model[Review, Sentiment]):
             self.cache = RunKeyedCache(self.cache, self.classifier.run_id)
 
     def _predict_batch(self, items: list[Review]) -> list[dict[str, Any]]:  # type: ignore[override]
-        texts = [item.text for item in items]
-        if self.classifier.run.predictor.accepts_ids:
-            scores = self.classifier.predict_batch(self.vectorizer.predict_batch(self.tokenizer.predict_batch(texts)))
-        else:  # an ensemble: each member tokenizes its own way, so the texts go to it whole
-            scores = [float(score) for score in self.classifier.run.predict(texts)]
-        return [{"label": self.classifier.run.label(score), "score": score} for score in scores]
+        texts, run = [item.text for item in items], self.classifier.run
+        if not run.predictor.accepts_ids or len(run.labels) > 2:
+            # An ensemble (each member tokenizes its own way) or a run of more labels: the texts go to it whole.
+            return [msgspec.structs.asdict(answer) for answer in run.answers(texts)]
+        scores = self.classifier.predict_batch(self.vectorizer.predict_batch(self.tokenizer.predict_batch(texts)))
+        columns = binary_columns(np.asarray(scores, np.float32))
+        return [
+            msgspec.structs.asdict(Answer.of(run.label(score), row, run.labels))
+            for score, row in zip(scores, columns, strict=True)
+        ]
 
 
 MODELS: tuple[type[modelkit.Model], ...] = (Tokenizer, Vectorizer, Classifier, SentimentClassifier)

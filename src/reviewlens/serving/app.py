@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
@@ -24,6 +25,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from reviewlens import __version__
 from reviewlens.errors import ReviewlensError
+from reviewlens.predictors import binary_columns
+from reviewlens.runs import Answer
 from reviewlens.serving.batcher import BatcherClosedError
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.limits import BodyLimitMiddleware
@@ -157,8 +160,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         """The sentiment of one review. Requests that arrive together share one model call."""
         served = state.model(request.model)
         state.check_length([request.text])
-        (score,) = await served.scores([request.text])
-        return Prediction(label=served.run.label(score), score=score, model=served.name)
+        (answer,) = await served.answers([request.text])
+        return Prediction(label=answer.label, score=answer.score, probabilities=answer.probabilities, model=served.name)
 
     @app.post("/v1/predict/batch", response_model=list[BatchPrediction], responses=CLIENT_ERRORS)
     async def predict_batch(request: BatchRequest) -> list[BatchPrediction]:
@@ -168,10 +171,16 @@ def create_app(config: ServeConfig) -> FastAPI:
             raise HTTPException(413, f"{len(request.texts):,} texts; at most {config.max_batch_texts:,} per request")
         state.check_length(request.texts)
         scored = [i for i, text in enumerate(request.texts) if not is_blank(text)]
-        scores = dict(zip(scored, await served.scores([request.texts[i] for i in scored]), strict=True))
+        answers = dict(zip(scored, await served.answers([request.texts[i] for i in scored]), strict=True))
         return [
-            BatchPrediction(label=served.run.label(scores[i]), score=scores[i], model=served.name, error=None)
-            if i in scores
+            BatchPrediction(
+                label=answers[i].label,
+                score=answers[i].score,
+                probabilities=answers[i].probabilities,
+                model=served.name,
+                error=None,
+            )
+            if i in answers
             else BatchPrediction.unscored(served.name)
             for i in range(len(request.texts))
         ]
@@ -182,11 +191,19 @@ def create_app(config: ServeConfig) -> FastAPI:
         occlusion (each word removed in turn) for the others."""
         served = state.model(request.model)
         state.check_length([request.text])
+        if len(served.run.labels) > 2:  # explanations are of a two-label run's score: answer, unexplained
+            (answer,) = await served.answers([request.text])
+            return Explanation(label=answer.label, score=answer.score, probabilities=answer.probabilities,
+                               model=served.name, explained=False, method=None, terms=[])  # fmt: skip
         result = await run_in_threadpool(served.run.explain, request.text, request.top)
         terms = [TermEffect(term=t.term, contribution=t.contribution) for t in result.terms]
+        answer = Answer.of(
+            served.run.label(result.score), binary_columns(np.asarray([result.score], np.float32))[0], served.run.labels
+        )
         return Explanation(
-            label=served.run.label(result.score),
-            score=result.score,
+            label=answer.label,
+            score=answer.score,
+            probabilities=answer.probabilities,
             model=served.name,
             explained=True,
             method=result.method,

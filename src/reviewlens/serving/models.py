@@ -6,10 +6,12 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
+
+import numpy as np
 
 from reviewlens.errors import ReviewlensError
-from reviewlens.runs import Run, read_metadata
+from reviewlens.runs import Answer, Run, read_metadata
 from reviewlens.serving.batcher import MicroBatcher
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.metrics import Metrics
@@ -18,23 +20,24 @@ from reviewlens.serving.schemas import ModelInfo
 
 
 class PredictionCache:
-    """Least-recently-used scores by a 128-bit digest of the text (keys stay small however long the text)."""
+    """Least-recently-used probabilities (one per label) by a 128-bit digest of the text (keys stay small however
+    long the text)."""
 
     def __init__(self, size: int):
         self.size = size
-        self._scores: OrderedDict[bytes, float] = OrderedDict()
+        self._scores: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     @staticmethod
     def key(text: str) -> bytes:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
-    def get(self, key: bytes) -> float | None:
+    def get(self, key: bytes) -> np.ndarray | None:
         score = self._scores.get(key)
         if score is not None:
             self._scores.move_to_end(key)
         return score
 
-    def put(self, key: bytes, score: float) -> None:
+    def put(self, key: bytes, score: np.ndarray) -> None:
         self._scores[key] = score
         if len(self._scores) > self.size:
             self._scores.popitem(last=False)
@@ -50,10 +53,13 @@ class ServedModel:
     default: bool = False
     pool: PooledPredict | None = None
 
-    async def scores(self, texts: Sequence[str]) -> list[float]:
-        """Probability of positive for each text: from the cache, else from a (shared) model call."""
+    async def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's probability of each label (``Run.predict_proba``): from the cache, else from a (shared)
+        model call."""
+        if not texts:
+            return np.zeros((0, len(self.run.labels)), np.float32)
         if self.cache is None:
-            return (await self.batcher.predict_many(texts)).tolist()
+            return await self.batcher.predict_many(texts)
         keys = [PredictionCache.key(text) for text in texts]
         found = [self.cache.get(key) for key in keys]
         missing = [i for i, score in enumerate(found) if score is None]
@@ -61,11 +67,18 @@ class ServedModel:
             self.metrics.cache_hits.labels(self.name).inc(len(texts) - len(missing))
         if missing:
             self.metrics.cache_misses.labels(self.name).inc(len(missing))
-            computed = (await self.batcher.predict_many([texts[i] for i in missing])).tolist()
-            for i, score in zip(missing, computed, strict=True):
-                found[i] = score
-                self.cache.put(keys[i], score)
-        return cast(list[float], found)  # every entry is filled now
+            computed = await self.batcher.predict_many([texts[i] for i in missing])
+            for i, row in zip(missing, computed, strict=True):
+                found[i] = row
+                self.cache.put(keys[i], row)
+        return np.stack(found)  # type: ignore[arg-type]  # every entry is filled now
+
+    async def answers(self, texts: Sequence[str]) -> list[Answer]:
+        """Each text's label, score and probability of every label, as ``Run.answers`` gives them."""
+        probabilities = await self.probabilities(texts)
+        labels = self.run.labels
+        return [Answer.of(label, row, labels) for label, row in zip(self.run.decide(probabilities), probabilities,
+                                                                    strict=True)]  # fmt: skip
 
     async def close(self) -> None:
         """Answer what is queued, then stop the batcher and any helper processes."""
@@ -138,7 +151,7 @@ def load_models(config: ServeConfig, metrics: Metrics) -> dict[str, ServedModel]
         if config.processes and run.runtime == "numpy":
             pool = PooledPredict(run, config.processes, on_restart=metrics.helper_restarts.labels(name).inc)
         batcher = MicroBatcher(
-            pool or run.predict,
+            pool or run.predict_proba,
             max_batch=config.max_batch,
             max_wait=config.max_wait_ms / 1000,
             on_batch=count,

@@ -85,9 +85,11 @@ async function loadModels() {
 function show(result) {
   $("label").textContent = result.label;
   $("label").className = result.label;
-  $("score").textContent = `${(result.score * 100).toFixed(1)}% positive`;
+  const names = Object.keys(result.probabilities);  // the run's labels: show positive's for two, else the answer's
+  const shown = names.length === 2 ? names[1] : result.label;
+  $("score").textContent = `${(result.probabilities[shown] * 100).toFixed(1)}% ${shown}`;
   $("meter").hidden = false;
-  $("meter").value = result.score;
+  $("meter").value = result.probabilities[shown];
   const terms = $("terms");
   terms.replaceChildren();
   const largest = Math.max(1e-9, ...result.terms.map((t) => Math.abs(t.contribution)));

@@ -31,11 +31,11 @@ def _load(run_dir: str) -> None:
 
 def _predict(texts: Sequence[str]) -> np.ndarray:
     assert _run is not None, "the helper process has no run loaded"
-    return _run.predict(texts)
+    return _run.predict_proba(texts)
 
 
 class PooledPredict:
-    """``run.predict`` for the batcher, with large calls split over ``processes`` helpers and this one."""
+    """``run.predict_proba`` for the batcher, with large calls split over ``processes`` helpers and this one."""
 
     def __init__(self, run: Run, processes: int, min_chunk: int = 128, on_restart: Callable[[], None] | None = None):
         if run.runtime != "numpy":
@@ -55,16 +55,16 @@ class PooledPredict:
     def __call__(self, texts: list[str]) -> np.ndarray:
         parts = min(self.processes + 1, len(texts) // self.min_chunk)
         if parts < 2:
-            return self.run.predict(texts)
+            return self.run.predict_proba(texts)
         bounds = np.linspace(0, len(texts), parts + 1).astype(int)
         chunks = [texts[start:end] for start, end in itertools.pairwise(bounds)]
         try:
             helped = [self._pool.submit(_predict, chunk) for chunk in chunks[1:]]
-            first = self.run.predict(chunks[0])
+            first = self.run.predict_proba(chunks[0])
             return np.concatenate([first, *(future.result() for future in helped)])
         except BrokenProcessPool:  # a helper died: replace them all, and answer this call here
             self._restart()
-            return self.run.predict(texts)
+            return self.run.predict_proba(texts)
 
     def _restart(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

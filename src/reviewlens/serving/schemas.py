@@ -53,21 +53,27 @@ class ExplainRequest(PredictRequest):
     top: int = Field(12, ge=1, le=100, description="how many terms to return")
 
 
+_SCORE = "a two-label run's probability that the review is positive; with more labels, that of the label given"
+_PROBABILITIES = "the probability of each of the run's labels (see /v1/models), by name"
+
+
 class Prediction(BaseModel):
     label: str = Field(description="the run's label for the text: one of its labels (see /v1/models)")
-    score: float = Field(description="probability that the review is positive")
+    score: float = Field(description=_SCORE)
+    probabilities: dict[str, float] = Field(description=_PROBABILITIES)
     model: str
 
 
 class BatchPrediction(BaseModel):
     label: str | None = Field(description="the run's label for the text; null for a blank text")
-    score: float | None = Field(description="probability that the review is positive; null for a blank text")
+    score: float | None = Field(description=_SCORE + "; null for a blank text")
+    probabilities: dict[str, float] | None = Field(description=_PROBABILITIES + "; null for a blank text")
     model: str
     error: Literal["empty text"] | None = Field(description="why the text has no score: null when it has one")
 
     @classmethod
     def unscored(cls, model: str) -> BatchPrediction:
-        return cls(label=None, score=None, model=model, error=EMPTY_TEXT)
+        return cls(label=None, score=None, probabilities=None, model=model, error=EMPTY_TEXT)
 
 
 class TermEffect(BaseModel):
@@ -77,8 +83,9 @@ class TermEffect(BaseModel):
 
 class Explanation(Prediction):
     explained: bool = Field(description="whether the model can tell which terms moved the score")
-    method: Literal["exact", "occlusion"] = Field(
-        description="exact: each vocabulary term left out of the model's input; occlusion: each word removed"
+    method: Literal["exact", "occlusion"] | None = Field(
+        description="exact: each vocabulary term left out of the model's input; occlusion: each word removed; "
+        "null where not explained (a run of more than two labels, for now)"
     )
     terms: list[TermEffect] = Field(description="the terms that moved the score most, largest effect first")
 
@@ -89,8 +96,8 @@ class ModelInfo(BaseModel):
     recipe: str
     predictor: str = Field(description="the predictor kind serving it, e.g. dense.v1 (NumPy) or keras.v1")
     runtime: Literal["numpy", "keras"]
-    labels: list[str]
-    threshold: float = Field(description="score at or above which the label is positive")
+    labels: list[str] = Field(description="the labels it gives, in order: negative, positive for two")
+    threshold: float = Field(description="score at or above which a two-label run says positive")
     created: str | None
     data_fingerprint: str | None
     val_accuracy: float | None
