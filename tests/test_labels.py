@@ -181,3 +181,16 @@ def test_serve_and_the_library_give_the_label_and_every_labels_probability(three
     sentiments = library.get("imdb_sentiment").predict_batch([{"text": text} for text in texts])
     assert [s.label for s in sentiments] == list(HELD_OUT)
     np.testing.assert_allclose([list(s.probabilities.values()) for s in sentiments], expected, atol=1e-6)
+
+
+def test_a_sequence_recipe_learns_three_labels_with_a_softmax(three_labels: Path, tmp_path: Path) -> None:
+    from reviewlens.runs import load
+    from reviewlens.training import train
+
+    metadata = train("sum-embedding", three_labels, tmp_path / "run", epochs=8).metadata
+    assert metadata.labels == list(HELD_OUT)
+    assert metadata.metrics["test"]["macro_f1"] >= 0.9 and len(metadata.metrics["test"]["confusion_matrix"]) == 3
+    run = load(tmp_path / "run")  # model.keras: token ids -> Embedding -> sum -> Dense(3, softmax)
+    probabilities = run.predict_proba(list(HELD_OUT.values()))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert run.decide(probabilities) == list(HELD_OUT)

@@ -107,19 +107,20 @@ def _embedding_sum() -> ModuleType:
 
 _KINDS = (KerasPredictor.kind,)
 RNN = register_family(
-    SequenceFamily("rnn", "token ids -> one-hot or embeddings -> (Bi)LSTM", _KINDS, SequenceOptions, model=_rnn)
-)
+    SequenceFamily("rnn", "token ids -> one-hot or embeddings -> (Bi)LSTM", _KINDS, SequenceOptions,
+                   multiclass=True, model=_rnn)
+)  # fmt: skip
 CONV = register_family(
     SequenceFamily("conv", "token ids -> embeddings -> residual separable 1D convolutions", _KINDS, SequenceOptions,
-                   model=_conv)
+                   multiclass=True, model=_conv)
 )  # fmt: skip
 TRANSFORMER = register_family(
     SequenceFamily("transformer", "token ids -> embeddings -> Transformer encoder", _KINDS, SequenceOptions,
-                   model=_transformer)
+                   multiclass=True, model=_transformer)
 )  # fmt: skip
 EMBEDDING_SUM = register_family(
     SequenceFamily("embedding-sum", "token ids -> embeddings summed over the review", _KINDS, SequenceOptions,
-                   model=_embedding_sum)
+                   multiclass=True, model=_embedding_sum)
 )  # fmt: skip
 
 
@@ -160,6 +161,8 @@ def _train(family: SequenceFamily, recipe: Recipe, dataset: Dataset, context: Co
 
     keras.utils.set_random_seed(context.seed)
     model_config: dict[str, Any] = dict(recipe.model)
+    if len(context.labels) > 2:  # a softmax over the labels; two keep the sigmoid (no key: as it always was)
+        model_config["outputs"] = len(context.labels)
     extra: dict[str, object] = {"vocabulary_size": vectorizer.vocabulary_size, "sequence_length": vectorizer.length}
     if model_config.pop("pretrained", False):
         pretrained = _pretrained(options.embeddings, vectorizer, context)
@@ -167,7 +170,8 @@ def _train(family: SequenceFamily, recipe: Recipe, dataset: Dataset, context: Co
         extra |= {"embeddings": str(options.embeddings), "embedding_coverage": round(pretrained.coverage, 4)}
     model = family.build(vectorizer, model_config)
     steps = math.ceil(train_size / recipe.batch_size)
-    model.compile(optimizer=_optimizer(recipe, options, steps * context.epochs), loss="binary_crossentropy",
+    loss = "binary_crossentropy" if len(context.labels) == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=_optimizer(recipe, options, steps * context.epochs), loss=loss,
                   metrics=["accuracy"])  # fmt: skip
     best = _best_epoch_callback(keras, context)
     stateful: list[Any] = []  # callbacks whose counters a checkpoint keeps
@@ -406,18 +410,25 @@ def _groups(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 
 def _predict(model: Any, data: Any, bucket: bool = False) -> np.ndarray:
-    """Probabilities in the order of ``data`` (an array, or a pipeline of batches)."""
+    """Probabilities in the order of ``data`` (an array, or a pipeline of batches): of positive for a model of one
+    output, else one column per label (``label_scores_of``)."""
+    outputs = int(model.output_shape[-1])
+
+    def scores(predicted: Any) -> np.ndarray:
+        columns = np.asarray(predicted, np.float32)
+        return columns[:, 0] if outputs == 1 else columns
+
     if not isinstance(data, np.ndarray):
-        return np.asarray(model.predict(data, verbose=0), np.float32).reshape(-1)
-    probabilities = np.zeros(len(data), np.float32)
+        return scores(model.predict(data, verbose=0))
+    probabilities = np.zeros((len(data),) if outputs == 1 else (len(data), outputs), np.float32)
     if not bucket:
         if len(data):
-            probabilities[:] = np.asarray(model.predict(data, batch_size=PREDICT_BATCH, verbose=0)).reshape(-1)
+            probabilities[:] = scores(model.predict(data, batch_size=PREDICT_BATCH, verbose=0))
         return probabilities
     lengths = np.count_nonzero(data, axis=1)
     for rows in _groups(np.argsort(lengths, kind="stable"), PREDICT_BATCH):
         width = _widths(lengths[rows].max(keepdims=True), data.shape[1])[0]
-        probabilities[rows] = np.asarray(model.predict_on_batch(data[rows, :width])).reshape(-1)
+        probabilities[rows] = scores(model.predict_on_batch(data[rows, :width]))
     return probabilities
 
 
@@ -440,10 +451,13 @@ class _Digest:
 
 
 def _alternated(dataset: Dataset, split: str) -> Iterator[Example]:
-    """One stream over the positive reviews and one over the negative ones, alternated."""
-    positive = (e for e in dataset.examples(split) if e.label == 1)
-    negative = (e for e in dataset.examples(split) if e.label == 0)
-    return (e for pair in itertools.zip_longest(positive, negative) for e in pair if e is not None)
+    """One stream over the reviews of each label, taken in turn (positive, then negative, for two labels)."""
+
+    def of(label: int) -> Iterator[Example]:
+        return (e for e in dataset.examples(split) if e.label == label)
+
+    streams = [of(label) for label in reversed(range(len(dataset.label_names)))]
+    return (e for turn in itertools.zip_longest(*streams) for e in turn if e is not None)
 
 
 def _streamed(dataset: Dataset, split: str, vectorizer: SequenceVectorizer, batch_size: int) -> Any:

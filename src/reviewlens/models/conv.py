@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from reviewlens.models.layers import MaxOverTokens, ZeroPadding
+from reviewlens.models.layers import MaxOverTokens, ZeroPadding, output_layer
 
 
 def padding_invariant(**_: object) -> bool:
@@ -20,6 +20,7 @@ def build(
     kernel_size: int = 5,
     blocks: int = 3,
     dropout: float = 0.5,
+    outputs: int = 1,
 ) -> keras.Model:
     """Each block adds two separable convolutions (relu, then linear) to its input, then relu; global
     max pooling keeps each filter's strongest match anywhere in the review (the book's suggestion, ch. 11).
@@ -43,5 +44,5 @@ def build(
         x = ZeroPadding(name=f"block{block}_zero_padding2")([x, ids])
     x = MaxOverTokens(name="max_pool")([x, ids])
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+    outputs = output_layer(outputs)(x)
     return keras.Model(ids, outputs, name="conv")

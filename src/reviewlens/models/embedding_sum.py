@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from reviewlens.models.layers import SumOverTime
+from reviewlens.models.layers import SumOverTime, output_layer
 
 
 def padding_invariant(**_: object) -> bool:
@@ -12,10 +12,10 @@ def padding_invariant(**_: object) -> bool:
     return True
 
 
-def build(vocabulary_size: int, sequence_length: int, embedding: int = 64) -> keras.Model:
+def build(vocabulary_size: int, sequence_length: int, embedding: int = 64, outputs: int = 1) -> keras.Model:
     """Padding is masked out of the sum, so a review's score does not depend on how it was padded."""
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocabulary_size, embedding, mask_zero=True, name="embedding")(ids)
     x = SumOverTime(name="sum")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+    outputs = output_layer(outputs)(x)
     return keras.Model(ids, outputs, name="embedding_sum")

@@ -214,3 +214,9 @@ class TransformerEncoder(keras.layers.Layer):
             "dense_dim": self.dense_dim,
             "num_heads": self.num_heads,
         }
+
+
+def output_layer(outputs: int = 1) -> keras.layers.Dense:
+    """A model's last layer: Dense(1, sigmoid), the probability of positive, for two labels; a softmax over
+    ``outputs`` labels for more."""
+    return keras.layers.Dense(outputs, activation="sigmoid" if outputs == 1 else "softmax", name="output")

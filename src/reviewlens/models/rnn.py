@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from reviewlens.models.layers import OneHot
+from reviewlens.models.layers import OneHot, output_layer
 
 
 def padding_invariant(embedding: int | None = 256, mask_zero: bool = False, pretrained: object = None,
@@ -25,6 +25,7 @@ def build(
     dropout: float | None = 0.5,
     pretrained: np.ndarray | None = None,
     dense_one_hot: bool = False,
+    outputs: int = 1,
 ) -> keras.Model:
     """``embedding=None`` feeds one-hot tokens (the book's first BiLSTM), by row lookups unless
     ``dense_one_hot`` asks for the book's 20,000-wide vectors; ``pretrained`` is a frozen
@@ -47,7 +48,7 @@ def build(
         x = (keras.layers.Bidirectional(lstm, name="bidirectional") if bidirectional else lstm)(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+    outputs = output_layer(outputs)(x)
     return keras.Model(ids, outputs, name="rnn")
 
 

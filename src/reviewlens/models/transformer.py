@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from reviewlens.models.layers import MaxOverTime, PositionalEmbedding, TransformerEncoder
+from reviewlens.models.layers import MaxOverTime, PositionalEmbedding, TransformerEncoder, output_layer
 
 
 def padding_invariant(**_: object) -> bool:
@@ -23,6 +23,7 @@ def build(
     heads: int = 2,
     positional: bool = False,
     dropout: float = 0.5,
+    outputs: int = 1,
 ) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     if positional:
@@ -32,5 +33,5 @@ def build(
     x = TransformerEncoder(embedding, dense, heads, name="encoder")(x)
     x = MaxOverTime(name="max_pool")(x)  # skips the padding, unlike the book's GlobalMaxPooling1D
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+    outputs = output_layer(outputs)(x)
     return keras.Model(ids, outputs, name="transformer")
