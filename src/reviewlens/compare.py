@@ -118,13 +118,13 @@ def run_size(run_dir: Path) -> int:
 
 
 def prediction_speed(run_dir: Path, texts: Sequence[str]) -> float:
-    """Reviews per second of ``Run.predict`` on ``texts`` in one call, after a small warm-up call."""
+    """Reviews per second of ``Run.predict_proba`` on ``texts`` in one call, after a small warm-up call."""
     if not texts:
         raise ReviewlensError("the test split holds no reviews to time predictions on")
     run = load(run_dir)
-    run.predict(list(texts[:32]))  # lazy set-up (a Keras import, a first graph trace) is not prediction
+    run.predict_proba(list(texts[:32]))  # lazy set-up (a Keras import, a first graph trace) is not prediction
     started = time.perf_counter()
-    run.predict(list(texts))
+    run.predict_proba(list(texts))
     return len(texts) / max(time.perf_counter() - started, 1e-9)
 
 

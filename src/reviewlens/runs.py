@@ -262,7 +262,8 @@ class Run:
         return self.metadata.threshold
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """Probability of positive for each text (float32), in order."""
+        """Probability of positive for each text (float32), in order: a two-label run's score. With more labels,
+        use ``predict_proba`` (one column per label) or ``answers``; this gives the last label's column."""
         return self.predict_proba(texts)[:, -1]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

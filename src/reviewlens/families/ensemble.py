@@ -131,6 +131,11 @@ def _members(paths: Sequence[Path], with_predictions: bool = True) -> list[Membe
         metadata = read_metadata(path)
         if metadata.family == "ensemble":
             raise ReviewlensError(f"{path} is an ensemble itself; give its members instead")
+        if len(metadata.labels) > 2:
+            raise ReviewlensError(
+                f"{path} has {len(metadata.labels)} labels ({', '.join(metadata.labels)}); the ensemble combines "
+                "runs of two labels, so leave it out of --members"
+            )
         members.append(Member(path, metadata, read_predictions(path) if with_predictions else {}))
     first = members[0]
     for member in members[1:]:
