@@ -176,7 +176,11 @@ def test_serve_and_the_library_give_the_label_and_every_labels_probability(three
         assert list(answer["probabilities"]) == list(HELD_OUT)
         np.testing.assert_allclose(list(answer["probabilities"].values()), row, atol=1e-6)
     assert one["label"] == "neutral" and one["score"] == one["probabilities"]["neutral"]
-    assert explained["label"] == "positive" and explained["explained"] is False and explained["terms"] == []
+    # Explained per label: each term's effect on the probability of the text's own label, exactly.
+    assert explained["label"] == "positive" and explained["method"] == "exact"
+    assert explained["score"] == pytest.approx(explained["probabilities"]["positive"], abs=1e-6)
+    top = explained["terms"][0]
+    assert top["term"] in {"superb", "moving"} and top["contribution"] > 0
     library = load_library([three_label_run])
     sentiments = library.get("imdb_sentiment").predict_batch([{"text": text} for text in texts])
     assert [s.label for s in sentiments] == list(HELD_OUT)
@@ -194,3 +198,12 @@ def test_a_sequence_recipe_learns_three_labels_with_a_softmax(three_labels: Path
     probabilities = run.predict_proba(list(HELD_OUT.values()))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert run.decide(probabilities) == list(HELD_OUT)
+
+
+def test_explain_follows_the_label_a_review_gets(three_label_run: Path) -> None:
+    result = run("explain", str(three_label_run), HELD_OUT["negative"], "--json")
+    assert result.returncode == 0, result.stderr
+    explained = json.loads(result.stdout)
+    assert explained["label"] == "negative"
+    cues = {t["term"]: t["contribution"] for t in explained["terms"] if t["term"] in CUES["negative"]}
+    assert set(cues) == {"dull", "tedious"} and all(c > 0 for c in cues.values())  # they pushed it to negative

@@ -537,7 +537,8 @@ def explain(
     top: Annotated[int, typer.Option("--top", min=1, help="How many terms to show, largest effect first.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the words and n-grams that moved a review's score: green pushed it positive, red negative."""
+    """Show the words and n-grams that moved a review's score: green pushed it positive, red negative (with more
+    than two labels, towards or away from the review's label)."""
     from reviewlens import load
 
     if not text.strip():
@@ -548,7 +549,7 @@ def explain(
         _print_json(
             {
                 "text": text,
-                "label": run.label(explanation.score),
+                "label": run.explained_label(explanation),
                 "score": round(explanation.score, 6),
                 "method": explanation.method,
                 "terms": [{"term": t.term, "contribution": round(t.contribution, 6)} for t in explanation.terms],
@@ -557,7 +558,9 @@ def explain(
         return
     how = "each term taken out of the model's input" if explanation.method == "exact" else "each word removed"
     err.print(f"[dim]{explanation.method}: the score minus the score with {how}[/dim]")
-    out.print(_shown(run, explanation.score), markup=False)
+    label = run.explained_label(explanation)
+    out.print(_shown(run, explanation.score) if explanation.label is None else f"{explanation.score:.2%} {label}",
+              markup=False)  # fmt: skip
     if not explanation.terms:
         out.print("no term of the text is known to the model", markup=False)
     for term in explanation.terms:

@@ -288,13 +288,13 @@ class Run:
                                                                          strict=True)]  # fmt: skip
 
     def explain(self, text: str, top: int | None = None) -> Explanation:
-        """The text's score and the terms that moved it most, largest effect first."""
-        if len(self.labels) > 2:
-            raise ReviewlensError(
-                f"{self.run_dir} has {len(self.labels)} labels; explain tells what moved a two-label run's score, "
-                "so use predict for this one"
-            )
+        """The text's score and the terms that moved it most, largest effect first (with more than two labels,
+        the probability of the text's label, ``Explanation.label``)."""
         return self.predictor.explain(text, top)
+
+    def explained_label(self, explanation: Explanation) -> str:
+        """The label an explanation's text gets: its threshold decides a two-label run's, more follow one label."""
+        return self.label(explanation.score) if explanation.label is None else self.labels[explanation.label]
 
     def __repr__(self) -> str:
         return f"Run({str(self.run_dir)!r}, recipe={self.recipe!r}, runtime={self.runtime!r})"

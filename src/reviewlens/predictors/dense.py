@@ -18,7 +18,7 @@ from scipy import sparse
 from scipy.special import expit, softmax
 
 from reviewlens.errors import ReviewlensError
-from reviewlens.explain import Explanation, ranked
+from reviewlens.explain import Explanation, explained_column, ranked
 from reviewlens.predictors import Predictor, binary_columns, register_predictor
 from reviewlens.preprocessing import VECTORIZER_FILE, Preprocessor
 from reviewlens.text import BagOfWords
@@ -95,10 +95,11 @@ class DensePredictor(Predictor):
             without = without * scale[:, None]
         hidden, without = summed + bias, without + bias
         logits = self._logits(np.vstack([hidden, without]).astype(np.float32))
-        positive = self.calibrated(self._probabilities(logits))[:, -1]
-        positive = positive.astype(np.float64)
+        probabilities = self.calibrated(self._probabilities(logits))
+        label = explained_column(probabilities[0])  # more labels: the text's own, whose probability is followed
+        positive = probabilities[:, -1 if label is None else label].astype(np.float64)
         terms = [self.preprocessor.vocabulary[column] for column in columns]
-        return ranked(float(np.float32(positive[0])), terms, positive[0] - positive[1:], top, "exact")
+        return ranked(float(np.float32(positive[0])), terms, positive[0] - positive[1:], top, "exact", label)
 
     def save(self, directory: Path) -> None:
         arrays = {f"kernel_{i}": k for i, k in enumerate(self.kernels)}

@@ -191,15 +191,13 @@ def create_app(config: ServeConfig) -> FastAPI:
         occlusion (each word removed in turn) for the others."""
         served = state.model(request.model)
         state.check_length([request.text])
-        if len(served.run.labels) > 2:  # explanations are of a two-label run's score: answer, unexplained
-            (answer,) = await served.answers([request.text])
-            return Explanation(label=answer.label, score=answer.score, probabilities=answer.probabilities,
-                               model=served.name, explained=False, method=None, terms=[])  # fmt: skip
         result = await run_in_threadpool(served.run.explain, request.text, request.top)
         terms = [TermEffect(term=t.term, contribution=t.contribution) for t in result.terms]
-        answer = Answer.of(
-            served.run.label(result.score), binary_columns(np.asarray([result.score], np.float32))[0], served.run.labels
-        )
+        if result.label is None:  # two labels: the score is positive's, the rest follows from it
+            columns = binary_columns(np.asarray([result.score], np.float32))
+            answer = Answer.of(served.run.label(result.score), columns[0], served.run.labels)
+        else:
+            (answer,) = await served.answers([request.text])
         return Explanation(
             label=answer.label,
             score=answer.score,

@@ -83,9 +83,8 @@ class TermEffect(BaseModel):
 
 class Explanation(Prediction):
     explained: bool = Field(description="whether the model can tell which terms moved the score")
-    method: Literal["exact", "occlusion"] | None = Field(
-        description="exact: each vocabulary term left out of the model's input; occlusion: each word removed; "
-        "null where not explained (a run of more than two labels, for now)"
+    method: Literal["exact", "occlusion"] = Field(
+        description="exact: each vocabulary term left out of the model's input; occlusion: each word removed"
     )
     terms: list[TermEffect] = Field(description="the terms that moved the score most, largest effect first")
 
