@@ -281,7 +281,7 @@ def _metadata(
 ) -> dict[str, Any]:
     """Measure the trained model (calibrating it first where asked): the run's metadata, but for its files."""
     dataset, log, family = resolved.dataset, context.log, get_family(recipe.family)
-    for warning in dataset.read_report.warnings():
+    for warning in (*dataset.read_report.warnings(), *dataset.warnings()):  # what was read, rare or missing labels
         log(f"warning: {warning}")
     temperature = 1.0
     if calibrate:
