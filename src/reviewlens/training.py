@@ -176,7 +176,7 @@ def train(
     if len(names) > 2 and not family.multiclass:
         raise ReviewlensError(
             f"recipe {recipe.name!r} ({family.name} family) learns two labels, and the data has {len(names)} "
-            f"({', '.join(names)}); choose a bag-of-words, linear or sequence recipe"
+            f"({', '.join(names)}); choose a bag-of-words or sequence recipe (bow-bigram, lstm, ...)"
         )
     weighing = ClassWeight.parse(class_weight, names) if class_weight is not None else None
     staging = Staging(run_dir)
