@@ -107,6 +107,19 @@ def test_a_sequence_run_scores_through_its_keras_model(sequence_run: Path, texts
     np.testing.assert_allclose(scores, reviewlens.load(sequence_run).predict(texts), atol=1e-6)
 
 
+def test_helper_processes_share_the_batches_and_give_the_same_scores(
+    trained_run: Path, texts: list[str], tmp_path: Path
+) -> None:
+    many = texts * 10  # batches large enough to be cut between this process and a helper
+    pq.write_table(pa.table({"text": many}), tmp_path / "in.parquet")
+    score(ScoreJob(trained_run, tmp_path / "out"), [tmp_path / "in.parquet"], Recorded(), workers=2)
+    scores = pq.read_table(tmp_path / "out" / "in.parquet").column("score").to_numpy()
+    np.testing.assert_allclose(scores, reviewlens.load(trained_run).predict(many), atol=1e-6)
+    with pytest.raises(ReviewlensError, match="--workers 0: pass 1 or more"):
+        score(ScoreJob(trained_run, tmp_path / "other"), [tmp_path / "in.parquet"], Recorded(), workers=0)
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_killed_job_resumes_where_it_stopped(trained_run: Path, texts: list[str], tmp_path: Path) -> None:
     shards = tmp_path / "in"
     shards.mkdir()

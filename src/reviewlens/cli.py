@@ -507,6 +507,15 @@ def score(
         ScoreFormat, typer.Option("--format", help="Output shards' format.")
     ] = ScoreFormat.parquet,
     engine: Annotated[ScoreEngine, typer.Option("--engine", help="Where shards are scored.")] = ScoreEngine.local,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes that predict, this one included (NumPy runs; Keras runs use every core in one) "
+            "[default: the cores available].",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop (exit 2) at the first bad row.")] = False,
     max_review_bytes: Annotated[
         int,
@@ -518,7 +527,7 @@ def score(
     skips the shards already done."""
     from rich.progress import TimeRemainingColumn
 
-    from reviewlens.scoring import ScoreJob
+    from reviewlens.scoring import ScoreJob, default_workers
     from reviewlens.scoring import score as score_shards
 
     job = ScoreJob(run_dir, output, output_format.value, text_column, id_column, strict, max_review_bytes)
@@ -527,7 +536,14 @@ def score(
         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
     ) as progress:  # fmt: skip
         display = _ScoreProgress(progress)
-        summary = score_shards(job, inputs, display, engine.value, on_plan=display.plan)
+        summary = score_shards(
+            job,
+            inputs,
+            display,
+            engine.value,
+            workers=default_workers() if workers is None else workers,
+            on_plan=display.plan,
+        )
     if as_json:
         _print_json(summary.to_dict())
         return

@@ -488,8 +488,12 @@ class _Writer:
             os.fsync(handle.fileno())
 
 
-def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events) -> ShardResult:
-    """Score one shard into ``job.out``: written under a hidden name and renamed when whole."""
+def score_shard(
+    run: Run, job: ScoreJob, shard: Shard, events: Events, predict: Callable[[list[str]], np.ndarray] | None = None
+) -> ShardResult:
+    """Score one shard into ``job.out``: written under a hidden name and renamed when whole. ``predict`` is
+    ``run.predict`` or one that shares it with other processes (``PooledPredict``)."""
+    predict = predict or run.predict
     started = time.perf_counter()
     final = job.out / shard.output_name(job.format)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -514,7 +518,7 @@ def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events) -> ShardR
                     raise ReviewlensError(f"{bad} (--strict); fix or drop the row, or score without --strict")
                 events.bad_row(bad)
             bad_rows += len(batch.bad)
-            scores = run.predict(texts) if texts else np.zeros(0, np.float32)
+            scores = predict(texts) if texts else np.zeros(0, np.float32)
             where: dict[str, Any]
             if batch.ids is not None:
                 where = {"id": pa.array([batch.ids[i] for i in kept], pa.string())}
@@ -541,20 +545,50 @@ def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events) -> ShardR
     return ShardResult(shard, rows, bad_rows, time.perf_counter() - started)
 
 
+def default_workers() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class LocalEngine:
-    """Scores shards one after another in this process, with one loaded run."""
+    """Scores shards one after another in this process. A run with a NumPy predictor shares each batch of at
+    least ``2 * SHARED_CHUNK`` texts with ``workers - 1`` helper processes (``PooledPredict``, as ``serve`` does:
+    a batch is cut into contiguous parts, this process scores the first), started at the first such batch; a
+    Keras run predicts here, where TensorFlow uses every core."""
+
+    #: The smallest part of a batch a helper is given.
+    SHARED_CHUNK = 128
+
+    def __init__(self, workers: int = 1):
+        if workers < 1:
+            raise ReviewlensError(f"--workers {workers}: pass 1 or more, the processes that predict (this one too)")
+        self.workers = workers
 
     def score(self, job: ScoreJob, shards: Sequence[Shard], events: Events) -> Iterator[ShardResult]:
         from reviewlens.runs import load
+        from reviewlens.serving.pool import PooledPredict
 
         if not shards:
             return
         run = load(job.run_dir)
-        for shard in shards:
-            yield score_shard(run, job, shard, events)
+        helpers = self.workers - 1 if run.runtime == "numpy" else 0
+        pool: PooledPredict | None = None
+
+        def predict(texts: list[str]) -> np.ndarray:
+            nonlocal pool
+            if pool is None and helpers and len(texts) >= 2 * self.SHARED_CHUNK:
+                pool = PooledPredict(run, helpers, min_chunk=self.SHARED_CHUNK)
+            return run.predict(texts) if pool is None else pool(texts)
+
+        try:
+            for shard in shards:
+                yield score_shard(run, job, shard, events, predict)
+        finally:
+            if pool is not None:
+                pool.close()
 
 
-ENGINES: dict[str, Callable[[], Engine]] = {"local": LocalEngine}
+ENGINES: dict[str, Callable[[int], Engine]] = {"local": LocalEngine}
 
 
 # -- the job ------------------------------------------------------------------------------------------
@@ -571,8 +605,6 @@ def _claim(job: ScoreJob, manifest: dict[str, Any]) -> None:
     """Make ``job.out`` this job's: new, empty, holding no scored shard yet, or holding the output of the same
     run with the same settings."""
     out, path = job.out, job.out / MANIFEST_FILE
-    if out.exists() and not out.is_dir():
-        raise ReviewlensError(f"--output {out} is a file; pass a folder for the scored shards")
     others = [p for p in out.rglob("*") if p.is_file() and p != path and not _hidden(p.relative_to(out))]
     if path.is_file() and others:
         try:
@@ -595,7 +627,6 @@ def _claim(job: ScoreJob, manifest: dict[str, Any]) -> None:
     if others:
         raise ReviewlensError(f"--output {out} is a folder that does not hold scores; pass a new or empty folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
         path.write_bytes(msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
     except OSError as error:
         raise ReviewlensError(f"--output {out} cannot be written ({error.strerror or error}); pass another") from None
@@ -606,6 +637,7 @@ def score(
     inputs: Sequence[Path],
     events: Events,
     engine: str = "local",
+    workers: int = 1,
     on_plan: Callable[[list[Shard], list[Shard]], None] | None = None,
 ) -> Summary:
     """Score every shard of ``inputs`` not already in ``job.out``; ``on_plan(to_score, done_before)`` is told
@@ -614,17 +646,25 @@ def score(
         raise ReviewlensError(f"unknown output format {job.format!r}; use parquet, csv or jsonl")
     if engine not in ENGINES:
         raise ReviewlensError(f"unknown engine {engine!r}; use {', '.join(ENGINES)}")
+    scorer = ENGINES[engine](workers)  # its settings are checked before any output is made
     shards = find_shards(inputs)
     manifest = _manifest(job)
-    _claim(job, manifest)
+    if job.out.exists() and not job.out.is_dir():
+        raise ReviewlensError(f"--output {job.out} is a file; pass a folder for the scored shards")
     try:
+        job.out.mkdir(parents=True, exist_ok=True)
         lock = FileLock(job.out / LOCK_FILE, timeout=0)
         lock.acquire()
     except Timeout:
         raise ReviewlensError(
             f"another reviewlens score is writing to {job.out}; wait for it, or pass another --output"
         ) from None
+    except OSError as error:
+        raise ReviewlensError(
+            f"--output {job.out} cannot be written ({error.strerror or error}); pass another"
+        ) from None
     with lock:
+        _claim(job, manifest)
         done = [s for s in shards if (job.out / s.output_name(job.format)).is_file()]
         todo = [s for s in shards if s not in done]
         if on_plan is not None:
@@ -632,7 +672,7 @@ def score(
         started = time.perf_counter()
         summary = Summary(manifest["run"], str(job.out), len(shards), len(done), 0, 0, 0.0)
         collecting = _Collecting(events, summary.bad_rows)
-        for result in ENGINES[engine]().score(job, todo, collecting):
+        for result in scorer.score(job, todo, collecting):
             summary.rows += result.rows
             summary.rows_skipped += result.bad_rows
         summary.seconds = time.perf_counter() - started
