@@ -19,6 +19,7 @@ every engine runs ``score_shard``, the unit of work, so they all write the same 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -467,6 +468,7 @@ class _Writer:
 
     def __init__(self, path: Path, output_format: str, schema: pa.Schema):
         self.path, self.format, self.schema = path, output_format, schema
+        self._closed = False
         self._handle: Any
         if output_format == "parquet":
             self._handle = pq.ParquetWriter(path, schema)
@@ -484,8 +486,16 @@ class _Writer:
 
     def close(self) -> None:
         self._handle.close()
+        self._closed = True
         with open(self.path, "rb+") as handle:  # on disk before the rename says it is done
             os.fsync(handle.fileno())
+
+    def discard(self) -> None:
+        """Let go of the file after a failure (it is removed, never renamed)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._handle.close()
 
 
 def score_shard(
@@ -498,13 +508,11 @@ def score_shard(
     final = job.out / shard.output_name(job.format)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.partial")
-    labels = np.asarray(run.labels, dtype=object)
     writer: _Writer | None = None
-    rows = bad_rows = 0
-    read = 0
+    rows = bad_rows = read = 0
     try:
         for batch in READERS[shard.format](shard, job):
-            if writer is None:
+            if writer is None and batch.rows:  # the first rows say whether the shard has ids
                 writer = _Writer(temporary, job.format, output_schema(batch.ids is not None))
             texts, kept = [], []
             for i, value in enumerate(batch.values):
@@ -518,31 +526,37 @@ def score_shard(
                     raise ReviewlensError(f"{bad} (--strict); fix or drop the row, or score without --strict")
                 events.bad_row(bad)
             bad_rows += len(batch.bad)
-            scores = predict(texts) if texts else np.zeros(0, np.float32)
-            where: dict[str, Any]
-            if batch.ids is not None:
-                where = {"id": pa.array([batch.ids[i] for i in kept], pa.string())}
-            else:
-                where = {"file": pa.array([str(shard.path)] * len(kept), pa.string()),
-                         "row": pa.array([batch.rows[i] for i in kept], pa.int64())}  # fmt: skip
-            chosen = labels[decide(scores, run.threshold).astype(np.intp)]  # as ``Run.label``, for a batch
-            writer.write(
-                pa.table(
-                    {**where, "score": pa.array(scores, pa.float32()), "label": pa.array(chosen, pa.string()),
-                     "run": pa.array([run.name] * len(kept), pa.string())},
-                    schema=writer.schema,
-                )
-            )  # fmt: skip
+            if kept:
+                assert writer is not None
+                writer.write(_scored(run, shard, batch, kept, predict(texts), writer.schema))
             rows += len(kept)
             events.advance(shard, batch.position - read, len(kept))
             read = batch.position
-        if writer is None:  # an empty file: an empty output shard
+        if writer is None:  # no rows: an empty output shard
             writer = _Writer(temporary, job.format, output_schema(False))
         writer.close()
         os.replace(temporary, final)
     finally:
+        if writer is not None:
+            writer.discard()
         temporary.unlink(missing_ok=True)
     return ShardResult(shard, rows, bad_rows, time.perf_counter() - started)
+
+
+def _scored(run: Run, shard: Shard, batch: Batch, kept: list[int], scores: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """The output rows of a batch's ``kept`` rows."""
+    where: dict[str, pa.Array]
+    if batch.ids is not None:
+        where = {"id": pa.array([batch.ids[i] for i in kept], pa.string())}
+    else:
+        where = {"file": pa.array([str(shard.path)] * len(kept), pa.string()),
+                 "row": pa.array([batch.rows[i] for i in kept], pa.int64())}  # fmt: skip
+    labels = np.asarray(run.labels, dtype=object)[decide(scores, run.threshold).astype(np.intp)]  # as Run.label
+    return pa.table(
+        {**where, "score": pa.array(scores, pa.float32()), "label": pa.array(labels, pa.string()),
+         "run": pa.array([run.name] * len(kept), pa.string())},
+        schema=schema,
+    )  # fmt: skip
 
 
 def default_workers() -> int:
