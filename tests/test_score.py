@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import reviewlens
 from reviewlens.data import resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.scoring import MANIFEST_FILE, BadRow, ScoreJob, Shard, score
+from reviewlens.scoring import MANIFEST_FILE, READERS, BadRow, ScoreJob, Shard, score
 from tests.test_cli import run as cli
 
 
@@ -212,3 +213,15 @@ def test_an_output_folder_of_another_run_is_refused(trained_run: Path, tmp_path:
     (tmp_path / "notes" / "todo.md").write_text("mine")
     with pytest.raises(ReviewlensError, match="does not hold scores"):
         score(ScoreJob(trained_run, tmp_path / "notes"), [tmp_path / "in.txt"], Recorded())
+
+
+def test_reading_a_large_parquet_shard_holds_a_few_row_groups_not_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.parquet"
+    with pq.ParquetWriter(path, pa.schema([("text", pa.string())]), compression="none") as writer:
+        for _ in range(40):  # 40 row groups of 1,000 incompressible 250-byte texts: 10 MB
+            writer.write_table(pa.table({"text": [os.urandom(125).hex() for _ in range(1000)]}))
+    peak, rows = 0, 0
+    for batch in READERS["parquet"](Shard(path, "big", "parquet", False), ScoreJob(Path("run"), tmp_path / "out")):
+        peak, rows = max(peak, pa.total_allocated_bytes()), rows + len(batch.rows)
+    assert rows == 40_000
+    assert peak < path.stat().st_size / 4, f"{peak:,} bytes held while reading a {path.stat().st_size:,}-byte file"

@@ -396,7 +396,7 @@ def _wrong_fields(shard: Shard, row: int) -> BadRow:
 
 def _read_parquet(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     try:
-        parquet = pq.ParquetFile(shard.path)
+        parquet = pq.ParquetFile(shard.path, pre_buffer=False)  # pre-buffering keeps every row group read
     except (pa.ArrowInvalid, OSError) as error:
         raise _unreadable(shard, error) from None
     with parquet:
