@@ -1,14 +1,14 @@
 """Bulk scoring: `reviewlens score` end to end on a million reviews vs `Run.predict` on the same texts.
 
     python benchmarks/bench_score.py --run /tmp/soak/bigram [--archive ../shared/data/aclImdb-labeled.tar.gz]
-        [--rows 1000000] [--format parquet|jsonl] [--keep DIR]
+        [--rows 1000000] [--format parquet|jsonl] [--workers N] [--keep DIR]
 
 Writes the full data's 25,000 test reviews, repeated to ``--rows`` rows (id, text), as one Parquet or
 JSON lines file, plus a file of a tenth of the rows; runs `reviewlens score RUN FILE --output OUT --json`
 on each as a fresh process (imports, loading the run, reading, scoring and writing included); and times
 `reviewlens.load(run).predict` on the 25,000 texts in this process. Printed: rows, seconds and reviews/s
-of each, and the peak resident memory (ru_maxrss) of each `score` process: flat memory means the same
-peak for both sizes.
+of each, and the peak resident memory (ru_maxrss) of each `score` process (its helper processes, each with
+its own copy of the run, not included): flat memory means the same peak for both sizes.
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ def write_input(texts: list[str], rows: int, path: Path) -> Path:
     return path
 
 
-def run_score(run: Path, source: Path, out: Path) -> dict[str, float]:
+def run_score(run: Path, source: Path, out: Path, workers: int | None) -> dict[str, float]:
     """`reviewlens score` as a fresh process: its summary, wall time and peak RSS."""
     command = [sys.executable, "-m", "reviewlens.cli", "score", str(run), str(source), "--output", str(out), "--json"]
+    command += [] if workers is None else ["--workers", str(workers)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    parser.add_argument("--workers", type=int, help="score's --workers [default: its own, the cores].")
     parser.add_argument("--keep", type=Path, help="Write the inputs and outputs here (default: a temporary folder).")
     args = parser.parse_args()
 
@@ -85,8 +87,10 @@ def main() -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     results = {}
     for rows in (args.rows // 10, args.rows):  # the small one first: ru_maxrss of children only grows
-        source = write_input(texts, rows, scratch / f"reviews-{rows}.{args.format}")
-        results[rows] = run_score(args.run, source, scratch / f"out-{rows}")
+        source = scratch / f"reviews-{rows}.{args.format}"
+        if not source.exists():  # --keep: made once
+            write_input(texts, rows, source)
+        results[rows] = run_score(args.run, source, scratch / f"out-{rows}-{time.time_ns()}", args.workers)
         print(
             f"score, {rows:,} rows ({source.stat().st_size / 2**20:,.0f} MB {args.format}): {results[rows]}", flush=True
         )

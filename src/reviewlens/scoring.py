@@ -23,7 +23,10 @@ import contextlib
 import hashlib
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -498,18 +501,37 @@ class _Writer:
                 self._handle.close()
 
 
-def score_shard(
-    run: Run, job: ScoreJob, shard: Shard, events: Events, predict: Callable[[list[str]], np.ndarray] | None = None
-) -> ShardResult:
-    """Score one shard into ``job.out``: written under a hidden name and renamed when whole. ``predict`` is
-    ``run.predict`` or one that shares it with other processes (``PooledPredict``)."""
-    predict = predict or run.predict
+class Predictions(Protocol):
+    """Where an engine's batches are predicted: ``submit`` starts one, ``result`` waits for it; up to ``ahead``
+    batches are in flight while the next is read (``LocalEngine``: helper processes, or this one)."""
+
+    ahead: int
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]: ...
+
+    def result(self, future: Future[np.ndarray], texts: list[str]) -> np.ndarray: ...
+
+
+def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events, predictions: Predictions) -> ShardResult:
+    """Score one shard into ``job.out``, in order: written under a hidden name and renamed when whole."""
     started = time.perf_counter()
     final = job.out / shard.output_name(job.format)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.partial")
     writer: _Writer | None = None
+    pending: deque[tuple[Batch, list[int], list[str], Future[np.ndarray]]] = deque()
     rows = bad_rows = read = 0
+
+    def write_oldest() -> None:
+        nonlocal rows, read
+        batch, kept, texts, future = pending.popleft()
+        if kept:
+            assert writer is not None
+            writer.write(_scored(run, shard, batch, kept, predictions.result(future, texts), writer.schema))
+        rows += len(kept)
+        events.advance(shard, batch.position - read, len(kept))
+        read = batch.position
+
     try:
         for batch in READERS[shard.format](shard, job):
             if writer is None and batch.rows:  # the first rows say whether the shard has ids
@@ -526,21 +548,28 @@ def score_shard(
                     raise ReviewlensError(f"{bad} (--strict); fix or drop the row, or score without --strict")
                 events.bad_row(bad)
             bad_rows += len(batch.bad)
-            if kept:
-                assert writer is not None
-                writer.write(_scored(run, shard, batch, kept, predict(texts), writer.schema))
-            rows += len(kept)
-            events.advance(shard, batch.position - read, len(kept))
-            read = batch.position
+            pending.append((batch, kept, texts, predictions.submit(texts) if texts else _ready(np.zeros(0))))
+            if len(pending) > predictions.ahead:
+                write_oldest()
+        while pending:
+            write_oldest()
         if writer is None:  # no rows: an empty output shard
             writer = _Writer(temporary, job.format, output_schema(False))
         writer.close()
         os.replace(temporary, final)
     finally:
+        for *_, future in pending:
+            future.cancel()
         if writer is not None:
             writer.discard()
         temporary.unlink(missing_ok=True)
     return ShardResult(shard, rows, bad_rows, time.perf_counter() - started)
+
+
+def _ready(scores: np.ndarray) -> Future[np.ndarray]:
+    future: Future[np.ndarray] = Future()
+    future.set_result(scores)
+    return future
 
 
 def _scored(run: Run, shard: Shard, batch: Batch, kept: list[int], scores: np.ndarray, schema: pa.Schema) -> pa.Table:
@@ -565,41 +594,65 @@ def default_workers() -> int:
 
 
 class LocalEngine:
-    """Scores shards one after another in this process. A run with a NumPy predictor shares each batch of at
-    least ``2 * SHARED_CHUNK`` texts with ``workers - 1`` helper processes (``PooledPredict``, as ``serve`` does:
-    a batch is cut into contiguous parts, this process scores the first), started at the first such batch; a
-    Keras run predicts here, where TensorFlow uses every core."""
+    """Scores shards one after another. With ``workers`` above 1, a run with a NumPy predictor is predicted in
+    that many helper processes (spawned at the first batch of ``MIN_SHARED`` texts or more, as ``serve``'s are,
+    and ending with this one) while this process reads, checks and writes, a batch per helper ahead; a helper
+    that dies leaves its batches to this process. A Keras run predicts here, where TensorFlow uses every core."""
 
-    #: The smallest part of a batch a helper is given.
-    SHARED_CHUNK = 128
+    MIN_SHARED = 256
 
     def __init__(self, workers: int = 1):
         if workers < 1:
-            raise ReviewlensError(f"--workers {workers}: pass 1 or more, the processes that predict (this one too)")
+            raise ReviewlensError(f"--workers {workers}: pass 1 or more, the processes that predict")
         self.workers = workers
 
     def score(self, job: ScoreJob, shards: Sequence[Shard], events: Events) -> Iterator[ShardResult]:
         from reviewlens.runs import load
-        from reviewlens.serving.pool import PooledPredict
 
         if not shards:
             return
         run = load(job.run_dir)
-        helpers = self.workers - 1 if run.runtime == "numpy" else 0
-        pool: PooledPredict | None = None
-
-        def predict(texts: list[str]) -> np.ndarray:
-            nonlocal pool
-            if pool is None and helpers and len(texts) >= 2 * self.SHARED_CHUNK:
-                pool = PooledPredict(run, helpers, min_chunk=self.SHARED_CHUNK)
-            return run.predict(texts) if pool is None else pool(texts)
-
+        predictions = _Helpers(run, self.workers if self.workers > 1 and run.runtime == "numpy" else 0)
         try:
             for shard in shards:
-                yield score_shard(run, job, shard, events, predict)
+                yield score_shard(run, job, shard, events, predictions)
         finally:
-            if pool is not None:
-                pool.close()
+            predictions.close()
+
+
+class _Helpers:
+    """``Predictions`` in ``processes`` helper processes, or in this one when there are none, too few texts to
+    share, or the helpers died."""
+
+    def __init__(self, run: Run, processes: int):
+        self.run, self.processes = run, processes
+        self.ahead = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        from reviewlens.processes import process_pool
+        from reviewlens.serving.pool import _load, _predict  # the helpers serve starts: the run, NumPy predictor
+
+        if self._pool is None and self.processes and len(texts) >= LocalEngine.MIN_SHARED:
+            self._pool = process_pool(self.processes, initializer=_load, initargs=(str(self.run.run_dir),))
+        if self._pool is not None:
+            try:
+                return self._pool.submit(_predict, texts)
+            except BrokenProcessPool:
+                self.close()
+                self.processes = 0
+        return _ready(self.run.predict(texts))
+
+    def result(self, future: Future[np.ndarray], texts: list[str]) -> np.ndarray:
+        try:
+            return future.result()
+        except BrokenProcessPool:  # a helper died (killed, out of memory): this process scores the batch
+            return self.run.predict(texts)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 ENGINES: dict[str, Callable[[int], Engine]] = {"local": LocalEngine}
