@@ -109,11 +109,19 @@ def test_a_sequence_run_scores_through_its_keras_model(sequence_run: Path, texts
 
 
 def test_helper_processes_share_the_batches_and_give_the_same_scores(
-    trained_run: Path, texts: list[str], tmp_path: Path
+    trained_run: Path, texts: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from reviewlens import processes
+    from reviewlens.scoring import LocalEngine
+
+    monkeypatch.setattr(LocalEngine, "MIN_SHARED_BYTES", 0)  # a test-sized input is shared too
+    pools = []
+    start = processes.process_pool
+    monkeypatch.setattr(processes, "process_pool", lambda *args, **kwargs: pools.append(args) or start(*args, **kwargs))
     many = texts * 10  # batches large enough to be cut between this process and a helper
     pq.write_table(pa.table({"text": many}), tmp_path / "in.parquet")
     score(ScoreJob(trained_run, tmp_path / "out"), [tmp_path / "in.parquet"], Recorded(), workers=2)
+    assert [args[0] for args in pools] == [2]  # the batch went to two helper processes
     scores = pq.read_table(tmp_path / "out" / "in.parquet").column("score").to_numpy()
     np.testing.assert_allclose(scores, reviewlens.load(trained_run).predict(many), atol=1e-6)
     with pytest.raises(ReviewlensError, match="--workers 0: pass 1 or more"):
@@ -176,6 +184,13 @@ def test_bad_rows_are_reported_by_file_and_row_and_skipped(trained_run: Path, tm
     assert reasons[("r.jsonl", 7)].startswith("not valid JSON")
     assert f"{tmp_path / 'r.jsonl'}:4: not valid UTF-8" in result.stderr
     assert pq.read_table(tmp_path / "out" / "r.parquet").column("id").to_pylist() == ["1", "8"]
+
+    again = cli(*args, "--output", str(tmp_path / "out"), "--json")  # the same command again: nothing left to do
+    assert again.returncode == 0, again.stderr
+    assert "skipped 2 shard(s) already scored in the output folder" in again.stderr
+    assert {k: json.loads(again.stdout)[k] for k in ("rows", "rows_skipped", "shards_done_before")} == {
+        "rows": 0, "rows_skipped": 0, "shards_done_before": 2,
+    }  # fmt: skip
 
     strict = cli(*args, "--output", str(tmp_path / "strict"), "--strict")
     assert strict.returncode == 2 and "Traceback" not in strict.stderr

@@ -463,8 +463,9 @@ class _ScoreProgress:
     def plan(self, todo: list[Any], done: list[Any]) -> None:
         import time
 
-        for shard in done:
-            err.print(Text(f"skipped {shard.path}: already scored in the output folder", style="dim"))
+        if done:
+            names = ", ".join(str(shard.path) for shard in done[:3]) + (", ..." if len(done) > 3 else "")
+            err.print(Text(f"skipped {len(done):,} shard(s) already scored in the output folder: {names}", style="dim"))
         self.progress.update(self.task, total=sum(shard.path.stat().st_size for shard in todo) or None)
         self.started = time.perf_counter()
 

@@ -13,8 +13,10 @@ line that is not JSON, a CSV row with the wrong number of fields) is reported wi
 and left out; ``strict`` makes the first one a ``ReviewlensError`` instead. Rows are numbered from 1 in each
 file: lines of text and JSON lines, records after the header in CSV, rows in Parquet.
 
-Where shards are scored is an ``Engine``: ``LocalEngine`` scores them one after another in this process;
-every engine runs ``score_shard``, the unit of work, so they all write the same files.
+Where shards are scored is an ``Engine``; every engine runs ``score_shard``, the unit of work, so they all
+write the same files, and hands it ``Predictions``: where its batches are predicted, a few ahead of the
+writing. ``LocalEngine`` scores shards one after another in this process, its batches predicted in helper
+processes (``--workers``) or here; a Ray engine would score shards on a cluster the same way.
 """
 
 from __future__ import annotations
@@ -594,12 +596,15 @@ def default_workers() -> int:
 
 
 class LocalEngine:
-    """Scores shards one after another. With ``workers`` above 1, a run with a NumPy predictor is predicted in
-    that many helper processes (spawned at the first batch of ``MIN_SHARED`` texts or more, as ``serve``'s are,
-    and ending with this one) while this process reads, checks and writes, a batch per helper ahead; a helper
-    that dies leaves its batches to this process. A Keras run predicts here, where TensorFlow uses every core."""
+    """Scores shards one after another. With ``workers`` above 1 and at least ``MIN_SHARED_BYTES`` of input, a
+    run with a NumPy predictor is predicted in that many helper processes (spawned at the first batch of
+    ``MIN_SHARED`` texts or more, as ``serve``'s are, and ending with this one) while this process reads,
+    checks and writes, a batch per helper ahead; a helper that dies leaves its batches to this process. Less
+    input is scored here: starting a helper (a second or two) would cost more than it saves. A Keras run
+    predicts here, where TensorFlow uses every core."""
 
     MIN_SHARED = 256
+    MIN_SHARED_BYTES = 16 << 20  # about 12,000 IMDB reviews
 
     def __init__(self, workers: int = 1):
         if workers < 1:
@@ -612,7 +617,9 @@ class LocalEngine:
         if not shards:
             return
         run = load(job.run_dir)
-        predictions = _Helpers(run, self.workers if self.workers > 1 and run.runtime == "numpy" else 0)
+        size = sum(shard.path.stat().st_size for shard in shards)
+        shared = self.workers > 1 and run.runtime == "numpy" and size >= self.MIN_SHARED_BYTES
+        predictions = _Helpers(run, self.workers if shared else 0)
         try:
             for shard in shards:
                 yield score_shard(run, job, shard, events, predictions)
