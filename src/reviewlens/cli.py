@@ -500,6 +500,122 @@ def predict(
         out.print(_shown(run, scores[i]) if i in scores else f"{EMPTY_TEXT}, not scored", markup=False)
 
 
+class ScoreFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class ScoreEngine(StrEnum):
+    local = "local"
+
+
+class _ScoreProgress:
+    """``reviewlens score``'s display on stderr: a bar over the input bytes, reviews/s, time left, bad rows."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = progress.add_task("score", total=None, rows=0, rate="-")
+        self.started = 0.0
+        self.rows = self.bad = 0
+
+    def plan(self, todo: list[Any], done: list[Any]) -> None:
+        import time
+
+        if done:
+            names = ", ".join(str(shard.path) for shard in done[:3]) + (", ..." if len(done) > 3 else "")
+            err.print(Text(f"skipped {len(done):,} shard(s) already scored in the output folder: {names}", style="dim"))
+        self.progress.update(self.task, total=sum(shard.path.stat().st_size for shard in todo) or None)
+        self.started = time.perf_counter()
+
+    def advance(self, shard: Any, bytes_read: int, rows: int) -> None:
+        import time
+
+        self.rows += rows
+        rate = self.rows / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, advance=bytes_read, rows=self.rows, rate=f"{rate:,.0f}")
+
+    def bad_row(self, bad: Any) -> None:
+        from reviewlens.scoring import REPORTED_BAD_ROWS
+
+        self.bad += 1
+        if self.bad <= REPORTED_BAD_ROWS:
+            err.print(Text(f"bad row, skipped: {bad}", style="yellow"), soft_wrap=True)
+        elif self.bad == REPORTED_BAD_ROWS + 1:
+            err.print(Text("more bad rows are counted, not shown", style="yellow"))
+
+
+@app.command()
+def score(
+    run_dir: RunDirArgument,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or directories of shards: .csv, .jsonl, .parquet, .txt (one review per line), or .gz of them.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the scored shards, one per input shard.")],
+    text_column: Annotated[str, typer.Option("--text-column", help="The column (field) of the review text.")] = "text",
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id-column", help="A column (field) of ids to carry [default: id if there is one, else file and row]."
+        ),
+    ] = None,
+    output_format: Annotated[
+        ScoreFormat, typer.Option("--format", help="Output shards' format.")
+    ] = ScoreFormat.parquet,
+    engine: Annotated[ScoreEngine, typer.Option("--engine", help="Where shards are scored.")] = ScoreEngine.local,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes that predict, this one included (NumPy runs; Keras runs use every core in one) "
+            "[default: the cores available].",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop (exit 2) at the first bad row.")] = False,
+    max_review_bytes: Annotated[
+        int,
+        typer.Option("--max-review-bytes", min=1, help="A longer review (UTF-8) is a bad row.", metavar="BYTES"),
+    ] = MAX_REVIEW_BYTES,
+    as_json: JsonOption = False,
+) -> None:
+    """Score files of reviews in bulk, streaming: a shard of id, score, label and run per input shard; a rerun
+    skips the shards already done."""
+    from rich.progress import TimeRemainingColumn
+
+    from reviewlens.scoring import ScoreJob, default_workers
+    from reviewlens.scoring import score as score_shards
+
+    job = ScoreJob(run_dir, output, output_format.value, text_column, id_column, strict, max_review_bytes)
+    with Progress(
+        TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[rows]:,} reviews, {task.fields[rate]}/s"),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:  # fmt: skip
+        display = _ScoreProgress(progress)
+        summary = score_shards(
+            job,
+            inputs,
+            display,
+            engine.value,
+            workers=default_workers() if workers is None else workers,
+            on_plan=display.plan,
+        )
+    if as_json:
+        _print_json(summary.to_dict())
+        return
+    rate = f", {summary.rows / summary.seconds:,.0f} reviews/s" if summary.seconds > 0 and summary.rows else ""
+    done = f"; {summary.shards_done_before} were done before" if summary.shards_done_before else ""
+    out.print(
+        f"scored {summary.rows:,} reviews of {summary.shards} shard(s) in {summary.seconds:.1f} s{rate}{done}; "
+        f"{summary.rows_skipped:,} bad rows skipped -> {summary.out}",
+        markup=False,
+    )
+
+
 @app.command()
 def explain(
     run_dir: RunDirArgument,
