@@ -158,3 +158,13 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], named: str, tmp_path:
 def test_budgets_read_as_durations() -> None:
     assert [tuning.parse_budget(text) for text in ("90s", "10m", "1h", "1h30m", "2.5m")] == [90, 600, 3600, 5400, 150]
     assert [tuning.duration(seconds) for seconds in (90, 600, 5400, 0.2)] == ["1m30s", "10m", "1h30m", "0s"]
+
+
+@pytest.mark.parametrize("name", tuning.tunable())
+def test_every_search_space_holds_its_recipes_own_settings(name: str) -> None:
+    # The first trial is the recipe as it is: a space that left it out would search without the baseline.
+    recipe = get_recipe(name)
+    for setting, value in tuning.own_settings(recipe).items():
+        space = recipe.search[setting]
+        assert value in space.values if isinstance(space, Choice) else space.low <= value <= space.high, setting
+    assert tuning.with_settings(recipe, tuning.own_settings(recipe)) == recipe
