@@ -619,17 +619,20 @@ def tune(
     if as_json:
         _print_json(result.to_json())
         return
-    names = sorted({name for row in result.trials for name in row.params})
-    table = Table(title=f"{len(result.trials)} trials of {result.recipe} ({result.out})")
-    for i, column in enumerate(("trial", "state", "val acc", "epochs", "s", *names)):
-        table.add_column(column, justify="right" if i != 1 else "left", overflow="fold")
+    table = Table(title=f"{len(result.trials)} trials of {result.recipe} in {result.out} (* chosen)")
+    for column in ("trial", "state", "val acc", "epochs", "s"):  # short: the settings fold, never these
+        table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
+    table.add_column("settings", overflow="fold")
     for row in result.trials:
-        number = f"{row.number}{' *' if row.number == result.best.number else ''}"
-        accuracy = f"{row.val_accuracy:.2%}" if row.val_accuracy is not None else "-"
-        seconds_shown = f"{row.seconds:.0f}" if row.seconds is not None else "-"
-        state = row.state + (" (recipe's own)" if row.baseline else "")
-        table.add_row(number, state, accuracy, str(row.epochs), seconds_shown,
-                      *(_setting(row.params.get(name)) for name in names))  # fmt: skip
+        settings = " ".join(f"{name}={_setting(value)}" for name, value in row.params.items())
+        table.add_row(
+            f"{row.number}{' *' if row.number == result.best.number else ''}",
+            row.state,
+            f"{row.val_accuracy:.2%}" if row.val_accuracy is not None else "-",
+            str(row.epochs),
+            f"{row.seconds:.0f}" if row.seconds is not None else "-",
+            Text(settings + (" (the recipe's own)" if row.baseline else "")),
+        )
     out.print(table)
     best, baseline = result.best, result.baseline
     own = f" (the recipe's own settings: {baseline.val_accuracy:.2%})" if baseline and baseline.val_accuracy else ""
