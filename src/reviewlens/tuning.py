@@ -154,6 +154,27 @@ class TuneResult:
         }
 
 
+@dataclass(frozen=True)
+class _Clock:
+    """The study's budget: ``spent`` by earlier runs of the command, this one ``started`` at a monotonic time."""
+
+    budget: float
+    spent: float
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def used(self) -> float:
+        return self.spent + time.monotonic() - self.started
+
+    @property
+    def left(self) -> float:
+        return self.budget - self.used
+
+    def record(self, study: optuna.Study) -> None:
+        """Keep the time used in the study (after every epoch: a kill loses at most one epoch's time)."""
+        study.set_user_attr("spent_s", self.used)
+
+
 class _Stopped(Exception):  # noqa: N818 - not an error: a trial stopped on purpose
     """Raised from a trial's epoch hook to stop its training: ``train`` keeps its checkpoint, the tuner decides."""
 
@@ -257,27 +278,25 @@ def _tune(
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), n_startup_trials=5)
     _retry_killed(study, folder, log)
 
-    spent = float(study.user_attrs.get("spent_s", 0.0))
-    started = time.monotonic()
-    deadline = started + budget - spent
+    clock = _Clock(budget, float(study.user_attrs.get("spent_s", 0.0)))
     finished = [t for t in study.trials if t.state.is_finished()]
     left = None if trials is None else trials - len(finished)
-    if budget <= spent or (left is not None and left <= 0):
-        log(f"{folder} has spent its budget ({duration(spent)}) or trials ({len(finished)}); pass a larger "
+    if clock.left <= 0 or (left is not None and left <= 0):
+        log(f"{folder} has spent its budget ({duration(clock.spent)}) or trials ({len(finished)}); pass a larger "
             "--budget or --trials to search further")  # fmt: skip
     else:
-        log(f"searching {', '.join(recipe.search)} for {duration(budget - spent)} in {folder}")
+        log(f"searching {', '.join(recipe.search)} for {duration(clock.left)} in {folder}")
 
         def objective(trial: optuna.Trial) -> float:
-            return _trial(trial, recipe, resolved, folder, seed, deadline, on_epoch, study)
+            return _trial(trial, recipe, resolved, folder, seed, clock, on_epoch, study)
 
         def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            study.set_user_attr("spent_s", spent + time.monotonic() - started)
+            clock.record(study)
             _write_results(study, folder)
             if on_trial is not None:
                 on_trial(_row(trial))
 
-        study.optimize(objective, n_trials=left, timeout=max(deadline - time.monotonic(), 0.0),
+        study.optimize(objective, n_trials=left, timeout=max(clock.left, 0.0),
                        catch=(_OutOfTime,), callbacks=[after])  # fmt: skip
 
     rows = [_row(trial) for trial in study.trials]
@@ -297,7 +316,7 @@ def _tune(
 
 
 def _trial(
-    trial: optuna.Trial, recipe: Recipe, resolved: Resolved, folder: Path, seed: int, deadline: float,
+    trial: optuna.Trial, recipe: Recipe, resolved: Resolved, folder: Path, seed: int, clock: _Clock,
     on_epoch: TrialEpoch | None, study: optuna.Study,
 ) -> float:  # fmt: skip
     """Train one trial's settings into ``trials/NNN``; its validation accuracy is the objective."""
@@ -312,7 +331,8 @@ def _trial(
         trial.set_user_attr("epochs", epoch)
         if on_epoch is not None:
             on_epoch(trial.number, epoch, epochs, logs)
-        if time.monotonic() > deadline:
+        clock.record(study)
+        if clock.left < 0:
             raise _OutOfTime(epoch, epochs)
         if trial.should_prune():
             raise _Pruned(epoch, epochs)
