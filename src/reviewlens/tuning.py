@@ -348,6 +348,7 @@ def _trial(
         study.stop()
         raise
     assert result.metadata.val_accuracy is not None  # every tunable recipe chooses its epoch on validation
+    trial.set_user_attr("epochs", result.metadata.hyperparameters["epochs"])  # a resumed trial's too
     return result.metadata.val_accuracy
 
 
