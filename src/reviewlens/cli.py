@@ -686,6 +686,89 @@ def compare(
     out.print(f"written: {comparison.markdown}, {comparison.chart}", markup=False)
 
 
+@app.command()
+def tune(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="A recipe that declares a search space.")],
+    budget: Annotated[
+        str, typer.Option("--budget", help="Time for the whole study, e.g. 90s, 10m, 1h.", metavar="DURATION")
+    ],
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="At most this many trials in the study [default: no limit].")
+    ] = None,
+    data: DataOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="The study's folder; the same command again continues it [default: runs/tune-RECIPE]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the sampler and every trial's training.")] = 1337,
+    as_json: JsonOption = False,
+) -> None:
+    """Search a recipe's settings on validation within a time budget; write the best run and a table of every trial."""
+    from reviewlens.tuning import TrialRow, parse_budget
+    from reviewlens.tuning import tune as tune_recipe
+
+    seconds = parse_budget(budget)  # a malformed budget fails here, before any work
+    progress = Progress(
+        TextColumn("trial {task.fields[trial]}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[logs]}"), TimeElapsedColumn(), console=err, transient=True,
+    )  # fmt: skip
+    task = progress.add_task("tune", total=None, trial="", logs="")
+
+    def on_epoch(trial: int, epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        progress.start()  # from the first epoch: an error before it is one line, nothing more
+        shown = f"val_accuracy {logs['val_accuracy']:.4f}"
+        progress.update(task, trial=trial, completed=epoch, total=epochs, logs=shown)
+
+    def on_trial(row: TrialRow) -> None:
+        err.print(Text(f"trial {row.number}: {_trial_summary(row)}", style="dim"), soft_wrap=True)
+
+    try:
+        result = tune_recipe(
+            recipe, data, out_dir, budget=seconds, trials=trials, seed=seed, on_epoch=on_epoch, on_trial=on_trial,
+            log=lambda message: err.print(Text(message, style="dim"), soft_wrap=True),
+        )  # fmt: skip
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+    if as_json:
+        _print_json(result.to_json())
+        return
+    table = Table(title=f"{len(result.trials)} trials of {result.recipe} in {result.out} (* chosen)")
+    for column in ("trial", "state", "val acc", "epochs", "s"):  # short: the settings fold, never these
+        table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
+    table.add_column("settings", overflow="fold")
+    for row in result.trials:
+        settings = " ".join(f"{name}={_setting(value)}" for name, value in row.params.items())
+        table.add_row(
+            f"{row.number}{' *' if row.number == result.best.number else ''}",
+            row.state,
+            f"{row.val_accuracy:.2%}" if row.val_accuracy is not None else "-",
+            str(row.epochs),
+            f"{row.seconds:.0f}" if row.seconds is not None else "-",
+            Text(settings + (" (the recipe's own)" if row.baseline else "")),
+        )
+    out.print(table)
+    best, baseline = result.best, result.baseline
+    own = f" (the recipe's own settings: {baseline.val_accuracy:.2%})" if baseline and baseline.val_accuracy else ""
+    out.print(f"best: trial {best.number}, validation accuracy {best.val_accuracy:.2%}{own}", markup=False)
+    if result.test_accuracy is not None:
+        out.print(f"test accuracy of the chosen run, read once after choosing: {result.test_accuracy:.2%}")
+    out.print(f"best run: {result.out / 'best'}; every trial: {result.out / 'trials.csv'}", markup=False)
+
+
+def _trial_summary(row: Any) -> str:
+    """A finished trial in a few words: "complete, validation 89.12% in 31 s", "pruned after epoch 2"."""
+    if row.state == "complete":
+        return f"complete, validation {row.val_accuracy:.2%} in {row.seconds:.0f} s"
+    return f"{row.state} after epoch {row.epochs}"
+
+
+def _setting(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 @app.command("runs")
 def list_runs(
     directory: Annotated[
