@@ -37,8 +37,8 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.families.base import Log, _quiet
 from reviewlens.recipes import RECIPES, Choice, Recipe, get_recipe
 from reviewlens.runs import METADATA_FILE, read_metadata
-from reviewlens.tracking import _require
-from reviewlens.training import _check_writable, train
+from reviewlens.tracking import require_extra
+from reviewlens.training import check_writable, train
 
 if TYPE_CHECKING:
     import optuna
@@ -212,14 +212,14 @@ def tune(
     its epoch. If the study has no finished trial then (the budget cannot fit one), nothing is kept and the
     error says so. ``pruner`` replaces the median pruner (tests use a deterministic one).
     """
-    _require("optuna", "tune", "reviewlens tune")
+    require_extra("optuna", "tune", "reviewlens tune")
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if not recipe.search:
         raise ReviewlensError(f"recipe {recipe.name!r} declares no search space; tune one of {', '.join(tunable())}")
     if trials is not None and trials < 1:
         raise ReviewlensError(f"--trials {trials} must be at least 1")
     folder = Path(out) if out is not None else Path("runs") / f"tune-{recipe.name}"
-    _check_writable(folder)
+    check_writable(folder)
     lock = FileLock(folder / LOCK_FILE, timeout=0, thread_local=False)
     try:
         lock.acquire()
