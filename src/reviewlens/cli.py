@@ -508,6 +508,7 @@ class ScoreFormat(StrEnum):
 
 class ScoreEngine(StrEnum):
     local = "local"
+    ray = "ray"
 
 
 class _ScoreProgress:
@@ -571,8 +572,17 @@ def score(
         int | None,
         typer.Option(
             "--workers",
-            help="Processes that predict, this one included (NumPy runs; Keras runs use every core in one) "
-            "[default: the cores available].",
+            help="Processes that predict, this one included (NumPy runs; Keras runs use every core in one); "
+            "with --engine ray, the Ray actors that predict [default: the cores available here].",
+            show_default=False,
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --engine ray: the Ray cluster to join (HOST:6379, ray://HOST:10001, auto) "
+            "[default: start a local Ray].",
             show_default=False,
         ),
     ] = None,
@@ -602,6 +612,7 @@ def score(
             display,
             engine.value,
             workers=default_workers() if workers is None else workers,
+            address=address,
             on_plan=display.plan,
         )
     if as_json:

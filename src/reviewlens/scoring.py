@@ -16,13 +16,14 @@ file: lines of text and JSON lines, records after the header in CSV, rows in Par
 Where shards are scored is an ``Engine``; every engine runs ``score_shard``, the unit of work, so they all
 write the same files, and hands it ``Predictions``: where its batches are predicted, a few ahead of the
 writing. ``LocalEngine`` scores shards one after another in this process, its batches predicted in helper
-processes (``--workers``) or here; a Ray engine would score shards on a cluster the same way.
+processes (``--workers``) or here; ``RayEngine`` the same way, its batches predicted by Ray actors.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import time
 from collections import deque
@@ -665,7 +666,157 @@ class _Helpers:
             self._pool = None
 
 
-ENGINES: dict[str, Callable[[int], Engine]] = {"local": LocalEngine}
+#: How long ``--address`` may take to answer before the job is refused.
+RAY_CONNECT_SECONDS = 10.0
+
+
+class RayEngine:
+    """Scores shards with a pool of ``workers`` Ray actors, each holding the run (loaded once, from a tar of
+    the run directory put in Ray's object store, so the workers need no shared disk). This process reads,
+    checks and writes every shard with ``score_shard``, as ``LocalEngine`` does, so the outputs, resuming
+    and bad-row reports are the same; only the texts of each batch travel to an actor and its scores back.
+    ``address`` joins a running cluster (``host:6379``, ``ray://host:10001`` or ``auto``); without it a
+    local Ray starts here and stops at the end."""
+
+    def __init__(self, workers: int = 1, address: str | None = None):
+        if workers < 1:
+            raise ReviewlensError(f"--workers {workers}: pass 1 or more, the Ray actors that predict")
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ReviewlensError(
+                "--engine ray needs Ray; pip install 'reviewlens[ray]' (here and on every worker)"
+            ) from None
+        if address is not None:
+            _check_answers(address)
+        self.workers, self.address = workers, address
+
+    def score(self, job: ScoreJob, shards: Sequence[Shard], events: Events) -> Iterator[ShardResult]:
+        import ray
+
+        from reviewlens.runs import load
+
+        if not shards:
+            return
+        run = load(job.run_dir)
+        started = not ray.is_initialized()
+        if started:
+            try:
+                ray.init(address=self.address, include_dashboard=False, logging_level=logging.ERROR)
+            except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
+                what = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ReviewlensError(f"--address {self.address}: Ray did not start or join ({what})") from None
+        predictions: _RayActors | None = None
+        try:
+            cpus = ray.cluster_resources().get("CPU", 0)
+            if cpus < self.workers:
+                raise ReviewlensError(
+                    f"--workers {self.workers}: the Ray cluster has {cpus:g} CPUs; pass --workers {int(cpus) or 1}"
+                    " or fewer, or add nodes"
+                )
+            predictions = _RayActors(run, self.workers)
+            for shard in shards:
+                yield score_shard(run, job, shard, events, predictions)
+        finally:
+            if predictions is not None:
+                predictions.close()
+            if started:
+                ray.shutdown()
+
+
+def _check_answers(address: str) -> None:
+    """Refuse an address where nothing listens, in seconds (``ray.init`` would retry for minutes)."""
+    import socket
+
+    where = address.removeprefix("ray://")
+    if address == "auto" or ":" not in where:
+        return
+    host, _, port = where.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_SECONDS):
+            pass
+    except ValueError:
+        raise ReviewlensError(
+            f"--address {address}: pass HOST:PORT of the Ray head (ray://HOST:PORT for Ray client)"
+        ) from None
+    except OSError as error:
+        raise ReviewlensError(
+            f"--address {address}: no Ray cluster answers there ({error.strerror or error}); "
+            "start one (ray start --head) or pass its head's address"
+        ) from None
+
+
+def _run_archive(run_dir: Path) -> bytes:
+    """The run directory as an uncompressed tar, in memory."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(run_dir, arcname=run_dir.name or "run")
+    return buffer.getvalue()
+
+
+class _RunActor:
+    """A Ray actor's state: the run, unpacked from the archive into a temporary folder and loaded once."""
+
+    def __init__(self, archive: bytes):
+        import io
+        import tarfile
+        import tempfile
+
+        from reviewlens.runs import load
+
+        self._folder = tempfile.TemporaryDirectory(prefix="reviewlens-run-")
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(self._folder.name, filter="data")
+            (name,) = {Path(member.name).parts[0] for member in tar.getmembers()}
+        self.run = load(Path(self._folder.name) / name)
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        return self.run.predict(texts)
+
+
+class _RayActors:
+    """``Predictions`` on Ray actors, batches dealt round-robin, two per actor ahead; an actor that dies leaves
+    its batches to this process."""
+
+    def __init__(self, run: Run, workers: int):
+        import ray
+
+        self.run = run
+        self.ahead = 2 * workers
+        archive = ray.put(_run_archive(run.run_dir))
+        actor = ray.remote(num_cpus=1)(_RunActor)
+        self._actors: list[Any] = [actor.remote(archive) for _ in range(workers)]
+        self._next = 0
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        if not self._actors:
+            return _ready(self.run.predict(texts))
+        self._next = (self._next + 1) % len(self._actors)
+        future: Future[np.ndarray] = self._actors[self._next].predict.remote(texts).future()
+        return future
+
+    def result(self, future: Future[np.ndarray], texts: list[str]) -> np.ndarray:
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            return future.result()
+        except RayTaskError as error:  # the run failed on these texts: as it would here
+            raise error.as_instanceof_cause() from None
+        except RayActorError:  # killed, out of memory, its node gone
+            return self.run.predict(texts)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors = []
+
+
+ENGINES: dict[str, Callable[[int], Engine]] = {"local": LocalEngine, "ray": RayEngine}
 
 
 # -- the job ------------------------------------------------------------------------------------------
@@ -715,6 +866,7 @@ def score(
     events: Events,
     engine: str = "local",
     workers: int = 1,
+    address: str | None = None,
     on_plan: Callable[[list[Shard], list[Shard]], None] | None = None,
 ) -> Summary:
     """Score every shard of ``inputs`` not already in ``job.out``; ``on_plan(to_score, done_before)`` is told
@@ -723,7 +875,10 @@ def score(
         raise ReviewlensError(f"unknown output format {job.format!r}; use parquet, csv or jsonl")
     if engine not in ENGINES:
         raise ReviewlensError(f"unknown engine {engine!r}; use {', '.join(ENGINES)}")
-    scorer = ENGINES[engine](workers)  # its settings are checked before any output is made
+    if address is not None and engine != "ray":
+        raise ReviewlensError("--address names a Ray cluster; pass it with --engine ray")
+    # its settings are checked before any output is made
+    scorer = RayEngine(workers, address) if engine == "ray" else ENGINES[engine](workers)
     shards = find_shards(inputs)
     manifest = _manifest(job)
     if job.out.exists() and not job.out.is_dir():
