@@ -124,18 +124,15 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_whole_checkpoint(
     assert [p.name for p in tmp_path.iterdir()] == [".run.partial"]
     assert not [p.name for p in staging.iterdir() if p.name.endswith(".tmp")]  # no half-written file
     monkeypatch.undo()
-    result = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=3, resume=True)
-    assert result.metadata.hyperparameters["resumed_after_epoch"] == 1
-
-
-def test_a_run_directory_follows_the_umask(session_aclimdb: Path, tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
-        run = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=1).run_dir
+        result = train("bow-unigram", session_aclimdb, tmp_path / "run", epochs=3, resume=True)
     finally:
         os.umask(previous)
-    assert run.stat().st_mode & 0o777 == 0o755  # a colleague or a service account can read it
-    assert all(path.stat().st_mode & 0o777 == 0o644 for path in run.iterdir())
+    assert result.metadata.hyperparameters["resumed_after_epoch"] == 1
+    # The run directory follows the umask, as any file the user creates: a colleague or a service can read it.
+    assert result.run_dir.stat().st_mode & 0o777 == 0o755
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in result.run_dir.iterdir())
 
 
 def test_an_existing_run_is_never_overwritten(trained_run: Path, session_aclimdb: Path) -> None:

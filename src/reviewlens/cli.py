@@ -530,6 +530,133 @@ def predict(
         out.print(f"{answer.confidence:.2%} {answer.label}" if answer else f"{EMPTY_TEXT}, not scored", markup=False)
 
 
+class ScoreFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class ScoreEngine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class _ScoreProgress:
+    """``reviewlens score``'s display on stderr: a bar over the input bytes, reviews/s, time left, bad rows."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = progress.add_task("score", total=None, rows=0, rate="-")
+        self.started = 0.0
+        self.rows = self.bad = 0
+
+    def plan(self, todo: list[Any], done: list[Any]) -> None:
+        import time
+
+        if done:
+            names = ", ".join(str(shard.path) for shard in done[:3]) + (", ..." if len(done) > 3 else "")
+            err.print(Text(f"skipped {len(done):,} shard(s) already scored in the output folder: {names}", style="dim"))
+        self.progress.update(self.task, total=sum(shard.path.stat().st_size for shard in todo) or None)
+        self.started = time.perf_counter()
+
+    def advance(self, shard: Any, bytes_read: int, rows: int) -> None:
+        import time
+
+        self.rows += rows
+        rate = self.rows / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, advance=bytes_read, rows=self.rows, rate=f"{rate:,.0f}")
+
+    def bad_row(self, bad: Any) -> None:
+        from reviewlens.scoring import REPORTED_BAD_ROWS
+
+        self.bad += 1
+        if self.bad <= REPORTED_BAD_ROWS:
+            err.print(Text(f"bad row, skipped: {bad}", style="yellow"), soft_wrap=True)
+        elif self.bad == REPORTED_BAD_ROWS + 1:
+            err.print(Text("more bad rows are counted, not shown", style="yellow"))
+
+
+@app.command()
+def score(
+    run_dir: RunDirArgument,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or directories of shards: .csv, .jsonl, .parquet, .txt (one review per line), or .gz of them.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the scored shards, one per input shard.")],
+    text_column: Annotated[str, typer.Option("--text-column", help="The column (field) of the review text.")] = "text",
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id-column", help="A column (field) of ids to carry [default: id if there is one, else file and row]."
+        ),
+    ] = None,
+    output_format: Annotated[
+        ScoreFormat, typer.Option("--format", help="Output shards' format.")
+    ] = ScoreFormat.parquet,
+    engine: Annotated[ScoreEngine, typer.Option("--engine", help="Where shards are scored.")] = ScoreEngine.local,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes that predict, this one included (NumPy runs; Keras runs use every core in one); "
+            "with --engine ray, the Ray actors that predict [default: the cores available here].",
+            show_default=False,
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --engine ray: the Ray cluster to join (HOST:6379, ray://HOST:10001, auto) "
+            "[default: start a local Ray].",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop (exit 2) at the first bad row.")] = False,
+    max_review_bytes: Annotated[
+        int,
+        typer.Option("--max-review-bytes", min=1, help="A longer review (UTF-8) is a bad row.", metavar="BYTES"),
+    ] = MAX_REVIEW_BYTES,
+    as_json: JsonOption = False,
+) -> None:
+    """Score files of reviews in bulk, streaming: a shard of id, score, label and run per input shard; a rerun
+    skips the shards already done."""
+    from rich.progress import TimeRemainingColumn
+
+    from reviewlens.scoring import ScoreJob, default_workers
+    from reviewlens.scoring import score as score_shards
+
+    job = ScoreJob(run_dir, output, output_format.value, text_column, id_column, strict, max_review_bytes)
+    with Progress(
+        TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[rows]:,} reviews, {task.fields[rate]}/s"),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:  # fmt: skip
+        display = _ScoreProgress(progress)
+        summary = score_shards(
+            job,
+            inputs,
+            display,
+            engine.value,
+            workers=default_workers() if workers is None else workers,
+            address=address,
+            on_plan=display.plan,
+        )
+    if as_json:
+        _print_json(summary.to_dict())
+        return
+    rate = f", {summary.rows / summary.seconds:,.0f} reviews/s" if summary.seconds > 0 and summary.rows else ""
+    done = f"; {summary.shards_done_before} were done before" if summary.shards_done_before else ""
+    out.print(
+        f"scored {summary.rows:,} reviews of {summary.shards} shard(s) in {summary.seconds:.1f} s{rate}{done}; "
+        f"{summary.rows_skipped:,} bad rows skipped -> {summary.out}",
+        markup=False,
+    )
+
+
 @app.command()
 def explain(
     run_dir: RunDirArgument,
@@ -601,6 +728,89 @@ def compare(
     for row in comparison.rows:
         out.print(f"{row.recipe}: {row.run_dir} ({'reused' if row.reused else 'trained now'})", markup=False)
     out.print(f"written: {comparison.markdown}, {comparison.chart}", markup=False)
+
+
+@app.command()
+def tune(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="A recipe that declares a search space.")],
+    budget: Annotated[
+        str, typer.Option("--budget", help="Time for the whole study, e.g. 90s, 10m, 1h.", metavar="DURATION")
+    ],
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="At most this many trials in the study [default: no limit].")
+    ] = None,
+    data: DataOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="The study's folder; the same command again continues it [default: runs/tune-RECIPE]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the sampler and every trial's training.")] = 1337,
+    as_json: JsonOption = False,
+) -> None:
+    """Search a recipe's settings on validation within a time budget; write the best run and a table of every trial."""
+    from reviewlens.tuning import TrialRow, parse_budget
+    from reviewlens.tuning import tune as tune_recipe
+
+    seconds = parse_budget(budget)  # a malformed budget fails here, before any work
+    progress = Progress(
+        TextColumn("trial {task.fields[trial]}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[logs]}"), TimeElapsedColumn(), console=err, transient=True,
+    )  # fmt: skip
+    task = progress.add_task("tune", total=None, trial="", logs="")
+
+    def on_epoch(trial: int, epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        progress.start()  # from the first epoch: an error before it is one line, nothing more
+        shown = f"val_accuracy {logs['val_accuracy']:.4f}"
+        progress.update(task, trial=trial, completed=epoch, total=epochs, logs=shown)
+
+    def on_trial(row: TrialRow) -> None:
+        err.print(Text(f"trial {row.number}: {_trial_summary(row)}", style="dim"), soft_wrap=True)
+
+    try:
+        result = tune_recipe(
+            recipe, data, out_dir, budget=seconds, trials=trials, seed=seed, on_epoch=on_epoch, on_trial=on_trial,
+            log=lambda message: err.print(Text(message, style="dim"), soft_wrap=True),
+        )  # fmt: skip
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+    if as_json:
+        _print_json(result.to_json())
+        return
+    table = Table(title=f"{len(result.trials)} trials of {result.recipe} in {result.out} (* chosen)")
+    for column in ("trial", "state", "val acc", "epochs", "s"):  # short: the settings fold, never these
+        table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True)
+    table.add_column("settings", overflow="fold")
+    for row in result.trials:
+        settings = " ".join(f"{name}={_setting(value)}" for name, value in row.params.items())
+        table.add_row(
+            f"{row.number}{' *' if row.number == result.best.number else ''}",
+            row.state,
+            f"{row.val_accuracy:.2%}" if row.val_accuracy is not None else "-",
+            str(row.epochs),
+            f"{row.seconds:.0f}" if row.seconds is not None else "-",
+            Text(settings + (" (the recipe's own)" if row.baseline else "")),
+        )
+    out.print(table)
+    best, baseline = result.best, result.baseline
+    own = f" (the recipe's own settings: {baseline.val_accuracy:.2%})" if baseline and baseline.val_accuracy else ""
+    out.print(f"best: trial {best.number}, validation accuracy {best.val_accuracy:.2%}{own}", markup=False)
+    if result.test_accuracy is not None:
+        out.print(f"test accuracy of the chosen run, read once after choosing: {result.test_accuracy:.2%}")
+    out.print(f"best run: {result.out / 'best'}; every trial: {result.out / 'trials.csv'}", markup=False)
+
+
+def _trial_summary(row: Any) -> str:
+    """A finished trial in a few words: "complete, validation 89.12% in 31 s", "pruned after epoch 2"."""
+    if row.state == "complete":
+        return f"complete, validation {row.val_accuracy:.2%} in {row.seconds:.0f} s"
+    return f"{row.state} after epoch {row.epochs}"
+
+
+def _setting(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @app.command("runs")

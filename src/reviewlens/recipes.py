@@ -6,12 +6,35 @@ own recipes (importing this module imports the built-in families); ``reviewlens 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from reviewlens.errors import ReviewlensError
 from reviewlens.registry import Registry
 
 BOOK = "Chollet, Deep Learning with Python, 2nd ed."
+
+
+@dataclass(frozen=True)
+class Range:
+    """A setting ``reviewlens tune`` searches between ``low`` and ``high`` (integers where both are; on a log
+    scale where ``log``)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A setting ``reviewlens tune`` chooses among ``values`` (numbers, strings or booleans)."""
+
+    values: tuple[float | str | bool, ...]
+
+
+#: A recipe's search space: each setting by name (a ``Recipe`` field such as ``learning_rate``, or a key of its
+#: ``vectorizer`` or ``model``, dotted: ``model.dropout``) with the values ``reviewlens tune`` may try.
+Search = Mapping[str, Range | Choice]
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,7 @@ class Recipe:
     notes: str = ""
     slow: bool = False
     tags: tuple[str, ...] = field(default=())
+    search: Search = field(default_factory=dict)  # what `reviewlens tune` may change; empty: not tunable
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

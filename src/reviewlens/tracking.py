@@ -98,7 +98,7 @@ class TensorBoard(Tracker):
         self._params: dict[str, str | int | float | bool] = {}
 
     def check(self) -> None:
-        _require("tensorboardX", "tensorboard", "--tensorboard")
+        require_extra("tensorboardX", "tensorboard", "--tensorboard")
         try:
             self.logdir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -160,7 +160,7 @@ class MLflow(Tracker):
         self._run_id: str | None = None
 
     def check(self) -> None:
-        _require("mlflow", "mlflow", "--mlflow")
+        require_extra("mlflow", "mlflow", "--mlflow")
         parts = urlsplit(self.uri)
         if parts.scheme == "file":
             folder = Path(parts.path)
@@ -272,7 +272,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _require(module: str, extra: str, option: str) -> None:
+def require_extra(module: str, extra: str, option: str) -> None:
     """The extra ``option`` needs is installed, or one line saying what to install."""
     import importlib.util
 

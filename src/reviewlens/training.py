@@ -77,7 +77,7 @@ def configured(recipe: str | Recipe, batch_size: int | None = None, learning_rat
 _CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-def _check_writable(folder: Path) -> None:
+def check_writable(folder: Path) -> None:
     """The folder a run will be written in can be made and written, or one line saying why not."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def train(
     run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReviewlensError(f"{run_dir} already exists and is not empty; choose another --out or remove it")
-    _check_writable(run_dir.parent)  # before any data is read or any epoch trained
+    check_writable(run_dir.parent)  # before any data is read or any epoch trained
     for tracker in trackers:
         tracker.check()
     family = get_family(recipe.family)

@@ -22,7 +22,7 @@ from reviewlens.models.sparse_mlp import SparseMLP, initial_weights
 from reviewlens.predictors.dense import DensePredictor
 from reviewlens.predictors.keras_model import MODEL_FILE
 from reviewlens.processes import process_pool, stopping
-from reviewlens.recipes import BOOK, Recipe, register
+from reviewlens.recipes import BOOK, Choice, Range, Recipe, Search, register
 from reviewlens.text import BagOfWords
 
 
@@ -186,6 +186,14 @@ def _fit_mlp(
 # -- Recipes ----------------------------------------------------------------------------------------
 
 _BOOK_BOW = f"{BOOK}, ch. 11, bag-of-words models"
+#: What `reviewlens tune` searches for the book's bag-of-words recipes; each recipe's own settings lie inside.
+_BOW_SEARCH: Search = {
+    "learning_rate": Range(1e-4, 1e-2, log=True),
+    "batch_size": Choice((32, 64, 128, 256)),
+    "model.dropout": Range(0.0, 0.7),
+    "vectorizer.max_tokens": Range(10_000, 100_000, log=True),
+    "vectorizer.ngrams": Choice((1, 2, 3)),
+}
 
 register(
     Recipe(
@@ -197,6 +205,7 @@ register(
         vectorizer={"max_tokens": 20000, "ngrams": 1, "output_mode": "multi_hot"},
         model={"hidden": [16], "dropout": 0.5},
         tags=("bag-of-words",),
+        search={name: space for name, space in _BOW_SEARCH.items() if name != "vectorizer.ngrams"},
     )
 )
 register(
@@ -209,6 +218,7 @@ register(
         vectorizer={"max_tokens": 20000, "ngrams": 2, "output_mode": "multi_hot"},
         model={"hidden": [16], "dropout": 0.5},
         tags=("bag-of-words", "default"),
+        search=_BOW_SEARCH,
     )
 )
 register(
@@ -221,6 +231,7 @@ register(
         vectorizer={"max_tokens": 20000, "ngrams": 2, "output_mode": "tf_idf"},
         model={"hidden": [16], "dropout": 0.5},
         tags=("bag-of-words",),
+        search=_BOW_SEARCH,
     )
 )
 register(

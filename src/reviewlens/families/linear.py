@@ -21,7 +21,7 @@ from reviewlens.families import BestEpoch, Context, register_family
 from reviewlens.families.bow import BagOfWordsFamily, Fitted, Vectors
 from reviewlens.models.nb_linear import NBLinear, interpolated, nb_ratios
 from reviewlens.predictors.dense import DensePredictor
-from reviewlens.recipes import Recipe, register
+from reviewlens.recipes import Choice, Range, Recipe, Search, register
 
 Candidate = tuple[np.ndarray, float, np.ndarray, float]  # kernel, bias, validation probabilities, beta
 
@@ -165,6 +165,15 @@ _NGRAMS_1_3 = {
     "output_mode": "multi_hot",
     "standardize": "lower_and_split_punctuation",
 }
+#: What `reviewlens tune` searches for NBSVM and NBSVM++; each recipe's own settings lie inside.
+_LINEAR_SEARCH: Search = {
+    "learning_rate": Range(0.005, 0.05, log=True),
+    "batch_size": Choice((32, 64, 128)),
+    "epochs": Range(2, 5),
+    "model.weight_decay": Range(1e-7, 1e-3, log=True),
+    "vectorizer.max_tokens": Range(50_001, 800_001, log=True),
+    "vectorizer.ngrams": Choice((2, 3)),
+}
 
 register(
     Recipe(
@@ -183,6 +192,7 @@ register(
         notes="Trained with Adam on sparse mini-batches (L2 weight decay 5e-4, about C=0.1 on 20,000 reviews); "
         "beta and the epoch are chosen on the validation split.",
         tags=("linear",),
+        search=_LINEAR_SEARCH,
     )
 )
 _PLUS: dict[str, object] = {"alpha": 1.0, "shift": 0.4, "scale": 0.1, "init": 0.1, "weight_decay": 1e-6, "refit": True}
@@ -203,6 +213,7 @@ register(
         notes="Each feature's weight is (w + 0.4) * r / 10, w learned from ±0.1: it starts at its naive-Bayes "
         "weight and learns a correction. The epoch is chosen on the validation split.",
         tags=("linear",),
+        search={**_LINEAR_SEARCH, "model.shift": Range(0.1, 1.0)},
     )
 )
 register(

@@ -24,12 +24,14 @@ from reviewlens.runs import Run
 _run: Run | None = None  # in each helper process
 
 
-def _load(run_dir: str) -> None:
+def load_helper_run(run_dir: str) -> None:
+    """A helper process's initializer (the service's and ``score``'s): load the run with its NumPy predictor."""
     global _run
     _run = Run(run_dir, runtime="numpy")
 
 
-def _predict(texts: Sequence[str]) -> np.ndarray:
+def helper_predict(texts: Sequence[str]) -> np.ndarray:
+    """In a helper process: the loaded run's probabilities of each label for ``texts`` (``Run.predict_proba``)."""
     assert _run is not None, "the helper process has no run loaded"
     return _run.predict_proba(texts)
 
@@ -47,9 +49,11 @@ class PooledPredict:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = process_pool(self.processes, initializer=_load, initargs=(str(self.run.run_dir),))
+        pool = process_pool(self.processes, initializer=load_helper_run, initargs=(str(self.run.run_dir),))
         # Start the helpers now, in the background: the server is ready without waiting for them.
-        self._warming: list[Future[np.ndarray]] = [pool.submit(_predict, ["warm up"]) for _ in range(self.processes)]
+        self._warming: list[Future[np.ndarray]] = [
+            pool.submit(helper_predict, ["warm up"]) for _ in range(self.processes)
+        ]
         return pool
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -59,7 +63,7 @@ class PooledPredict:
         bounds = np.linspace(0, len(texts), parts + 1).astype(int)
         chunks = [texts[start:end] for start, end in itertools.pairwise(bounds)]
         try:
-            helped = [self._pool.submit(_predict, chunk) for chunk in chunks[1:]]
+            helped = [self._pool.submit(helper_predict, chunk) for chunk in chunks[1:]]
             first = self.run.predict_proba(chunks[0])
             return np.concatenate([first, *(future.result() for future in helped)])
         except BrokenProcessPool:  # a helper died: replace them all, and answer this call here
