@@ -213,3 +213,21 @@ def test_explain_follows_the_label_a_review_gets(three_label_run: Path) -> None:
     assert explained["label"] == "negative"
     cues = {t["term"]: t["contribution"] for t in explained["terms"] if t["term"] in CUES["negative"]}
     assert set(cues) == {"dull", "tedious"} and all(c > 0 for c in cues.values())  # they pushed it to negative
+
+
+def test_score_writes_the_label_each_review_gets_and_its_probability(three_label_run: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reviewlens.runs import load
+    from reviewlens.scoring import ScoreJob, score
+
+    from .test_score import Recorded
+
+    texts = list(HELD_OUT.values())
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
+    score(ScoreJob(three_label_run, tmp_path / "out"), [tmp_path / "in.parquet"], Recorded())  # type: ignore[arg-type]
+    table = pq.read_table(tmp_path / "out" / "in.parquet")
+    assert table.column("label").to_pylist() == list(HELD_OUT)
+    expected = load(three_label_run).predict_proba(texts).max(axis=1)  # each text's own label's probability
+    np.testing.assert_allclose(table.column("score").to_numpy(), expected, atol=1e-6)
