@@ -102,3 +102,38 @@ def sequence_run(session_aclimdb: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("runs") / "sum-embedding"
     train("sum-embedding", session_aclimdb, out, epochs=2)
     return out
+
+
+#: Each label's own words: a review of a label holds a few of them among neutral words.
+CUES = {
+    "negative": ["awful", "boring", "dull", "tedious"],
+    "neutral": ["average", "okay", "passable", "ordinary"],
+    "positive": ["wonderful", "superb", "moving", "brilliant"],
+}
+
+
+def three_label_reviews(count: int, seed: int) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    records: list[dict[str, object]] = []
+    for i in range(count):
+        label = list(CUES)[i % 3]
+        words = [rng.choice(NEUTRAL) for _ in range(rng.randint(6, 15))] + rng.sample(CUES[label], 2)
+        rng.shuffle(words)
+        records.append({"text": " ".join(words), "label": label})
+    return records
+
+
+@pytest.fixture(scope="session")
+def three_labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 reviews of three labels (negative, neutral, positive) in a JSON lines file."""
+    return write_jsonl(tmp_path_factory.mktemp("labels") / "three.jsonl", three_label_reviews(300, seed=3))
+
+
+@pytest.fixture(scope="session")
+def three_label_run(three_labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bow-bigram run of the three labels, trained once for all tests that only read it."""
+    from reviewlens.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "three"
+    train("bow-bigram", three_labels, out, epochs=10)
+    return out

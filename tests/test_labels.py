@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -11,32 +10,10 @@ import pytest
 
 from reviewlens.data import Dataset
 from reviewlens.errors import ReviewlensError
+from reviewlens.runs import read_predictions
 
-from .conftest import NEUTRAL, write_jsonl
+from .conftest import CUES, write_jsonl
 from .test_cli import run
-
-#: Each label's own words: a review of a label holds a few of them among neutral words.
-CUES = {
-    "negative": ["awful", "boring", "dull", "tedious"],
-    "neutral": ["average", "okay", "passable", "ordinary"],
-    "positive": ["wonderful", "superb", "moving", "brilliant"],
-}
-
-
-def three_label_reviews(count: int, seed: int) -> list[dict[str, object]]:
-    rng = random.Random(seed)
-    records: list[dict[str, object]] = []
-    for i in range(count):
-        label = list(CUES)[i % 3]
-        words = [rng.choice(NEUTRAL) for _ in range(rng.randint(6, 15))] + rng.sample(CUES[label], 2)
-        rng.shuffle(words)
-        records.append({"text": " ".join(words), "label": label})
-    return records
-
-
-@pytest.fixture(scope="module")
-def three_labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_jsonl(tmp_path_factory.mktemp("labels") / "three.jsonl", three_label_reviews(300, seed=3))
 
 
 def test_a_label_column_gives_its_names_in_order_and_binary_words_stay_binary(
@@ -100,15 +77,6 @@ def test_a_label_mistake_is_one_line_and_exit_2_from_the_command_line(tmp_path: 
                                                       "at least two labels in its label column"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def three_label_run(three_labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reviewlens.training import train
-
-    out = tmp_path_factory.mktemp("runs") / "three"
-    train("bow-bigram", three_labels, out, epochs=10)
-    return out
-
-
 HELD_OUT = {
     "negative": "a dull and tedious film",
     "neutral": "an okay film, ordinary",
@@ -134,12 +102,103 @@ def test_more_than_two_labels_train_a_softmax_that_both_runtimes_agree_on(three_
 
 
 def test_a_family_that_learns_two_labels_refuses_three_in_one_line(three_labels: Path, tmp_path: Path) -> None:
-    result = run("train", "--recipe", "nbsvm", "--data", str(three_labels), "--out", str(tmp_path / "run"))
+    result = run("train", "--recipe", "char-cnn", "--data", str(three_labels), "--out", str(tmp_path / "run"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: recipe 'nbsvm' (linear family) learns two labels, and the data has 3 (negative, neutral, positive); "
-        "choose a bag-of-words or sequence recipe (bow-bigram, lstm, ...)"
+        "error: recipe 'char-cnn' (characters family) learns two labels, and the data has 3 (negative, neutral, "
+        "positive); choose a recipe of the bow, ensemble, fasttext, linear, rnn, conv, transformer, embedding-sum "
+        "families (`reviewlens recipes` lists them)"
     )
+
+
+@pytest.fixture(scope="module", params=["nbsvm", "fasttext"])
+def linear_three_label_run(
+    request: pytest.FixtureRequest, three_labels: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    from reviewlens.training import train
+
+    out = tmp_path_factory.mktemp("runs") / request.param
+    train(request.param, three_labels, out, epochs=4)
+    return out
+
+
+def test_linear_and_fasttext_recipes_learn_three_labels_that_numpy_and_keras_agree_on(
+    linear_three_label_run: Path, three_labels: Path
+) -> None:
+    from reviewlens.runs import load, read_metadata
+
+    metadata = read_metadata(linear_three_label_run)
+    assert metadata.labels == list(HELD_OUT) and metadata.predictors == ["dense.v1", "keras.v1"]
+    assert metadata.metrics["test"]["macro_f1"] >= 0.8 and len(metadata.metrics["test"]["confusion_matrix"]) == 3
+    numpy_run, keras_run = load(linear_three_label_run, "numpy"), load(linear_three_label_run, "keras")
+    texts, _ = Dataset(three_labels).read("test")
+    probabilities = numpy_run.predict_proba(texts)
+    assert probabilities.shape == (len(texts), 3)
+    np.testing.assert_allclose(probabilities, read_predictions(linear_three_label_run)["test_probabilities"], atol=1e-6)
+    odd = ["", "!", *HELD_OUT.values()]
+    np.testing.assert_allclose(keras_run.predict_proba([*texts[:20], *odd]),
+                               numpy_run.predict_proba([*texts[:20], *odd]), atol=1e-5)  # fmt: skip
+    assert numpy_run.decide(numpy_run.predict_proba(list(HELD_OUT.values()))) == list(HELD_OUT)
+
+
+def test_an_ensemble_of_three_label_runs_averages_each_labels_probability(
+    three_label_run: Path, linear_three_label_run: Path, three_labels: Path, tmp_path: Path
+) -> None:
+    from reviewlens.runs import load
+    from reviewlens.training import train
+
+    members = (three_label_run, linear_three_label_run)
+    metadata = train("ensemble", three_labels, tmp_path / "ensemble", options={"members": members}).metadata
+    assert metadata.labels == list(HELD_OUT) and "mean" in metadata.hyperparameters["combination"]
+    kept = read_predictions(tmp_path / "ensemble")["test_probabilities"]
+    mean = np.mean([read_predictions(m)["test_probabilities"] for m in members], axis=0)
+    np.testing.assert_allclose(kept, mean, atol=1e-6)
+    texts = list(HELD_OUT.values())
+    ensemble = load(tmp_path / "ensemble")
+    np.testing.assert_allclose(ensemble.predict_proba(texts),
+                               np.mean([load(m).predict_proba(texts) for m in members], axis=0), atol=1e-6)  # fmt: skip
+    assert ensemble.decide(ensemble.predict_proba(texts)) == list(HELD_OUT)
+
+
+def test_an_ensemble_refuses_members_whose_labels_differ_in_one_line(
+    three_label_run: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    result = run("train", "--recipe", "ensemble", "--members", f"{three_label_run},{trained_run}",
+                  "--out", str(tmp_path / "ensemble"))  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{trained_run} has the labels" in line and "cannot be combined" in line
+
+
+def test_calibrate_fits_a_softmax_temperature_that_lowers_the_validation_loss(
+    three_labels: Path, tmp_path: Path
+) -> None:
+    from reviewlens.evaluation import metrics
+    from reviewlens.runs import load
+    from reviewlens.training import train
+
+    calibrated = train("nbsvm", three_labels, tmp_path / "calibrated", epochs=4, calibrate=True).metadata
+    temperature = calibrated.temperature
+    assert temperature != 1.0 and calibrated.hyperparameters["calibration"]["fitted_on"] == "validation"
+    run = load(tmp_path / "calibrated")
+    texts, labels = Dataset(three_labels).read("validation")
+    scaled = run.predict_proba(texts)
+    np.testing.assert_allclose(scaled, read_predictions(tmp_path / "calibrated")["val_probabilities"], atol=1e-6)
+    run.predictor.temperature = 1.0  # the model's own probabilities
+    raw = run.predict_proba(texts)
+    names = tuple(HELD_OUT)
+    assert metrics(scaled, labels, names=names)["loss"] <= metrics(raw, labels, names=names)["loss"]  # type: ignore[operator]
+    assert run.decide(scaled) == run.decide(raw)  # a temperature changes no answer
+    expected = np.exp(np.log(raw) / temperature)
+    np.testing.assert_allclose(scaled, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_threshold_with_three_labels_is_one_line_exit_2(three_labels: Path, tmp_path: Path) -> None:
+    result = run("train", "--recipe", "nbsvm", "--data", str(three_labels), "--threshold", "best-f1",
+                 "--out", str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "--threshold best-f1" in line and "two labels" in line and "has 3" in line
 
 
 def test_predict_and_evaluate_report_every_label(three_label_run: Path, three_labels: Path) -> None:
@@ -231,3 +290,37 @@ def test_score_writes_the_label_each_review_gets_and_its_probability(three_label
     assert table.column("label").to_pylist() == list(HELD_OUT)
     expected = load(three_label_run).predict_proba(texts).max(axis=1)  # each text's own label's probability
     np.testing.assert_allclose(table.column("score").to_numpy(), expected, atol=1e-6)
+
+
+def test_compare_reports_each_labels_f1_and_refuses_runs_of_other_labels(
+    three_label_run: Path, three_labels: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    from reviewlens.compare import compare
+
+    from .test_tools import _copy_run
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _copy_run(three_label_run, runs / "three")
+    test = json.loads((three_label_run / "metadata.json").read_text())["metrics"]["test"]
+    comparison = compare("bow-bigram", three_labels, runs, epochs=10)
+    (row,) = comparison.rows
+    assert row.reused and comparison.labels == tuple(HELD_OUT)
+    assert row.macro_f1 == test["macro_f1"] and list(row.per_label_f1 or {}) == list(HELD_OUT)
+    assert row.per_label_f1 == {label: test["per_label"][label]["f1"] for label in HELD_OUT}
+    text = (runs / "comparison.md").read_text()
+    assert "| recipe | macro-F1 | negative | neutral | positive |" in text
+    f1 = " | ".join(f"{test['per_label'][label]['f1']:.3f}" for label in HELD_OUT)
+    assert f"| bow-bigram | {test['macro_f1']:.3f} | {f1} |" in text
+
+    # A two-label run that claims this data: compared beside the three-label one, it is refused in one line.
+    fingerprint = json.loads((three_label_run / "metadata.json").read_text())["data"]["fingerprint"]
+    _copy_run(trained_run, runs / "binary", recipe="bow-unigram", data__fingerprint=fingerprint,
+              hyperparameters__epochs=10)  # fmt: skip
+    result = run("compare", "--recipes", "bow-bigram,bow-unigram", "--data", str(three_labels), "--runs", str(runs),
+                 "--epochs", "10")  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {runs / 'binary'} holds the labels (negative, positive), {runs / 'three'} (negative, neutral, "
+        "positive): runs of different labels cannot be compared; compare each set of labels on its own"
+    )

@@ -320,7 +320,9 @@ def test_compare_cli_prints_a_table_or_json(trained_run: Path, session_aclimdb: 
     assert report["markdown"] == str(runs / "comparison.md") and report["chart"] == str(runs / "comparison.png")
     (row,) = report["recipes"]
     assert set(row) == {"recipe", "run_dir", "reused", "val_accuracy", "test_accuracy", "train_seconds",
-                        "reviews_per_second", "size_mb"}  # fmt: skip
+                        "reviews_per_second", "size_mb", "macro_f1", "per_label_f1"}  # fmt: skip
+    assert report["labels"] == ["negative", "positive"]
+    assert row["macro_f1"] == json.loads((runs / "bigram" / "metadata.json").read_text())["metrics"]["test"]["macro_f1"]
     assert row["reused"] is True and row["run_dir"] == str(runs / "bigram")
     human = run(*args)
     assert human.returncode == 0, human.stderr

@@ -707,15 +707,18 @@ def compare(
     epochs: Annotated[
         int | None, typer.Option("--epochs", min=1, help="Epochs for every recipe [default: each recipe's].")
     ] = None,
+    labels: LabelsOption = LabelChoice.sentiment,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare recipes on one dataset: accuracy, training time, prediction speed, size (reusing matching runs)."""
+    """Compare recipes on one dataset: accuracy, training time, prediction speed, size (reusing matching runs);
+    with more than two labels also each run's macro-F1 and every label's F1."""
     from reviewlens.compare import compare as compare_recipes
-    from reviewlens.compare import table_rows
+    from reviewlens.compare import label_rows, table_rows
 
     comparison = compare_recipes(
-        recipes, data, runs, epochs=epochs, log=lambda message: err.print(Text(message, style="dim"))
-    )
+        recipes, data, runs, epochs=epochs, log=lambda message: err.print(Text(message, style="dim")),
+        labels=labels.value,
+    )  # fmt: skip
     if as_json:
         _print_json(comparison.to_dict())
         return
@@ -725,6 +728,13 @@ def compare(
     for cells in table_rows(comparison.rows):
         table.add_row(*(Text(cell) for cell in cells[:-1]))
     out.print(table)
+    if len(comparison.labels) > 2:
+        per_label = Table(title="test macro-F1 and F1 per label")
+        for i, column in enumerate(("recipe", "macro-F1", *comparison.labels)):
+            per_label.add_column(column, justify="right" if i else "left", no_wrap=True)
+        for cells in label_rows(comparison.rows, comparison.labels):
+            per_label.add_row(*(Text(cell) for cell in cells))
+        out.print(per_label)
     for row in comparison.rows:
         out.print(f"{row.recipe}: {row.run_dir} ({'reused' if row.reused else 'trained now'})", markup=False)
     out.print(f"written: {comparison.markdown}, {comparison.chart}", markup=False)

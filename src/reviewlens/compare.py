@@ -2,7 +2,9 @@
 
 ``compare`` looks in a runs directory for the newest complete run of each recipe trained on the same
 data (its fingerprint) for the same number of epochs, trains one there when none exists, and writes
-``comparison.md`` and ``comparison.png`` beside the runs.
+``comparison.md`` and ``comparison.png`` beside the runs. Runs of more than two labels (``labels="rating"``, or a
+file of more) add each run's test macro-F1 and every label's test F1 to the report; runs compared must hold the
+same labels.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reviewlens.data import Resolved, fingerprint, resolve, split_digest
+from reviewlens.data import LabelKind, Resolved, fingerprint, resolve, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.runs import METADATA_FILE, RunMetadata, load, read_metadata
 
@@ -39,6 +41,8 @@ class Row:
     train_seconds: float | None  # the run's own training time (metadata timings total_s)
     reviews_per_second: float  # Run.predict on up to TIMED_REVIEWS test reviews, in one call
     size_mb: float  # every file of the run directory, 10^6 bytes
+    macro_f1: float | None = None  # the test split's
+    per_label_f1: dict[str, float] | None = None  # each label's F1 on the test split, in the run's label order
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Comparison:
     command: str
     markdown: Path
     chart: Path
+    labels: tuple[str, ...] = ("negative", "positive")  # every compared run's
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +64,7 @@ class Comparison:
             "command": self.command,
             "markdown": str(self.markdown),
             "chart": str(self.chart),
+            "labels": list(self.labels),
             "recipes": [asdict(row) for row in self.rows],
         }
 
@@ -128,11 +134,15 @@ def prediction_speed(run_dir: Path, texts: Sequence[str]) -> float:
     return len(texts) / max(time.perf_counter() - started, 1e-9)
 
 
-def command_line(recipes: Sequence[str], data: Path | None, runs_dir: Path, epochs: int | None) -> str:
+def command_line(
+    recipes: Sequence[str], data: Path | None, runs_dir: Path, epochs: int | None, labels: LabelKind = "sentiment"
+) -> str:
     """The ``reviewlens compare`` command that repeats this comparison."""
     words = ["reviewlens", "compare", "--recipes", ",".join(recipes)]
     if data is not None:
         words += ["--data", str(data)]
+    if labels != "sentiment":
+        words += ["--labels", labels]
     words += ["--runs", str(runs_dir)]
     if epochs is not None:
         words += ["--epochs", str(epochs)]
@@ -146,11 +156,13 @@ def compare(
     *,
     epochs: int | None = None,
     log: Callable[[str], None] = lambda message: None,
+    labels: LabelKind = "sentiment",
 ) -> Comparison:
     """Reuse or train a run of each recipe on ``data`` in ``runs_dir``; write the Markdown table and the chart.
 
     A run is reused when it is the same recipe, trained on data with the same fingerprint for the same
-    epochs (``epochs``, else the recipe's). ``data`` is resolved as the CLI resolves ``--data``.
+    epochs (``epochs``, else the recipe's). ``data`` is resolved as the CLI resolves ``--data``, its reviews labelled
+    by ``labels`` (aclImdb's ``"rating"``: its 1-10 rating); every run compared must hold the same labels.
     """
     from reviewlens.recipes import get_recipe
     from reviewlens.training import default_run_dir, train
@@ -162,11 +174,13 @@ def compare(
     if root.exists() and not root.is_dir():
         raise ReviewlensError(f"{root} is not a directory; pass --runs a directory for the runs and the comparison")
     data_path = None if data is None else Path(data)
-    resolved = resolve(data_path)
+    resolved = resolve(data_path, labels=labels)
     log(f"{resolved.describe()}; fingerprinting its splits")
     digest, test_texts = data_fingerprint(resolved)
     timed = test_texts[:TIMED_REVIEWS]
     rows = []
+    label_names: tuple[str, ...] | None = None
+    first_run: Path | None = None
     for name in names:
         wanted = epochs or get_recipe(name).epochs
         run_dir = find_run(root, name, digest, wanted)
@@ -177,6 +191,15 @@ def compare(
         else:
             log(f"{name}: reusing {run_dir}")
         metadata = read_metadata(run_dir)
+        if label_names is None:
+            label_names, first_run = tuple(metadata.labels), run_dir
+        elif tuple(metadata.labels) != label_names:
+            raise ReviewlensError(
+                f"{run_dir} holds the labels ({', '.join(metadata.labels)}), {first_run} ({', '.join(label_names)}): "
+                "runs of different labels cannot be compared; compare each set of labels on its own"
+            )
+        test = metadata.metrics.get("test", {})
+        per_label = test.get("per_label") or {}
         log(f"{name}: timing predictions on {len(timed):,} test reviews")
         rows.append(
             Row(
@@ -188,12 +211,15 @@ def compare(
                 train_seconds=metadata.timings.get("total_s"),
                 reviews_per_second=prediction_speed(run_dir, timed),
                 size_mb=run_size(run_dir) / 1e6,
+                macro_f1=test.get("macro_f1"),
+                per_label_f1={label: per_label[label]["f1"] for label in metadata.labels if label in per_label} or None,
             )
         )
-    command = command_line(names, data_path, root, epochs)
+    command = command_line(names, data_path, root, epochs, labels)
     comparison = Comparison(
-        rows, str(resolved.dataset.path), digest, root, command, root / MARKDOWN_FILE, root / CHART_FILE
-    )
+        rows, str(resolved.dataset.path), digest, root, command, root / MARKDOWN_FILE, root / CHART_FILE,
+        label_names or resolved.dataset.label_names,
+    )  # fmt: skip
     _write_atomically(comparison.markdown, markdown(comparison).encode("utf-8"))
     plot_comparison(rows, comparison.chart, title=f"Test accuracy on {resolved.dataset.path.name}")
     return comparison
@@ -241,7 +267,30 @@ def markdown(comparison: Comparison) -> str:
     lines += [
         "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |" for cells in table_rows(comparison.rows)
     ]
+    if len(comparison.labels) > 2:  # more labels: how each is learned
+        lines += ["", f"Test macro-F1 and each label's test F1 ({len(comparison.labels)} labels):", ""]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in ["recipe", "macro-F1", *comparison.labels]) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(comparison.labels) + 1)) + "|",
+        ]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+            for cells in label_rows(comparison.rows, comparison.labels)
+        ]
     return "\n".join(lines) + "\n"
+
+
+def label_rows(rows: Sequence[Row], labels: Sequence[str]) -> list[list[str]]:
+    """Each run's test macro-F1 and every label's test F1, as text cells (for more than two labels)."""
+    return [
+        [
+            row.recipe,
+            "-" if row.macro_f1 is None else f"{row.macro_f1:.3f}",
+            *("-" if (row.per_label_f1 or {}).get(label) is None else f"{(row.per_label_f1 or {})[label]:.3f}"
+              for label in labels),
+        ]
+        for row in rows
+    ]  # fmt: skip
 
 
 def plot_comparison(rows: Sequence[Row], path: Path, title: str = "") -> Path:

@@ -28,7 +28,7 @@ from reviewlens.checkpoints import Staging
 from reviewlens.data import MAX_REVIEW_BYTES, Dataset, LabelKind, Resolved, fingerprint, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
-from reviewlens.families import BestEpoch, Context, Trained, get_family
+from reviewlens.families import FAMILIES, BestEpoch, Context, Trained, get_family
 from reviewlens.families.base import EpochCallback, Log, _quiet
 from reviewlens.imbalance import ClassWeight, ThresholdRule
 from reviewlens.predictors import binary_columns
@@ -169,14 +169,11 @@ def train(
             f"--threshold {rule.spec}: a threshold decides between two labels, and the data has {len(names)} "
             "(each review gets its most probable label); leave --threshold out"
         )
-    if len(names) > 2 and calibrate:
-        raise ReviewlensError(
-            f"--calibrate fits a temperature for two labels, and the data has {len(names)}; leave --calibrate out"
-        )
     if len(names) > 2 and not family.multiclass:
+        able = ", ".join(name for name, each in FAMILIES.items() if each.multiclass)
         raise ReviewlensError(
             f"recipe {recipe.name!r} ({family.name} family) learns two labels, and the data has {len(names)} "
-            f"({', '.join(names)}); choose a bag-of-words or sequence recipe (bow-bigram, lstm, ...)"
+            f"({', '.join(names)}); choose a recipe of the {able} families (`reviewlens recipes` lists them)"
         )
     weighing = ClassWeight.parse(class_weight, names) if class_weight is not None else None
     staging = Staging(run_dir)
@@ -344,11 +341,16 @@ def _metadata(
 
 
 def _calibrate(trained: Trained, log: Log) -> float:
-    """Fit a temperature on the validation predictions and apply it to them and to the test ones."""
+    """Fit a temperature on the validation predictions and apply it to them and to the test ones (a softmax
+    temperature over every label's column where there are more than two)."""
     before = expected_calibration_error(trained.val_probabilities, trained.val_labels)
     temperature = fit_temperature(trained.val_probabilities, trained.val_labels)
     for split in ("val_probabilities", "test_probabilities"):
-        calibrated = scale(binary_columns(getattr(trained, split)), temperature)[:, 1]
+        probabilities = np.asarray(getattr(trained, split))
+        if probabilities.ndim == 2:  # more than two labels: one column each
+            calibrated = scale(probabilities, temperature)
+        else:
+            calibrated = scale(binary_columns(probabilities), temperature)[:, 1]
         setattr(trained, split, calibrated)
     after = expected_calibration_error(trained.val_probabilities, trained.val_labels)
     log(f"calibrated on validation: temperature {temperature:.3f}, calibration error {before:.4f} -> {after:.4f}")

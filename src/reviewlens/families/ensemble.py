@@ -5,7 +5,8 @@ predictions (``predictions.npz``, which every run keeps), so it both weighs the 
 the result; test predictions are the members' test predictions combined, scored once. The validation
 figures are out-of-fold (each fifth of the validation split scored by weights fitted on the other four),
 so they are not flattered by the fit. Members must come from the same data (the same fingerprint) and use
-the same labels; the ensemble keeps a copy of each (``reviewlens.predictors.ensemble``).
+the same labels; the ensemble keeps a copy of each (``reviewlens.predictors.ensemble``). Members of more than
+two labels are averaged instead: each label's probability is the mean of the members' (nothing is fitted).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class EnsembleFamily(Family):
         context.lap("read_s")
 
         val_labels, test_labels = splits["validation"][1], splits["test"][1]
+        if len(dataset.label_names) > 2:
+            return _averaged(members, splits, digests, context)
         val_x = np.stack([logits(m.predictions["val_probabilities"]) for m in members], axis=1)
         test_x = np.stack([logits(m.predictions["test_probabilities"]) for m in members], axis=1)
         y_val = np.asarray(val_labels)
@@ -131,11 +134,6 @@ def _members(paths: Sequence[Path], with_predictions: bool = True) -> list[Membe
         metadata = read_metadata(path)
         if metadata.family == "ensemble":
             raise ReviewlensError(f"{path} is an ensemble itself; give its members instead")
-        if len(metadata.labels) > 2:
-            raise ReviewlensError(
-                f"{path} has {len(metadata.labels)} labels ({', '.join(metadata.labels)}); the ensemble combines "
-                "runs of two labels, so leave it out of --members"
-            )
         members.append(Member(path, metadata, read_predictions(path) if with_predictions else {}))
     first = members[0]
     for member in members[1:]:
@@ -145,6 +143,45 @@ def _members(paths: Sequence[Path], with_predictions: bool = True) -> list[Membe
                 "runs trained with different label conventions cannot be combined"
             )
     return members
+
+
+def _averaged(
+    members: Sequence[Member],
+    splits: dict[str, tuple[list[str], list[int]]],
+    digests: tuple[bytes, ...],
+    context: Context,
+) -> Trained:
+    """More than two labels: each label's probability is the mean of the members' (``combination: mean``)."""
+    val_probabilities = np.asarray(np.mean([m.predictions["val_probabilities"] for m in members], axis=0))
+    test_probabilities = np.asarray(np.mean([m.predictions["test_probabilities"] for m in members], axis=0))
+    val_labels, test_labels = splits["validation"][1], splits["test"][1]
+    scores = metrics(val_probabilities, val_labels, names=context.labels)
+    context.lap("fit_s")
+    context.log(f"each label's probability averaged over {len(members)} members; validation {scores['accuracy']:.2%}")
+    weights = np.full(len(members), 1.0 / len(members))
+    numpy_members = all(any(PREDICTORS[kind].runtime == "numpy" for kind in m.metadata.predictors) for m in members)
+    kinds = (EnsemblePredictor.kind, KerasEnsemblePredictor.kind) if numpy_members else (KerasEnsemblePredictor.kind,)
+
+    def write_model(directory: Path) -> None:
+        save_ensemble(directory, [m.path for m in members], weights, 0.0, combination="mean")
+
+    return Trained(
+        history={"val_loss": [float(scores["loss"])], "val_accuracy": [float(scores["accuracy"])]},  # type: ignore[arg-type]
+        best_epoch=1,
+        val_labels=list(val_labels),
+        val_probabilities=val_probabilities.astype(np.float32),
+        test_labels=list(test_labels),
+        test_probabilities=test_probabilities.astype(np.float32),
+        digests=digests,
+        train_size=len(splits["train"][1]),
+        hyperparameters={
+            "members": [{"run": m.metadata.name, "recipe": m.metadata.recipe} for m in members],
+            "combination": "the mean of each label's probability over the members",
+        },
+        preprocessor=None,
+        write_model=write_model,
+        predictors=kinds,
+    )
 
 
 def _check_data(members: Sequence[Member], data_fingerprint: str, path: Path) -> None:
@@ -177,6 +214,7 @@ ENSEMBLE = register_family(
         summary="trained runs combined by a logistic regression on their logits, fitted on validation",
         predictors=(EnsemblePredictor.kind, KerasEnsemblePredictor.kind),
         weighs_classes=False,  # its members were trained; it fits no loss a class weight would change
+        multiclass=True,  # members of more labels are averaged
     )
 )
 

@@ -3,7 +3,8 @@
 Reading, vectorizing (``BagOfWords(output_mode="mean")``: counts over the text's number of terms), the
 helper process that vectorizes the test split and the one that saves ``model.keras`` are the
 bag-of-words family's; only fitting differs (``models.fasttext``). The trained model is Dense(dim,
-linear) then Dense(1, sigmoid), so runs predict with ``dense.v1`` (NumPy) and carry ``keras.v1``.
+linear) then Dense(1, sigmoid), or Dense(labels, softmax) for more than two labels, so runs predict with
+``dense.v1`` (NumPy) and carry ``keras.v1``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from reviewlens.evaluation import metrics
 from reviewlens.families import BestEpoch, Context, register_family
@@ -35,7 +36,7 @@ class FastTextFamily(BagOfWordsFamily):
         dim = int(config.get("dim", 10))
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         best: BestEpoch[Candidate] = BestEpoch()
-        model = self._model(recipe, data.x_train.shape[1], dim, context.seed)
+        model = self._model(recipe, data.x_train.shape[1], dim, context)
         done = 0
         if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
             model.set_state(resumed.arrays["model"], resumed.state["model"])
@@ -47,8 +48,9 @@ class FastTextFamily(BagOfWordsFamily):
             data.x_train, data.y_train, context.epochs, recipe.batch_size, start=done, weights=weights
         )
         for epoch, (loss, accuracy) in enumerate(epochs, start=done + 1):
-            probabilities = expit(model.logits(data.x_val)).astype(np.float32)
-            scores = metrics(probabilities, data.y_val)
+            logits = model.logits(data.x_val)
+            probabilities = (expit(logits) if logits.ndim == 1 else softmax(logits, axis=1)).astype(np.float32)
+            scores = metrics(probabilities, data.y_val, names=context.labels)
             logs = {"loss": loss, "accuracy": accuracy}
             logs |= {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
             for key, value in logs.items():
@@ -69,7 +71,7 @@ class FastTextFamily(BagOfWordsFamily):
             context.log(f"refitting on train + validation for {best.epoch} epoch(s)")
             x_all = sparse.vstack([data.x_train, data.x_val], format="csr")
             y_all = np.concatenate([data.y_train, data.y_val])
-            final = self._model(recipe, x_all.shape[1], dim, context.seed)
+            final = self._model(recipe, x_all.shape[1], dim, context)
             steps = final.fit_epochs(
                 x_all, y_all, context.epochs, recipe.batch_size, weights=context.sample_weights(y_all)
             )
@@ -83,13 +85,16 @@ class FastTextFamily(BagOfWordsFamily):
             history=history,
             best_epoch=best.epoch,
             val_probabilities=val_probabilities,
-            architecture={"hidden": [dim], "dropout": None, "activation": "linear"},
+            architecture={"hidden": [dim], "dropout": None, "activation": "linear"}
+            | ({"outputs": len(context.labels)} if len(context.labels) > 2 else {}),  # binary: as it always was
             hyperparameters=chosen,
         )
 
     @staticmethod
-    def _model(recipe: Recipe, input_dim: int, dim: int, seed: int) -> FastText:
-        return FastText(input_dim, dim=dim, learning_rate=recipe.learning_rate, seed=seed)
+    def _model(recipe: Recipe, input_dim: int, dim: int, context: Context) -> FastText:
+        return FastText(
+            input_dim, dim=dim, learning_rate=recipe.learning_rate, seed=context.seed, labels=len(context.labels)
+        )
 
 
 FASTTEXT = register_family(
@@ -97,6 +102,7 @@ FASTTEXT = register_family(
         name="fasttext",
         summary="averaged embeddings of unigrams and bigrams -> logistic output (fastText's classifier)",
         predictors=(DensePredictor.kind, "keras.v1"),
+        multiclass=True,
     )
 )
 

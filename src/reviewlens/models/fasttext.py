@@ -8,7 +8,8 @@ positive is ``sigmoid(hidden @ w)`` (fastText's output has no bias). Initializat
 rule, the rate decaying linearly to 0 over all epochs, as ``models.nb_linear``) reaches 90.9% in 5. The
 embeddings' Adam is lazy: each step reads and writes only the rows, and their moments, of the batch's
 terms. Once trained it is Dense(dim, linear) then Dense(1, sigmoid): a run predicts with ``dense.v1``
-and saves the same layers in ``model.keras``.
+and saves the same layers in ``model.keras``. With ``labels`` > 2 the output is ``(dim, labels)`` under a
+softmax, trained with categorical cross-entropy (fastText's own ``-loss softmax``): Dense(labels, softmax).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from reviewlens.models.nb_linear import logistic_loss, loss_gradient, shuffled_batches
+from reviewlens.models.nb_linear import logistic_loss, loss_gradient, shuffled_batches, softmax_gradient, softmax_loss
 
 
 @dataclass
@@ -31,23 +32,30 @@ class FastText:
     dim: int = 10
     learning_rate: float = 0.01
     seed: int = 0
+    labels: int = 2  # more than two: a softmax output of one column per label
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
         bound = 1.0 / self.dim
         self.embeddings = self.rng.uniform(-bound, bound, (self.input_dim, self.dim)).astype(np.float32)
-        self.output = np.zeros(self.dim, np.float32)
+        self.output = np.zeros(self.dim if self.labels == 2 else (self.dim, self.labels), np.float32)
         self._moments = [np.zeros_like(self.embeddings), np.zeros_like(self.embeddings)]
         self._output_moments = [np.zeros_like(self.output), np.zeros_like(self.output)]
         self._step = 0
 
+    @property
+    def binary(self) -> bool:
+        return self.output.ndim == 1
+
     def logits(self, x: sparse.csr_matrix) -> np.ndarray:
+        """The logit of positive for each row (two labels), or each label's logits (``(n, labels)``)."""
         return np.asarray(x @ self.embeddings) @ self.output
 
     def layers(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Copies of the weights as two Dense layers' kernels, and their biases (zeros: fastText has none)."""
-        kernels = [self.embeddings.copy(), self.output[:, None].copy()]
-        return kernels, [np.zeros(self.dim, np.float32), np.zeros(1, np.float32)]
+        output = self.output[:, None] if self.binary else self.output
+        kernels = [self.embeddings.copy(), output.copy()]
+        return kernels, [np.zeros(self.dim, np.float32), np.zeros(output.shape[1], np.float32)]
 
     def get_state(self) -> tuple[list[np.ndarray], dict[str, Any]]:
         """Everything training continues from, for a checkpoint: the weights and their Adam moments, the step,
@@ -76,7 +84,8 @@ class FastText:
         in the loss (``Context.sample_weights``)."""
         n = x.shape[0]
         total = epochs * -(-n // batch_size)
-        y = np.asarray(y, np.float32)
+        binary = self.binary
+        y = np.asarray(y, np.float32 if binary else np.int64)
         (m, v), (m_out, v_out) = self._moments, self._output_moments
         for _ in range(start, epochs):
             losses, correct = 0.0, 0
@@ -87,10 +96,16 @@ class FastText:
                 rows = self.embeddings[terms]
                 hidden = np.asarray(xl @ rows)
                 z = hidden @ self.output
-                losses += logistic_loss(z, yb, wb) * len(yb)
-                correct += int(np.sum((z >= 0) == (yb == 1)))
-                g = loss_gradient(z, yb, wb).astype(np.float32)  # d mean loss / d z
-                rows_grad = np.asarray(xl.T @ np.outer(g, self.output))
+                if binary:
+                    losses += logistic_loss(z, yb, wb) * len(yb)
+                    correct += int(np.sum((z >= 0) == (yb == 1)))
+                    g = loss_gradient(z, yb, wb).astype(np.float32)  # d mean loss / d z
+                    rows_grad = np.asarray(xl.T @ np.outer(g, self.output))
+                else:
+                    losses += softmax_loss(z, yb, wb) * len(yb)
+                    correct += int(np.sum(np.argmax(z, axis=1) == yb))
+                    g = softmax_gradient(z, yb, wb).astype(np.float32)  # (batch, labels)
+                    rows_grad = np.asarray(xl.T @ (g @ self.output.T))
                 self._step += 1
                 rate = self.learning_rate * (1.0 - (self._step - 1) / total)
                 scale = np.float32(rate * np.sqrt(1 - _B2**self._step) / (1 - _B1**self._step))

@@ -11,6 +11,13 @@ Manning 2012). Both models score ``x @ kernel + bias`` with a kernel built from 
 
 Both are one Dense(1, sigmoid) layer over the multi-hot vector once trained, so a run predicts with
 ``dense.v1`` and saves the same layer in ``model.keras``.
+
+More than two labels (``NBSoftmax``): each label k has its one-vs-rest ratio ``r_k`` (p over the reviews of k,
+q over all others), its own w_k and bias, and the logits ``x @ kernel`` of a ``(features, labels)`` kernel are
+trained either under a softmax with categorical cross-entropy (``loss="softmax"``) or each as its own logistic
+model of "label k or not" (``loss="one-vs-rest"``: the sum of the labels' binary cross-entropies, so each column
+learns exactly as a separate ``NBLinear`` of that label would). Either way a review's probabilities are the
+softmax of its logits: one Dense(labels, softmax) layer once trained.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, log_softmax
 
 
 def shuffled_batches(
@@ -42,6 +49,27 @@ def nb_ratios(x: sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.nda
     p = alpha + np.asarray(x[positive].sum(axis=0)).ravel()
     q = alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
     return (np.log(p / p.sum()) - np.log(q / q.sum())).astype(np.float32)
+
+
+def nb_ratios_per_label(x: sparse.csr_matrix, y: np.ndarray, labels: int, alpha: float = 1.0) -> np.ndarray:
+    """Each label's one-vs-rest naive-Bayes log-count ratio, ``(columns, labels)`` float32: column k is
+    ``nb_ratios`` of the reviews of label k against all the others."""
+    y = np.asarray(y, np.int64)
+    return np.stack([nb_ratios(x, (y == k).astype(np.int64), alpha) for k in range(labels)], axis=1)
+
+
+def softmax_loss(logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean categorical cross-entropy of label indices ``y`` given ``(n, labels)`` logits, weighted where given."""
+    losses = -log_softmax(logits, axis=1)[np.arange(len(y)), np.asarray(y, np.int64)]
+    return float(np.mean(losses if weights is None else losses * weights))
+
+
+def softmax_gradient(logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The gradient of ``softmax_loss`` with respect to the logits: ``(softmax - onehot) / n``."""
+    errors = np.exp(log_softmax(logits, axis=1))
+    errors[np.arange(len(y)), np.asarray(y, np.int64)] -= 1.0
+    errors /= len(y)
+    return errors if weights is None else errors * weights[:, None]
 
 
 def logistic_loss(logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -76,9 +104,10 @@ class NBLinear:
         self.rng = np.random.default_rng(self.seed)
         n = len(self.ratios)
         self.w = self.rng.uniform(-self.init, self.init, n).astype(np.float32)
-        self.bias = 0.0
+        self.bias: Any = 0.0  # a float; one per label in NBSoftmax
         self._m, self._v = np.zeros(n, np.float32), np.zeros(n, np.float32)
-        self._mb = self._vb = 0.0
+        self._mb: Any = 0.0
+        self._vb: Any = 0.0
         self._step = 0
 
     def kernel(self, w: np.ndarray | None = None) -> np.ndarray:
@@ -142,5 +171,84 @@ class NBLinear:
 
 
 def interpolated(w: np.ndarray, beta: float) -> np.ndarray:
-    """Wang & Manning's ``(1 - beta) * mean|w| + beta * w``."""
+    """Wang & Manning's ``(1 - beta) * mean|w| + beta * w``; for a ``(features, labels)`` w, each label's column
+    with its own mean."""
+    if w.ndim == 2:
+        return ((1.0 - beta) * np.mean(np.abs(w), axis=0) + beta * w).astype(np.float32)
     return ((1.0 - beta) * np.mean(np.abs(w)) + beta * w).astype(np.float32)
+
+
+@dataclass
+class NBSoftmax(NBLinear):
+    """``softmax(x @ (r * scale * (w + shift)) + bias)`` over more than two labels: ``ratios``, w and their Adam
+    moments are ``(features, labels)``, the bias one per label; the same Adam with linear decay as ``NBLinear``.
+    ``loss``: ``"softmax"`` (categorical cross-entropy) or ``"one-vs-rest"`` (each column a logistic model)."""
+
+    loss: str = "softmax"
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("softmax", "one-vs-rest"):
+            raise ValueError(f"loss must be 'softmax' or 'one-vs-rest', not {self.loss!r}")
+        self.rng = np.random.default_rng(self.seed)
+        shape = self.ratios.shape
+        self.w = self.rng.uniform(-self.init, self.init, shape).astype(np.float32)
+        self.bias = np.zeros(shape[1], np.float64)
+        self._m, self._v = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self._mb, self._vb = np.zeros(shape[1], np.float64), np.zeros(shape[1], np.float64)
+        self._step = 0
+
+    def logits(self, x: sparse.csr_matrix, kernel: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(x @ (self.kernel() if kernel is None else kernel)) + self.bias
+
+    def get_state(self) -> tuple[list[np.ndarray], dict[str, Any]]:
+        arrays = [self.w.copy(), self._m.copy(), self._v.copy()]
+        scalars = {"bias": self.bias.tolist(), "mb": self._mb.tolist(), "vb": self._vb.tolist(), "step": self._step}
+        return arrays, {**scalars, "rng": self.rng.bit_generator.state}
+
+    def set_state(self, arrays: list[np.ndarray], state: dict[str, Any]) -> None:
+        self.w, self._m, self._v = (np.array(a, np.float32) for a in arrays)
+        self.bias, self._mb, self._vb = (np.asarray(state[key], np.float64) for key in ("bias", "mb", "vb"))
+        self._step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def fit_epochs(
+        self,
+        x: sparse.csr_matrix,
+        y: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        start: int = 0,
+        weights: np.ndarray | None = None,
+    ) -> Iterator[tuple[float, float]]:
+        """As ``NBLinear.fit_epochs``, with label indices ``y`` and categorical cross-entropy."""
+        n = x.shape[0]
+        total = epochs * -(-n // batch_size)
+        y = np.asarray(y, np.int64)
+        b1, b2, eps = 0.9, 0.999, 1e-7
+        factor = self.ratios * np.float32(self.scale)
+        for _ in range(start, epochs):
+            losses, correct = 0.0, 0
+            for xb, yb, wb in shuffled_batches(x, y, batch_size, self.rng, weights):
+                z = np.asarray(xb @ (factor * (self.w + np.float32(self.shift)))) + self.bias
+                correct += int(np.sum(np.argmax(z, axis=1) == yb))
+                if self.loss == "softmax":
+                    losses += softmax_loss(z, yb, wb) * len(yb)
+                    g = softmax_gradient(z, yb, wb)
+                else:  # one-vs-rest: each column's binary cross-entropy against "this label or not"
+                    onehot = (yb[:, None] == np.arange(z.shape[1])).astype(np.float32)
+                    losses += logistic_loss(z, onehot, None if wb is None else wb[:, None]) * len(yb) * z.shape[1]
+                    g = loss_gradient(z, onehot, None if wb is None else wb[:, None])
+                grad = np.asarray(xb.T @ g.astype(np.float32)) * factor + np.float32(self.weight_decay) * self.w
+                self._step += 1
+                rate = self.learning_rate * (1.0 - (self._step - 1) / total)
+                correction = np.sqrt(1 - b2**self._step) / (1 - b1**self._step)
+                self._m *= b1
+                self._m += (1 - b1) * grad
+                self._v *= b2
+                self._v += (1 - b2) * grad * grad
+                self.w -= np.float32(rate * correction) * self._m / (np.sqrt(self._v) + np.float32(eps))
+                gb = g.sum(axis=0)
+                self._mb = b1 * self._mb + (1 - b1) * gb
+                self._vb = b2 * self._vb + (1 - b2) * gb * gb
+                self.bias = self.bias - rate * correction * self._mb / (np.sqrt(self._vb) + eps)
+            yield losses / n, correct / n

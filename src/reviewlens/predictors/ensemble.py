@@ -3,7 +3,8 @@
 An ensemble run keeps a copy of each member run under ``members/`` and, in ``ensemble.json``, the members'
 directories, the SHA-256 of each member's ``metadata.json`` (which holds the checksum of every member
 file, so the ensemble's own checksum of ``ensemble.json`` covers the members too), and the combination:
-``p = sigmoid(sum_i w_i * logit(p_i) + b)``, fitted on validation predictions (``reviewlens.calibration``).
+``p = sigmoid(sum_i w_i * logit(p_i) + b)``, fitted on validation predictions (``reviewlens.calibration``);
+for more than two labels (``"combination": "mean"``) each label's probability averaged over the members.
 ``ensemble.v1`` loads every member with its NumPy predictor (no TensorFlow); ``ensemble-keras.v1`` with
 its ``model.keras``. Ensembles take raw texts: each member tokenizes in its own way, so there are no
 shared token ids (``accepts_ids`` is false) and explanations are by occlusion, with the first member's
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from reviewlens.runs import Run, RunMetadata
 
 ENSEMBLE_FILE = "ensemble.json"
+#: How members' probabilities are combined: stacking (two labels) or each label's mean (more).
+COMBINATIONS = ("stacking", "mean")
 MEMBERS_DIR = "members"
 
 
@@ -44,14 +47,24 @@ class EnsemblePredictor(Predictor):
     #: The runtime each member is loaded with.
     member_runtime: ClassVar[Runtime] = "numpy"
 
-    def __init__(self, members: Sequence[Run], weights: Sequence[float], bias: float, labels: Sequence[str]):
+    def __init__(
+        self,
+        members: Sequence[Run],
+        weights: Sequence[float],
+        bias: float,
+        labels: Sequence[str],
+        combination: str = "stacking",
+    ):
         if len(members) != len(weights) or len(members) < 2:
             raise ValueError("one weight per member, and at least two members")
+        if combination not in COMBINATIONS:
+            raise ValueError(f"combination must be one of {COMBINATIONS}, not {combination!r}")
         preprocessor = members[0].predictor.preprocessor
         super().__init__(preprocessor, labels)
         self.members = list(members)
         self.weights = np.asarray(weights, np.float64)
         self.bias = float(bias)
+        self.combination = combination
 
     def combine(self, member_positive: Sequence[np.ndarray]) -> np.ndarray:
         """``(n, 2)`` probabilities from each member's probabilities of positive."""
@@ -61,6 +74,9 @@ class EnsemblePredictor(Predictor):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.combination == "mean":  # more than two labels: each label's probability averaged
+            columns = np.mean([member.predict_proba(texts) for member in self.members], axis=0, dtype=np.float64)
+            return self.calibrated(np.asarray(columns, np.float32))
         return self.calibrated(self.combine([member.predict(texts) for member in self.members]))
 
     def predict_vectors(self, x: Any) -> np.ndarray:
@@ -73,7 +89,7 @@ class EnsemblePredictor(Predictor):
         )
 
     def save(self, directory: Path) -> None:
-        save_ensemble(directory, [member.run_dir for member in self.members], self.weights, self.bias)
+        save_ensemble(directory, [member.run_dir for member in self.members], self.weights, self.bias, self.combination)
 
     @classmethod
     def load(cls, directory: Path, metadata: RunMetadata, preprocessor: Preprocessor | None) -> Self:
@@ -83,6 +99,7 @@ class EnsemblePredictor(Predictor):
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
             entries, weights, bias = config["members"], config["weights"], float(config["bias"])
+            combination = str(config.get("combination", "stacking"))  # ensembles before "mean" stacked
             names = [str(entry["directory"]) for entry in entries]
             digests = [str(entry["metadata_sha256"]) for entry in entries]
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -96,11 +113,20 @@ class EnsemblePredictor(Predictor):
             if not meta.is_file() or hashlib.sha256(meta.read_bytes()).hexdigest() != digest:
                 raise ReviewlensError(f"{member_dir} is missing or altered; train the ensemble again")
             members.append(Run(member_dir, runtime=cls.member_runtime))
-        return cls(members, weights, bias, metadata.labels)
+        if combination not in COMBINATIONS:
+            raise ReviewlensError(f"{path} names the combination {combination!r}; train the ensemble again")
+        return cls(members, weights, bias, metadata.labels, combination)
 
 
-def save_ensemble(directory: Path, members: Sequence[Path], weights: np.ndarray | Sequence[float], bias: float) -> None:
-    """Copy each member run into ``directory/members/`` and write ``ensemble.json``."""
+def save_ensemble(
+    directory: Path,
+    members: Sequence[Path],
+    weights: np.ndarray | Sequence[float],
+    bias: float,
+    combination: str = "stacking",
+) -> None:
+    """Copy each member run into ``directory/members/`` and write ``ensemble.json`` (``"combination"`` only where
+    it is not stacking, so a binary ensemble's file is as it always was)."""
     from reviewlens.runs import METADATA_FILE
 
     entries = []
@@ -109,7 +135,9 @@ def save_ensemble(directory: Path, members: Sequence[Path], weights: np.ndarray 
         shutil.copytree(member, directory / MEMBERS_DIR / name)
         digest = hashlib.sha256((member / METADATA_FILE).read_bytes()).hexdigest()
         entries.append({"directory": name, "metadata_sha256": digest})
-    config = {"members": entries, "weights": [float(w) for w in weights], "bias": float(bias)}
+    config: dict[str, object] = {"members": entries, "weights": [float(w) for w in weights], "bias": float(bias)}
+    if combination != "stacking":
+        config["combination"] = combination
     (directory / ENSEMBLE_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
