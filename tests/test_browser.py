@@ -25,9 +25,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_page_shows_label_score_and_words_as_you_type(trained_run: Path, tmp_path: Path):
+def test_page_shows_label_score_and_words_as_you_type(trained_run: Path, three_label_run: Path, tmp_path: Path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
-    with server(str(trained_run)) as (_, url, _), sync_api.sync_playwright() as playwright:
+    with server(str(trained_run), str(three_label_run)) as (_, url, _), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             user_data_dir=str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=FLAGS
         )
@@ -61,5 +61,21 @@ def test_page_shows_label_score_and_words_as_you_type(trained_run: Path, tmp_pat
                 "% positive",
             )
             assert page.locator("#label").text_content() in ("positive", "negative")
+            assert not page.locator("#probabilities").is_visible()  # two labels: the score says it all
+
+            # A run of three labels: the answer, and every label's probability in the run's order.
+            page.select_option("#model", three_label_run.name)
+            text = "an okay film, ordinary"
+            expected = httpx.post(f"{url}/v1/predict", json={"text": text, "model": three_label_run.name}).json()
+            page.locator("#text").fill(text)
+            page.wait_for_function(
+                "expected => document.querySelector('#label').textContent === expected", arg=expected["label"]
+            )
+            assert page.locator("#probabilities").is_visible()
+            assert page.locator("#probabilities .name").all_text_contents() == ["negative", "neutral", "positive"]
+            assert page.locator("#probabilities .value").all_text_contents() == [
+                f"{expected['probabilities'][name] * 100:.1f}%" for name in ("negative", "neutral", "positive")
+            ]
+            assert page.locator("#probabilities .answer").text_content() == expected["label"] == "neutral"
         finally:
             browser.close()

@@ -1,5 +1,8 @@
 """The page at ``/``: type a review, see its label and score as you type, and the words that pushed it most.
 
+For a run of more than two labels it also lists every label's probability (``#probabilities``, one ``li`` per
+label in the run's order, the answered one marked ``answer``); for two labels that list stays hidden.
+
 When the server needs an API key, the page asks for it and keeps it in the tab's sessionStorage (gone
 when the tab closes), sending it as ``Authorization: Bearer KEY``; a 401 asks again, saying why.
 """
@@ -28,6 +31,11 @@ PAGE = """<!doctype html>
   select, input { font: inherit; }
   #key-form { margin: .75rem 0; padding: .6rem; border: 1px solid #d0d7de; border-radius: 6px; }
   #key-message { color: var(--neg); margin: 0 0 .4rem; }
+  #probabilities { list-style: none; padding: 0; display: grid; grid-template-columns: max-content 4rem 1fr;
+    gap: .2rem .75rem; margin: 0 0 .75rem; }
+  #probabilities li { display: contents; }
+  #probabilities .answer { font-weight: 600; }
+  #probabilities .bar { height: .9rem; align-self: center; border-radius: 2px; background: var(--muted); }
 </style>
 </head>
 <body>
@@ -45,6 +53,7 @@ PAGE = """<!doctype html>
   <meter id="meter" min="0" max="1" low="0.5" optimum="1" value="0.5" hidden></meter>
   <span id="status"></span>
 </div>
+<ul id="probabilities" aria-label="each label's probability" hidden></ul>
 <h2 id="terms-heading" style="font-size:1rem" hidden>Words that pushed the score most</h2>
 <ul id="terms"></ul>
 <script>
@@ -90,6 +99,25 @@ function show(result) {
   $("score").textContent = `${(result.probabilities[shown] * 100).toFixed(1)}% ${shown}`;
   $("meter").hidden = false;
   $("meter").value = result.probabilities[shown];
+  const listed = $("probabilities");  // more than two labels: every label's probability, in the run's order
+  listed.replaceChildren();
+  listed.hidden = names.length === 2;
+  if (names.length > 2) {
+    for (const name of names) {
+      const item = document.createElement("li");
+      const label = document.createElement("span");
+      label.className = "name" + (name === result.label ? " answer" : "");
+      label.textContent = name;
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = `${(result.probabilities[name] * 100).toFixed(1)}%`;
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${100 * result.probabilities[name]}%`;
+      item.append(label, value, bar);
+      listed.append(item);
+    }
+  }
   const terms = $("terms");
   terms.replaceChildren();
   const largest = Math.max(1e-9, ...result.terms.map((t) => Math.abs(t.contribution)));
@@ -114,6 +142,7 @@ async function update() {
   if (controller) controller.abort();
   if (!text.trim()) {
     $("label").textContent = ""; $("score").textContent = ""; $("meter").hidden = true;
+    $("probabilities").replaceChildren(); $("probabilities").hidden = true;
     $("terms").replaceChildren(); $("terms-heading").hidden = true; $("status").textContent = "";
     return;
   }
