@@ -324,3 +324,42 @@ def test_compare_reports_each_labels_f1_and_refuses_runs_of_other_labels(
         f"error: {runs / 'binary'} holds the labels (negative, positive), {runs / 'three'} (negative, neutral, "
         "positive): runs of different labels cannot be compared; compare each set of labels on its own"
     )
+
+
+def test_best_epoch_chooses_by_the_selected_figure_ties_to_the_lower_loss() -> None:
+    from reviewlens.families import BestEpoch
+
+    epochs = [
+        {"val_accuracy": 0.80, "val_macro_f1": 0.50, "val_loss": 0.5},  # most accurate: a majority label
+        {"val_accuracy": 0.75, "val_macro_f1": 0.70, "val_loss": 0.6},
+        {"val_accuracy": 0.70, "val_macro_f1": 0.70, "val_loss": 0.4},  # as good a macro-F1, lower loss
+    ]
+    chosen = {}
+    for select in ("accuracy", "macro-f1"):
+        best: BestEpoch[int] = BestEpoch(select)
+        for epoch, logs in enumerate(epochs, start=1):
+            best.offer(epoch, logs, lambda epoch=epoch: epoch)  # type: ignore[misc]
+        chosen[select] = (best.epoch, best.kept)
+    assert chosen == {"accuracy": (1, 1), "macro-f1": (3, 3)}
+
+
+def test_train_select_macro_f1_keeps_the_epoch_of_best_validation_macro_f1(three_labels: Path, tmp_path: Path) -> None:
+    from reviewlens.training import train
+
+    metadata = train("bow-bigram", three_labels, tmp_path / "run", epochs=4, select="macro-f1").metadata
+    assert metadata.hyperparameters["selection"] == "highest validation macro-F1, ties to lower validation loss"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    f1, loss = history["val_macro_f1"], history["val_loss"]
+    assert len(f1) == 4
+    assert metadata.best_epoch == max(range(4), key=lambda i: (f1[i], -loss[i])) + 1
+    assert metadata.metrics["validation"]["macro_f1"] == pytest.approx(f1[metadata.best_epoch - 1], abs=1e-6)
+
+
+def test_select_macro_f1_where_a_family_cannot_is_one_line_before_any_work(tmp_path: Path) -> None:
+    result = run("train", "--recipe", "sum-embedding", "--select", "macro-f1", "--data", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --select macro-f1: recipe 'sum-embedding' (embedding-sum family) chooses its epoch by validation "
+        "accuracy; leave --select out or choose a recipe of the bow, fasttext, linear families"
+    ]

@@ -51,6 +51,11 @@ class LabelChoice(StrEnum):
     rating = "rating"
 
 
+class SelectChoice(StrEnum):
+    accuracy = "accuracy"
+    macro_f1 = "macro-f1"
+
+
 LabelsOption = Annotated[
     LabelChoice,
     typer.Option(
@@ -156,7 +161,8 @@ def _train(
     recipe: str | None, data: Path | None, epochs: int | None, run_dir: Path | None, seed: int, quiet: bool,
     options: dict[str, Any] | None = None, calibrate: bool = False, max_review_bytes: int = MAX_REVIEW_BYTES,
     resume: bool = False, class_weight: str | None = None, threshold: str | None = None,
-    tensorboard: Path | None = None, mlflow: str | None = None, labels: str = "sentiment", **settings: Any,
+    tensorboard: Path | None = None, mlflow: str | None = None, labels: str = "sentiment", select: str = "accuracy",
+    **settings: Any,
 ) -> Any:  # fmt: skip
     from reviewlens.recipes import DEFAULT_RECIPE
     from reviewlens.tracking import trackers
@@ -185,6 +191,7 @@ def _train(
             threshold=threshold,
             trackers=trackers(tensorboard, mlflow),
             labels=labels,  # type: ignore[arg-type]  # one of LabelChoice's values
+            select=select,
         )
 
 
@@ -318,6 +325,14 @@ def train(
     calibrate: Annotated[
         bool, typer.Option("--calibrate", help="Fit a temperature on validation so probabilities are calibrated.")
     ] = False,
+    select: Annotated[
+        SelectChoice,
+        typer.Option(
+            "--select",
+            help="The validation figure the best epoch is chosen by (macro-f1: bag-of-words, linear and fastText "
+            "recipes).",
+        ),
+    ] = SelectChoice.accuracy,
     log_patterns: Annotated[
         Path | None,
         typer.Option(
@@ -394,6 +409,7 @@ def train(
         batch_size=batch_size, learning_rate=learning_rate, calibrate=calibrate, max_review_bytes=max_review_bytes,
         resume=resume, class_weight=class_weight, threshold=threshold,
         tensorboard=tensorboard, mlflow=mlflow_uri or ("" if mlflow else None), labels=labels.value,
+        select=select.value,
     )  # fmt: skip
     metadata = result.metadata
     if as_json:

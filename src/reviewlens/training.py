@@ -29,7 +29,7 @@ from reviewlens.data import MAX_REVIEW_BYTES, Dataset, LabelKind, Resolved, fing
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import FAMILIES, BestEpoch, Context, Trained, get_family
-from reviewlens.families.base import EpochCallback, Log, _quiet
+from reviewlens.families.base import SELECTIONS, EpochCallback, Log, _quiet
 from reviewlens.imbalance import ClassWeight, ThresholdRule
 from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import save_preprocessor
@@ -110,6 +110,7 @@ def train(
     threshold: str | float | None = None,
     trackers: Sequence[Tracker] = (),
     labels: LabelKind = "sentiment",
+    select: str = "accuracy",
 ) -> TrainResult:
     """Train ``recipe`` and write a run directory; return where it is and its metadata.
 
@@ -126,6 +127,9 @@ def train(
     ``"balanced"``, ``"negative=9,positive=1"`` or a mapping); ``threshold`` chooses the run's decision threshold
     on the validation predictions (``ThresholdRule``: ``"best-f1"``, ``"precision=0.9"`` or a number). Both are
     recorded in the metadata; the validation and test metrics decide with the chosen threshold.
+
+    ``select`` is the validation figure the best epoch is chosen by: ``"accuracy"`` or ``"macro-f1"`` (for families
+    that compute it every epoch: bag-of-words, linear, fastText); the run's metadata records the rule.
 
     ``resume`` continues a run of the same ``out`` that was killed or failed, from its last finished epoch,
     with its optimizer state; the recipe, settings and data must be the same. Without it, a killed run's
@@ -148,6 +152,14 @@ def train(
     for tracker in trackers:
         tracker.check()
     family = get_family(recipe.family)
+    if select not in SELECTIONS:
+        raise ReviewlensError(f"--select {select}: choose one of {', '.join(SELECTIONS)}")
+    if select not in family.selects:
+        able = ", ".join(name for name, each in FAMILIES.items() if select in each.selects)
+        raise ReviewlensError(
+            f"--select {select}: recipe {recipe.name!r} ({family.name} family) chooses its epoch by validation "
+            f"{' or '.join(family.selects)}; leave --select out or choose a recipe of the {able} families"
+        )
     parsed = family.options.parse(options or {}, recipe)
     if class_weight is not None and not family.weighs_classes:
         raise ReviewlensError(
@@ -179,7 +191,7 @@ def train(
     staging = Staging(run_dir)
     context = Context(
         epochs=epochs or recipe.epochs, seed=seed, log=log, on_epoch=_reporting(on_epoch, trackers),
-        options=parsed, staging=staging, labels=names,
+        options=parsed, staging=staging, labels=names, select=select,
     )  # fmt: skip
     if weighing is not None:  # balanced: from the train split's counts, which the catalog knows without reading
         context.class_weight = weighing.resolve(dataset.counts().get("train", {}), names)
@@ -263,7 +275,7 @@ def _settings(recipe: Recipe, context: Context, dataset: Dataset, weighing: Clas
         "reviewlens": __version__,
         # None where unset, which a checkpoint from before class weights reads too: it still resumes.
         "class_weight": weighing.spec if weighing is not None else None,
-    }
+    } | ({"select": context.select} if context.select != "accuracy" else {})  # absent, as before, by default
 
 
 def _metadata(
@@ -312,7 +324,7 @@ def _metadata(
             "optimizer": recipe.optimizer,
             "learning_rate": recipe.learning_rate,
             "seed": context.seed,
-            "selection": BestEpoch.RULE,
+            "selection": BestEpoch.RULES[context.select],
             "validation_fraction": dataset.validation_fraction,
             **trained.hyperparameters,
         },

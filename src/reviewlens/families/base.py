@@ -92,6 +92,7 @@ class Context:
     staging: Staging | None = None  # where checkpoints go; None: nowhere (a family trained outside ``train``)
     class_weight: tuple[float, ...] | None = None  # each label's weight in the loss (``train --class-weight``)
     labels: tuple[str, ...] = ("negative", "positive")  # the dataset's label names; more than two: a softmax
+    select: str = "accuracy"  # the validation figure BestEpoch chooses by (``train --select``): a key of SELECTIONS
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -126,6 +127,14 @@ class Context:
             return None
         return np.asarray(self.class_weight, np.float32)[np.asarray(labels, np.int64)]
 
+    def selection_logs(self, scores: Mapping[str, Any]) -> dict[str, float]:
+        """An epoch's validation logs from its ``evaluation.metrics``: loss and accuracy, and the figure selected by
+        where it is another (``val_macro_f1``), so that a default run's history stays as it always was."""
+        logs = {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}
+        if self.select == "macro-f1":
+            logs["val_macro_f1"] = float(scores["macro_f1"])
+        return logs
+
     def lap(self, name: str) -> None:
         """Record the seconds since the previous lap under ``name``."""
         now = time.perf_counter()
@@ -155,23 +164,33 @@ class Trained:
     predictors: tuple[str, ...] | None = None  # the kinds this run carries, where not the family's
 
 
+#: What ``BestEpoch`` may choose by (``train --select``): the name, the log it reads.
+SELECTIONS: dict[str, str] = {"accuracy": "val_accuracy", "macro-f1": "val_macro_f1"}
+
+
 class BestEpoch(Generic[T]):
-    """The one model-selection rule: the epoch of highest validation accuracy, a tie going to the lower loss.
+    """The one model-selection rule: the epoch of highest validation accuracy (or ``select``'s figure: macro-F1),
+    a tie going to the lower loss.
 
     ``offer`` each epoch's logs with a function that snapshots what to keep (weights, predictions); the
     snapshot is taken only for a new best.
     """
 
     RULE: ClassVar[str] = "highest validation accuracy, ties to lower validation loss"
+    RULES: ClassVar[dict[str, str]] = {
+        "accuracy": RULE,
+        "macro-f1": "highest validation macro-F1, ties to lower validation loss",
+    }
 
-    def __init__(self) -> None:
+    def __init__(self, select: str = "accuracy") -> None:
         self._best = (-math.inf, -math.inf)
         self.epoch = 0
         self.kept: T | None = None
+        self._log = SELECTIONS[select]
 
     @property
     def key(self) -> tuple[float, float]:
-        """The best epoch's (validation accuracy, -validation loss): what a checkpoint saves to resume the rule."""
+        """The best epoch's (validation figure, -validation loss): what a checkpoint saves to resume the rule."""
         return self._best
 
     def restore(self, epoch: int, key: tuple[float, float], kept: T | None) -> None:
@@ -179,7 +198,7 @@ class BestEpoch(Generic[T]):
         self._best, self.epoch, self.kept = key, epoch, kept
 
     def offer(self, epoch: int, logs: Mapping[str, float], snapshot: Callable[[], T]) -> bool:
-        key = (float(logs["val_accuracy"]), -float(logs["val_loss"]))
+        key = (float(logs[self._log]), -float(logs["val_loss"]))
         if key <= self._best:
             return False
         self._best, self.epoch, self.kept = key, epoch, snapshot()
@@ -198,6 +217,9 @@ class Family(ABC):
     weighs_classes: bool = True
     #: Whether it learns more than two labels (a softmax over them); those that do not refuse such data.
     multiclass: bool = False
+    #: What its ``BestEpoch`` can choose by (``train --select``; ``SELECTIONS``): accuracy only, where the family
+    #: has no validation predictions per epoch to compute more from.
+    selects: tuple[str, ...] = ("accuracy",)
 
     @abstractmethod
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:

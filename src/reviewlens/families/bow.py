@@ -70,6 +70,7 @@ BOW = register_family(
         summary="multi-hot, count or TF-IDF n-gram vectors -> Dense layers",
         predictors=(DensePredictor.kind, "keras.v1"),
         multiclass=True,
+        selects=("accuracy", "macro-f1"),
     )
 )
 
@@ -156,7 +157,7 @@ def _fit_mlp(
     )
     weights = context.sample_weights(y_train)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best: BestEpoch[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = BestEpoch()
+    best: BestEpoch[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = BestEpoch(context.select)
     first = 1
     if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
         mlp.set_state(resumed.arrays, resumed.state)
@@ -167,9 +168,9 @@ def _fit_mlp(
         logs = mlp.train_epoch(x_train, y_train, recipe.batch_size, weights)
         probabilities = mlp.predict(x_val)
         scores = metrics(probabilities, y_val, names=names)
-        logs |= {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
+        logs |= context.selection_logs(scores)
         for key, value in logs.items():
-            history[key].append(value)
+            history.setdefault(key, []).append(value)
         best.offer(epoch, logs, functools.partial(_snapshot, mlp, probabilities))
         arrays, state = mlp.get_state()
         assert best.kept is not None

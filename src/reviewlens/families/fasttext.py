@@ -35,7 +35,7 @@ class FastTextFamily(BagOfWordsFamily):
         config: dict[str, Any] = dict(recipe.model)
         dim = int(config.get("dim", 10))
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-        best: BestEpoch[Candidate] = BestEpoch()
+        best: BestEpoch[Candidate] = BestEpoch(context.select)
         model = self._model(recipe, data.x_train.shape[1], dim, context)
         done = 0
         if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
@@ -51,10 +51,9 @@ class FastTextFamily(BagOfWordsFamily):
             logits = model.logits(data.x_val)
             probabilities = (expit(logits) if logits.ndim == 1 else softmax(logits, axis=1)).astype(np.float32)
             scores = metrics(probabilities, data.y_val, names=context.labels)
-            logs = {"loss": loss, "accuracy": accuracy}
-            logs |= {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
+            logs = {"loss": loss, "accuracy": accuracy, **context.selection_logs(scores)}
             for key, value in logs.items():
-                history[key].append(value)
+                history.setdefault(key, []).append(value)
             best.offer(epoch, logs, functools.partial(lambda m, p: (*m.layers(), p), model, probabilities))
             assert best.kept is not None
             arrays, state = model.get_state()
@@ -103,6 +102,7 @@ FASTTEXT = register_family(
         summary="averaged embeddings of unigrams and bigrams -> logistic output (fastText's classifier)",
         predictors=(DensePredictor.kind, "keras.v1"),
         multiclass=True,
+        selects=("accuracy", "macro-f1"),
     )
 )
 

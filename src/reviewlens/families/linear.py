@@ -19,6 +19,7 @@ from scipy.special import expit, softmax
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import metrics
 from reviewlens.families import BestEpoch, Context, register_family
+from reviewlens.families.base import SELECTIONS
 from reviewlens.families.bow import BagOfWordsFamily, Fitted, Vectors
 from reviewlens.models.nb_linear import NBLinear, NBSoftmax, interpolated, nb_ratios, nb_ratios_per_label
 from reviewlens.predictors.dense import DensePredictor
@@ -56,7 +57,7 @@ class LinearFamily(BagOfWordsFamily):
         model = _model(recipe, x_train, y_train, context)
         betas = [float(beta) for beta in config.get("betas", [1.0])]
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-        best: BestEpoch[Candidate] = BestEpoch()
+        best: BestEpoch[Candidate] = BestEpoch(context.select)
         done = 0
         if (resumed := context.resumed) is not None:  # continue a killed run after its last finished epoch
             model.set_state(resumed.arrays["model"], resumed.state["model"])
@@ -67,10 +68,10 @@ class LinearFamily(BagOfWordsFamily):
         weights = context.sample_weights(y_train)
         epochs = model.fit_epochs(x_train, y_train, context.epochs, recipe.batch_size, start=done, weights=weights)
         for epoch, (loss, accuracy) in enumerate(epochs, start=done + 1):
-            candidate, scores = _best_beta(model, betas, x_val, y_val, context.labels)
+            candidate, scores = _best_beta(model, betas, x_val, y_val, context)
             logs = {"loss": loss, "accuracy": accuracy, **scores}
             for key, value in logs.items():
-                history[key].append(value)
+                history.setdefault(key, []).append(value)
             best.offer(epoch, logs, functools.partial(lambda kept: kept, candidate))
             assert best.kept is not None
             arrays, state = model.get_state()
@@ -158,17 +159,16 @@ def _model(recipe: Recipe, x: Any, y: np.ndarray, context: Context) -> NBLinear:
 
 
 def _best_beta(
-    model: NBLinear, betas: list[float], x_val: Any, y_val: np.ndarray, names: tuple[str, ...]
+    model: NBLinear, betas: list[float], x_val: Any, y_val: np.ndarray, context: Context
 ) -> tuple[Candidate, dict[str, float]]:
-    """The interpolation with the best validation accuracy (ties to the lower loss), and its scores."""
+    """The interpolation with the best validation figure (``BestEpoch``'s, ties to the lower loss), and its scores."""
     found: tuple[tuple[float, float], Candidate, dict[str, float]] | None = None
     for beta in betas:
         kernel = model.kernel(interpolated(model.w, beta)) if beta != 1.0 else model.kernel()
         logits = model.logits(x_val, kernel)
         probabilities = (expit(logits) if logits.ndim == 1 else softmax(logits, axis=1)).astype(np.float32)
-        scores = metrics(probabilities, y_val, names=names)
-        logs = {"val_loss": float(scores["loss"]), "val_accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
-        key = (logs["val_accuracy"], -logs["val_loss"])
+        logs = context.selection_logs(metrics(probabilities, y_val, names=context.labels))
+        key = (logs[SELECTIONS[context.select]], -logs["val_loss"])
         if found is None or key > found[0]:
             bias = float(model.bias) if np.ndim(model.bias) == 0 else model.bias.copy()
             found = (key, (kernel.copy(), bias, probabilities, beta), logs)
@@ -182,6 +182,7 @@ LINEAR = register_family(
         summary="naive-Bayes-weighted logistic regression on binarized n-grams",
         predictors=(DensePredictor.kind, "keras.v1"),
         multiclass=True,
+        selects=("accuracy", "macro-f1"),
     )
 )
 
