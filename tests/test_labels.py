@@ -170,20 +170,30 @@ def test_an_ensemble_refuses_members_whose_labels_differ_in_one_line(
     assert f"{trained_run} has the labels" in line and "cannot be combined" in line
 
 
-def test_calibrate_fits_a_softmax_temperature_that_lowers_the_validation_loss(
-    three_labels: Path, tmp_path: Path
-) -> None:
-    from reviewlens.evaluation import metrics
-    from reviewlens.runs import load
+@pytest.fixture(scope="module")
+def calibrated_macro_f1_run(three_labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An nbsvm run of three labels, calibrated and with its epoch chosen by validation macro-F1 (one training for
+    the two tests that read it)."""
     from reviewlens.training import train
 
-    calibrated = train("nbsvm", three_labels, tmp_path / "calibrated", epochs=4, calibrate=True).metadata
+    out = tmp_path_factory.mktemp("runs") / "calibrated"
+    train("nbsvm", three_labels, out, epochs=4, calibrate=True, select="macro-f1")
+    return out
+
+
+def test_calibrate_fits_a_softmax_temperature_that_lowers_the_validation_loss(
+    calibrated_macro_f1_run: Path, three_labels: Path
+) -> None:
+    from reviewlens.evaluation import metrics
+    from reviewlens.runs import load, read_metadata
+
+    calibrated = read_metadata(calibrated_macro_f1_run)
     temperature = calibrated.temperature
     assert temperature != 1.0 and calibrated.hyperparameters["calibration"]["fitted_on"] == "validation"
-    run = load(tmp_path / "calibrated")
+    run = load(calibrated_macro_f1_run)
     texts, labels = Dataset(three_labels).read("validation")
     scaled = run.predict_proba(texts)
-    np.testing.assert_allclose(scaled, read_predictions(tmp_path / "calibrated")["val_probabilities"], atol=1e-6)
+    np.testing.assert_allclose(scaled, read_predictions(calibrated_macro_f1_run)["val_probabilities"], atol=1e-6)
     run.predictor.temperature = 1.0  # the model's own probabilities
     raw = run.predict_proba(texts)
     names = tuple(HELD_OUT)
@@ -343,15 +353,16 @@ def test_best_epoch_chooses_by_the_selected_figure_ties_to_the_lower_loss() -> N
     assert chosen == {"accuracy": (1, 1), "macro-f1": (3, 3)}
 
 
-def test_train_select_macro_f1_keeps_the_epoch_of_best_validation_macro_f1(three_labels: Path, tmp_path: Path) -> None:
-    from reviewlens.training import train
+def test_train_select_macro_f1_keeps_the_epoch_of_best_validation_macro_f1(calibrated_macro_f1_run: Path) -> None:
+    from reviewlens.runs import read_metadata
 
-    metadata = train("bow-bigram", three_labels, tmp_path / "run", epochs=4, select="macro-f1").metadata
+    metadata = read_metadata(calibrated_macro_f1_run)
     assert metadata.hyperparameters["selection"] == "highest validation macro-F1, ties to lower validation loss"
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    history = json.loads((calibrated_macro_f1_run / "history.json").read_text())
     f1, loss = history["val_macro_f1"], history["val_loss"]
     assert len(f1) == 4
     assert metadata.best_epoch == max(range(4), key=lambda i: (f1[i], -loss[i])) + 1
+    # The kept validation predictions are the chosen epoch's (calibrated after: a temperature changes no answer).
     assert metadata.metrics["validation"]["macro_f1"] == pytest.approx(f1[metadata.best_epoch - 1], abs=1e-6)
 
 
