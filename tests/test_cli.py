@@ -49,7 +49,7 @@ def test_recipe_names_are_never_cut_in_a_pipe() -> None:
     # A pipe has no terminal width: rich falls back to 80 columns, and the names must still come out whole.
     environment = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
     table = subprocess.run(
-        [sys.executable, "-m", "reviewlens.cli", "recipes"],
+        [sys.executable, "-m", "reviewlens", "recipes"],
         capture_output=True,
         text=True,
         env=environment,
