@@ -374,6 +374,12 @@ def train(
             metavar="best-f1|precision=P|T",
         ),
     ] = None,
+    encoder: Annotated[
+        Path | None,
+        typer.Option(
+            "--encoder", help="pretrained-* recipes: an encoder directory from `reviewlens pretrain`.", metavar="DIR"
+        ),
+    ] = None,
     labels: LabelsOption = LabelChoice.sentiment,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
@@ -384,7 +390,7 @@ def train(
         "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
         "stream": stream or None, "bucket": bucket, "backend": backend and backend.value,
         "members": members and tuple(Path(part.strip()) for part in members.split(",") if part.strip()),
-        "log_patterns": log_patterns, "split": split and split.value,
+        "log_patterns": log_patterns, "split": split and split.value, "encoder": encoder,
     }  # fmt: skip
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)
