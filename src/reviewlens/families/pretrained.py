@@ -272,7 +272,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
 # -- Recipes ------------------------------------------------------------------------------------------
 
 _MIYATO = "Miyato, Dai & Goodfellow 2017, Adversarial Training Methods for Semi-Supervised Text Classification"
-_FINE_TUNING = {"dropout": 0.5, "encoder_lr_scale": 0.3, "freeze_epochs": 1, "unlabeled_batch": 32}
+_FINE_TUNING = {"dropout": 0.5, "encoder_lr_scale": 0.3, "freeze_epochs": 1, "unlabeled_batch": 16}
 
 register(
     Recipe(
