@@ -118,6 +118,24 @@ def test_fine_tuned_run_loads_in_safe_mode_and_predicts_as_its_keras_model(
     np.testing.assert_allclose(run.predict(samples), direct, atol=1e-6)
 
 
+def test_a_killed_fine_tuning_resumes_to_the_same_run(data: Path, encoder_dir: Path, tmp_path: Path) -> None:
+    options = {"encoder": encoder_dir, "max_length": 16}
+    whole = train("pretrained-vat", data, tmp_path / "whole", epochs=2, options=options)
+
+    def kill(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        if epoch == 1:
+            raise _KilledError
+
+    with pytest.raises(_KilledError):
+        train("pretrained-vat", data, tmp_path / "cut", epochs=2, options=options, on_epoch=kill)
+    again = train("pretrained-vat", data, tmp_path / "cut", epochs=2, options=options, resume=True)
+    assert again.metadata.hyperparameters["resumed_after_epoch"] == 1
+    history = [json.loads((run / "history.json").read_text()) for run in (tmp_path / "whole", tmp_path / "cut")]
+    for key in ("loss", "vat_loss", "val_loss"):  # the dropout's and the optimizers' state resumed too
+        np.testing.assert_allclose(history[1][key], history[0][key], rtol=1e-5)
+    assert again.metadata.test_accuracy == whole.metadata.test_accuracy
+
+
 def _tuner(encoder_dir: Path, **model: object) -> object:
     from reviewlens.families.pretrained import _FineTuner
 

@@ -140,13 +140,14 @@ class _FineTuner:
         return out
 
     def arrays(self) -> dict[str, list[np.ndarray]]:
+        """The model's variables (its dropout's seed state too, so a resumed run drops the same units) and both
+        optimizers' state."""
         optimizers = [np.asarray(v.numpy()) for o in (self.encoder_opt, self.head_opt) for v in o.variables]
-        return {"model": self.model.get_weights(), "optimizer": optimizers}
+        return {"model": [np.asarray(v.numpy()) for v in self.model.variables], "optimizer": optimizers}
 
     def restore(self, arrays: dict[str, list[np.ndarray]]) -> None:
-        self.model.set_weights(arrays["model"])
-        variables = [*self.encoder_opt.variables, *self.head_opt.variables]
-        for variable, value in zip(variables, arrays["optimizer"], strict=True):
+        variables = [*self.model.variables, *self.encoder_opt.variables, *self.head_opt.variables]
+        for variable, value in zip(variables, [*arrays["model"], *arrays["optimizer"]], strict=True):
             variable.assign(value)
 
 
