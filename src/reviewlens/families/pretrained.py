@@ -91,7 +91,7 @@ class _FineTuner:
         self.head_opt.build(self.head_vars)
         self.epsilon = float(settings.get("vat_epsilon", 0.0))  # type: ignore[arg-type]
         self.weight = float(settings.get("vat_weight", 0.0))  # type: ignore[arg-type]
-        self.xi = float(settings.get("vat_xi", 1e-6))  # type: ignore[arg-type]
+        self.xi = float(settings.get("vat_xi", 1e-2))  # type: ignore[arg-type]
         self.outputs = outputs
         self._vat = vat_loss
         self.step_all = tf.function(self._step_all, reduce_retracing=True)
@@ -283,7 +283,7 @@ register(
         expected_accuracy=0.9409,
         family="pretrained",
         vectorizer={"length": 400},
-        model={**_FINE_TUNING, "vat_weight": 1.0, "vat_epsilon": 1.0, "vat_xi": 1e-6},
+        model={**_FINE_TUNING, "vat_weight": 1.0, "vat_epsilon": 1.0, "vat_xi": 1e-2},
         optimizer="adam",
         learning_rate=1e-3,
         batch_size=32,
