@@ -55,6 +55,10 @@ EXAMPLES: dict[str, Callable[[], tuple[Any, list[np.ndarray]]]] = {
     "MaxOverTokens": lambda: _on_vectors_and_ids(layers.MaxOverTokens()),
     "PositionalEmbedding": lambda: _on_ids(layers.PositionalEmbedding(5, 8, 4)),
     "TransformerEncoder": lambda: _after_masked_embedding(layers.TransformerEncoder(4, 6, 2)),
+    # The pretrained encoders': the mask from the ids, learned positions, concat pooling of the unpadded steps.
+    "WithMask": lambda: _on_vectors_and_ids(layers.WithMask()),
+    "AddPositions": lambda: _after_masked_embedding(layers.AddPositions(5, 4)),
+    "ConcatPooling": lambda: _after_masked_embedding(layers.ConcatPooling()),
     # The tokenization layer's: patterns over 7 character ids (7 is a blank), as a map and counted.
     "TokenizationLayer": lambda: _on_ids(
         tokenization.TokenizationLayer(4, tokenization.PatternsInitializerGaussian(seed=1), 2, num_chars=7)

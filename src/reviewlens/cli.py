@@ -389,6 +389,12 @@ def train(
             metavar="best-f1|precision=P|T",
         ),
     ] = None,
+    encoder: Annotated[
+        Path | None,
+        typer.Option(
+            "--encoder", help="pretrained-* recipes: an encoder directory from `reviewlens pretrain`.", metavar="DIR"
+        ),
+    ] = None,
     labels: LabelsOption = LabelChoice.sentiment,
     max_review_bytes: MaxReviewBytesOption = MAX_REVIEW_BYTES,
     as_json: JsonOption = False,
@@ -399,7 +405,7 @@ def train(
         "lr_schedule": lr_schedule and lr_schedule.value, "clipnorm": clipnorm, "embeddings": embeddings,
         "stream": stream or None, "bucket": bucket, "backend": backend and backend.value,
         "members": members and tuple(Path(part.strip()) for part in members.split(",") if part.strip()),
-        "log_patterns": log_patterns, "split": split and split.value,
+        "log_patterns": log_patterns, "split": split and split.value, "encoder": encoder,
     }  # fmt: skip
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend.value  # read once, when Keras is first imported (below)
@@ -1080,6 +1086,81 @@ def serve(
             log_texts=log_texts,
             header_timeout=header_timeout,
         )
+    )
+
+
+class Objective(StrEnum):
+    lm = "lm"
+    mlm = "mlm"
+
+
+@app.command()
+def pretrain(
+    out_dir: Annotated[Path, typer.Option("--out", help="Encoder directory to write.", metavar="DIR")],
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the pretraining text.")] = 1,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the killed pretraining of this --out from its last checkpoint.")
+    ] = False,
+    require_unlabeled: Annotated[
+        bool,
+        typer.Option("--require-unlabeled", help="Refuse data without unlabeled reviews instead of using train only."),
+    ] = False,
+    objective: Annotated[
+        Objective, typer.Option("--objective", help="lm: LSTM next-token model; mlm: Transformer, masked tokens.")
+    ] = Objective.lm,
+    vocabulary: Annotated[
+        int, typer.Option("--vocabulary", min=3, help="Vocabulary size (with padding and OOV).")
+    ] = 20000,
+    embedding: Annotated[int, typer.Option("--embedding", min=1, help="Embedding size.")] = 128,
+    units: Annotated[int, typer.Option("--units", min=1, help="lm: LSTM units.")] = 256,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="LSTM or Transformer layers.")] = 1,
+    heads: Annotated[int, typer.Option("--heads", min=1, help="mlm: attention heads.")] = 2,
+    dense: Annotated[int, typer.Option("--dense", min=1, help="mlm: feed-forward width.")] = 256,
+    length: Annotated[int, typer.Option("--length", min=2, help="Tokens per training window.")] = 128,
+    review_tokens: Annotated[
+        int | None, typer.Option("--review-tokens", min=2, help="Keep only each review's first N tokens.", metavar="N")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per step.")] = 64,
+    sampled: Annotated[int, typer.Option("--sampled", min=1, help="Negatives of the sampled softmax.")] = 1024,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="Adam's step size.")] = 1e-3,
+    checkpoint_steps: Annotated[
+        int, typer.Option("--checkpoint-steps", min=1, help="Save a checkpoint every N steps.")
+    ] = 200,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", min=0.0, help="Stop pretraining after this many minutes.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 1337,
+    as_json: JsonOption = False,
+) -> None:
+    """Pretrain an encoder on the train split and the unlabeled reviews (never validation or test), for
+    `train --recipe pretrained-vat --encoder DIR`."""
+    from reviewlens.pretraining import Sizes
+    from reviewlens.pretraining import pretrain as run_pretraining
+
+    sizes = Sizes(objective.value, vocabulary, embedding, units, layers, heads, dense, length, review_tokens,
+                  batch_size, sampled, learning_rate)  # fmt: skip
+    with Progress(
+        TextColumn("pretraining"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("steps", total=None, loss="")
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            progress.update(task, completed=step, total=steps, loss=f"{loss:.4f}")
+
+        metadata = run_pretraining(
+            data, out_dir, sizes=sizes, epochs=epochs, seed=seed, resume=resume, require_unlabeled=require_unlabeled,
+            checkpoint_steps=checkpoint_steps, time_budget_s=None if max_minutes is None else max_minutes * 60,
+            log=lambda message: progress.console.print(Text(message, style="dim"), soft_wrap=True), on_step=on_step,
+        )  # fmt: skip
+    if as_json:
+        _print_json(metadata)
+        return
+    out.print(
+        f"encoder: {out_dir} ({metadata['objective']}, {metadata['tokens_seen']:,} tokens in "
+        f"{metadata['seconds']:.0f} s, {metadata['tokens_per_second']:,.0f} tokens/s, validation perplexity "
+        f"{metadata['val_perplexity'][-1]:.1f})"
     )
 
 

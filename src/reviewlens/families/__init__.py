@@ -27,4 +27,12 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-from reviewlens.families import bow, characters, ensemble, fasttext, linear, sequence  # noqa: E402, F401 - registers the families
+from reviewlens.families import (  # noqa: E402, F401 - registers the families
+    bow,
+    characters,
+    ensemble,
+    fasttext,
+    linear,
+    pretrained,
+    sequence,
+)

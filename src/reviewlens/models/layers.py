@@ -6,6 +6,8 @@ loading any ``model.keras``; every custom layer a recipe uses is defined here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -214,6 +216,75 @@ class TransformerEncoder(keras.layers.Layer):
             "dense_dim": self.dense_dim,
             "num_heads": self.num_heads,
         }
+
+
+@_register
+class WithMask(keras.layers.Layer):
+    """``[vectors, ids] -> vectors`` with the mask ``ids != 0``: padding is skipped by the layers after it."""
+
+    def __init__(self, **kwargs: object):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: list[object]) -> object:
+        return inputs[0]
+
+    def compute_mask(self, inputs: list[object], mask: object = None) -> object:
+        return ops.not_equal(inputs[1], 0)
+
+    def compute_output_shape(self, input_shapes: list[tuple[int | None, ...]]) -> tuple[int | None, ...]:
+        return input_shapes[0]
+
+
+@_register
+class AddPositions(keras.layers.Layer):
+    """Vectors plus learned position embeddings (up to ``sequence_length`` positions); the mask passes through."""
+
+    def __init__(self, sequence_length: int, output_dim: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.sequence_length, self.output_dim = sequence_length, output_dim
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.positions = self.add_weight(
+            shape=(self.sequence_length, self.output_dim), initializer="uniform", name="positions"
+        )
+
+    def call(self, vectors: object) -> object:
+        return vectors + self.positions[None, : ops.shape(vectors)[1], :]
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "sequence_length": self.sequence_length, "output_dim": self.output_dim}
+
+
+@_register
+class ConcatPooling(keras.layers.Layer):
+    """ULMFiT's concat pooling over the unpadded steps: ``[last state, max, mean]`` (tail padding)."""
+
+    def __init__(self, **kwargs: object):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, states: Any, mask: Any = None) -> Any:
+        if mask is None:
+            mask = ops.ones(ops.shape(states)[:2], "bool")
+        keep = ops.cast(mask, states.dtype)[:, :, None]
+        count = ops.maximum(ops.sum(keep, axis=1), 1.0)
+        mean = ops.sum(states * keep, axis=1) / count
+        largest = ops.max(ops.where(keep > 0, states, -1e9), axis=1)
+        largest = ops.where(ops.sum(keep, axis=1) > 0, largest, 0.0)
+        last = ops.maximum(ops.cast(ops.sum(keep[:, :, 0], axis=1), "int32") - 1, 0)
+        chosen = ops.take_along_axis(states, last[:, None, None] * ops.ones_like(states[:, :1, :], "int32"), axis=1)
+        return ops.concatenate([chosen[:, 0, :], largest, mean], axis=-1)
+
+    def compute_mask(self, inputs: object, mask: object = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], 3 * int(input_shape[-1] or 0))
 
 
 def output_layer(outputs: int = 1) -> keras.layers.Dense:

@@ -1,0 +1,500 @@
+"""``reviewlens pretrain``: learn an encoder from the train split and the unlabeled reviews; read encoder directories.
+
+The encoder is pretrained on the training split (validation already held out of it) plus ``train/unsup``; the
+validation and test reviews are never read. It trains in the run directories' staging directory
+(``reviewlens.checkpoints``), with a checkpoint every ``checkpoint_steps`` steps and after every epoch, so
+``resume=True`` continues a killed pretraining exactly where its last checkpoint stood; the finished encoder
+directory is renamed into place whole:
+
+    encoder.keras     ids -> states (safe mode; custom layers in ``reviewlens.models.pretrained``)
+    vocabulary.json   the words, in id order from 2 (0 padding, 1 out of vocabulary)
+    metadata.json     format, version, objective, sizes, vocabulary digest, loss per epoch, tokens, seconds, machine
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reviewlens import __version__
+from reviewlens.checkpoints import Checkpoint, Staging
+from reviewlens.data import Dataset, Resolved, resolve
+from reviewlens.errors import ReviewlensError
+from reviewlens.runs import library_versions, write_json
+from reviewlens.sequences import SequenceVectorizer
+from reviewlens.training import check_writable
+
+ENCODER_FORMAT = "reviewlens.encoder"
+ENCODER_VERSION = 1
+ENCODER_FILE = "encoder.keras"
+VOCABULARY_FILE = "vocabulary.json"
+METADATA_FILE = "metadata.json"
+#: Reviews held out of the pretraining text to measure its validation perplexity (pretraining text, not labels).
+HELD_OUT = 256
+Log = Callable[[str], None]
+StepCallback = Callable[[int, int, float], None]  # (steps done this epoch, steps per epoch, running loss)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What is pretrained: the objective and the model's and batches' sizes."""
+
+    objective: str = "lm"  # lm: LSTM next-token language model; mlm: Transformer, masked tokens
+    vocabulary: int = 20000  # counting padding and OOV
+    embedding: int = 128
+    units: int = 256  # LSTM units (lm)
+    layers: int = 1
+    heads: int = 2  # Transformer (mlm)
+    dense: int = 256  # Transformer feed-forward width (mlm)
+    length: int = 128  # tokens per training window
+    review_tokens: int | None = None  # tokens kept of each review (its first); None: all
+    batch_size: int = 64
+    sampled: int = 1024  # negatives of the sampled softmax
+    learning_rate: float = 1e-3
+    mask_rate: float = 0.15  # mlm
+
+    def __post_init__(self) -> None:
+        from reviewlens.models.pretrained import OBJECTIVES
+
+        if self.objective not in OBJECTIVES:
+            raise ReviewlensError(f"--objective {self.objective} is not one of {', '.join(OBJECTIVES)}")
+        for name in ("vocabulary", "embedding", "units", "layers", "heads", "dense", "length", "batch_size", "sampled"):
+            if int(getattr(self, name)) < 1:
+                raise ReviewlensError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        if self.vocabulary < 3:
+            raise ReviewlensError(f"--vocabulary {self.vocabulary} must leave room for padding, OOV and a word")
+        if self.review_tokens is not None and self.review_tokens < 2:
+            raise ReviewlensError(f"--review-tokens {self.review_tokens} must be at least 2")
+        if not 0 < self.learning_rate < math.inf or not 0 < self.mask_rate < 1:
+            raise ReviewlensError("--learning-rate must be positive and the mask rate between 0 and 1")
+
+    def model_config(self, vocabulary_size: int) -> dict[str, Any]:
+        return {"vocabulary_size": vocabulary_size, "objective": self.objective, "embedding": self.embedding,
+                "units": self.units, "layers": self.layers, "heads": self.heads, "dense": self.dense,
+                "length": self.length}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A read, checked encoder directory."""
+
+    path: Path
+    model: Any  # keras.Model, ids -> states
+    vectorizer: SequenceVectorizer  # its vocabulary; ``length`` set by the classifier
+    metadata: dict[str, Any]
+
+    @property
+    def objective(self) -> str:
+        return str(self.metadata["objective"])
+
+
+def vocabulary_digest(words: list[str]) -> str:
+    return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def unlabeled_count(dataset: Dataset, require_unlabeled: bool) -> int:
+    """How many unlabeled reviews the data has; none with ``require_unlabeled`` is a user's mistake."""
+    unlabeled = sum(dataset.counts().get("unsup", {}).values())
+    if not unlabeled and require_unlabeled:
+        raise ReviewlensError(
+            f"{dataset.path} has no unlabeled reviews (aclImdb's train/unsup); add them, or leave out "
+            "--require-unlabeled to pretrain on the train split alone"
+        )
+    return unlabeled
+
+
+def pretraining_texts(dataset: Dataset, require_unlabeled: bool, log: Log) -> tuple[list[str], int, int]:
+    """The train split's texts (validation is held out of it) and the unlabeled ones; never validation or test."""
+    if not unlabeled_count(dataset, require_unlabeled):
+        log(f"warning: {dataset.path} has no unlabeled reviews (train/unsup); pretraining on the train split only")
+    splits = dataset.read_splits("train", "unsup")
+    train_texts, unsup_texts = splits["train"][0], splits["unsup"][0]
+    return train_texts + unsup_texts, len(train_texts), len(unsup_texts)
+
+
+def windows(rows: list[list[int]], length: int) -> np.ndarray:
+    """Each review's ids cut into windows of ``length`` tokens (the last one padded), as one int32 array."""
+    out: list[np.ndarray] = []
+    for ids in rows:
+        for start in range(0, max(len(ids) - 1, 1), length - 1 if length > 2 else 1):
+            piece = ids[start : start + length]
+            if len(piece) < 2:
+                continue
+            window = np.zeros(length, np.int32)
+            window[: len(piece)] = piece
+            out.append(window)
+    return np.stack(out) if out else np.zeros((0, length), np.int32)
+
+
+class _Objective:
+    """The pretraining model (encoder + output embedding) and its loss, on TensorFlow."""
+
+    def __init__(self, sizes: Sizes, vocabulary_size: int, seed: int):
+        import keras
+        import tensorflow as tf
+
+        from reviewlens.models.pretrained import encoder, log_uniform
+
+        keras.utils.set_random_seed(seed)
+        self.sizes, self.vocabulary_size = sizes, vocabulary_size
+        self.mask_id = vocabulary_size  # mlm's [MASK], the encoder's extra row
+        self.encoder = encoder(**sizes.model_config(vocabulary_size))
+        width = sizes.units if sizes.objective == "lm" else sizes.embedding
+        initial = keras.initializers.GlorotUniform(seed=seed)
+        self.out_w = keras.Variable(initial((vocabulary_size, width)), name="softmax_weights")
+        self.out_b = keras.Variable(np.zeros(vocabulary_size, np.float32), name="softmax_bias")
+        self.variables = [*self.encoder.trainable_variables, self.out_w, self.out_b]
+        self.optimizer = keras.optimizers.Adam(sizes.learning_rate, clipnorm=1.0)
+        self.optimizer.build(self.variables)
+        self.q = tf.constant(log_uniform(vocabulary_size))
+        self.step = tf.function(self._step, reduce_retracing=True)
+        self.evaluate = tf.function(self._full_loss, reduce_retracing=True)
+
+    def _states(self, ids: Any, selected: Any, training: bool) -> tuple[Any, Any]:
+        import tensorflow as tf
+
+        if self.sizes.objective == "lm":
+            inputs, targets = ids[:, :-1], ids[:, 1:]
+            states = self.encoder(inputs, training=training)
+            keep = tf.not_equal(targets, 0)
+        else:
+            inputs, targets = selected[0], ids
+            states = self.encoder(inputs, training=training)
+            keep = selected[1]
+        return tf.boolean_mask(states, keep), tf.boolean_mask(targets, keep)
+
+    def _step(self, ids: Any, corrupted: Any, chosen: Any, candidates: Any) -> Any:
+        import tensorflow as tf
+
+        k = float(self.sizes.sampled)
+        with tf.GradientTape() as tape:
+            h, y = self._states(ids, (corrupted, chosen), True)
+            sampled = (candidates, k * tf.gather(self.q, y)[:, None], k * tf.gather(self.q, candidates))
+            loss = tf.reduce_mean(tf.nn.sampled_softmax_loss(
+                self.out_w, self.out_b, tf.cast(y[:, None], tf.int64), h, self.sizes.sampled, self.vocabulary_size,
+                sampled_values=sampled))  # fmt: skip
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables, strict=True))
+        return loss, tf.size(y)
+
+    def _full_loss(self, ids: Any, corrupted: Any, chosen: Any) -> Any:
+        import tensorflow as tf
+
+        h, y = self._states(ids, (corrupted, chosen), False)
+        logits = tf.matmul(h, self.out_w, transpose_b=True) + self.out_b
+        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)), tf.size(y)
+
+    def corrupt(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """mlm's input: ``mask_rate`` of the tokens chosen, 80% of them [MASK], 10% a random word, 10% kept."""
+        if self.sizes.objective == "lm":
+            return ids, ids != 0
+        chosen = (rng.random(ids.shape) < self.sizes.mask_rate) & (ids != 0)
+        chosen[np.arange(len(ids)), 0] |= ~chosen.any(axis=1) & (ids[:, 0] != 0)  # every window predicts a token
+        roll = rng.random(ids.shape)
+        corrupted = np.where(chosen & (roll < 0.8), self.mask_id, ids)
+        random_ids = rng.integers(2, self.vocabulary_size, ids.shape)
+        corrupted = np.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, corrupted).astype(np.int32)
+        return corrupted, chosen
+
+    def candidates(self, rng: np.random.Generator) -> np.ndarray:
+        """Log-uniform negatives (with replacement), drawn from ``rng`` so a resumed run draws the same."""
+        u = rng.random(self.sizes.sampled)
+        return np.minimum(np.exp(u * np.log(self.vocabulary_size + 1)) - 1, self.vocabulary_size - 1).astype(np.int64)
+
+    def perplexity(self, held: np.ndarray, seed: int) -> float:
+        """exp of the mean full-softmax loss per predicted token of the held-out windows (mlm: a fixed masking)."""
+        rng = np.random.default_rng([seed, 999])
+        total, count = 0.0, 0
+        for start in range(0, len(held), 64):
+            ids = held[start : start + 64]
+            corrupted, chosen = self.corrupt(ids, rng)
+            loss, n = self.evaluate(ids, corrupted, chosen)
+            total, count = total + float(loss), count + int(n)
+        return float(math.exp(min(total / max(count, 1), 50.0)))
+
+    def arrays(self) -> dict[str, list[np.ndarray]]:
+        return {"model": [np.asarray(v.numpy()) for v in self.variables],
+                "optimizer": [np.asarray(v.numpy()) for v in self.optimizer.variables]}  # fmt: skip
+
+    def restore(self, arrays: dict[str, list[np.ndarray]]) -> None:
+        for variable, value in zip(self.variables, arrays["model"], strict=True):
+            variable.assign(value)
+        for variable, value in zip(self.optimizer.variables, arrays["optimizer"], strict=True):
+            variable.assign(value)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def pretrain(
+    data: str | os.PathLike[str] | Dataset | Resolved | None,
+    out: str | os.PathLike[str],
+    *,
+    sizes: Sizes = Sizes(),
+    epochs: int = 1,
+    seed: int = 1337,
+    resume: bool = False,
+    require_unlabeled: bool = False,
+    checkpoint_steps: int = 200,
+    time_budget_s: float | None = None,
+    log: Log = _quiet,
+    on_step: StepCallback | None = None,
+) -> dict[str, Any]:
+    """Pretrain an encoder on the train split and the unlabeled reviews; write its directory at ``out``; return
+    its metadata. ``time_budget_s`` ends pretraining at the first step past it (the encoder says so)."""
+    if epochs < 1:
+        raise ReviewlensError(f"--epochs {epochs} must be at least 1")
+    if checkpoint_steps < 1:
+        raise ReviewlensError(f"--checkpoint-steps {checkpoint_steps} must be at least 1")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ReviewlensError(f"{out} already exists and is not empty; choose another --out or remove it")
+    check_writable(out.parent)
+    if isinstance(data, Resolved):
+        resolved = data
+    elif isinstance(data, Dataset):
+        resolved = Resolved(data, "argument")
+    else:
+        resolved = resolve(data)
+    dataset = resolved.dataset
+    unlabeled_count(dataset, require_unlabeled)  # refused before anything is written
+    settings = {"pretrain": dataclasses.asdict(sizes), "epochs": epochs, "seed": seed, "reviewlens": __version__,
+                "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()}}  # fmt: skip
+    staging = Staging(out)
+    staging.begin(settings, resume)
+    try:
+        with_log = log
+        with_log(resolved.describe())
+        metadata = _pretrain(dataset, staging, sizes, epochs, seed, require_unlabeled, checkpoint_steps,
+                             time_budget_s, with_log, on_step)  # fmt: skip
+        log(f"writing {out}")
+        return staging.finish(lambda directory: _write_encoder(directory, *metadata))
+    except BaseException:
+        staging.stop(log)
+        raise
+
+
+def _pretrain(
+    dataset: Dataset, staging: Staging, sizes: Sizes, epochs: int, seed: int, require_unlabeled: bool,
+    checkpoint_steps: int, time_budget_s: float | None, log: Log, on_step: StepCallback | None,
+) -> tuple[Any, SequenceVectorizer, dict[str, Any]]:  # fmt: skip
+    started = time.perf_counter()
+    texts, n_train, n_unsup = pretraining_texts(dataset, require_unlabeled, log)
+    if not texts:
+        raise ReviewlensError(f"{dataset.path} has no training reviews to pretrain on")
+    held_rows = np.random.default_rng(seed).permutation(len(texts))[: min(HELD_OUT, max(len(texts) // 10, 1))]
+    held_set = set(held_rows.tolist())
+    kept = [text for i, text in enumerate(texts) if i not in held_set]
+    log(f"pretraining text: {n_train:,} train and {n_unsup:,} unlabeled reviews ({len(held_rows)} held out for "
+        f"perplexity); fitting a {sizes.vocabulary:,}-token vocabulary")  # fmt: skip
+    vectorizer = SequenceVectorizer(max_tokens=sizes.vocabulary, length=sizes.length).fit(kept)
+    window = sizes.length + (sizes.objective == "lm")  # lm predicts each next token
+
+    def ids_of(rows: list[str]) -> list[list[int]]:
+        cut = sizes.review_tokens
+        return [vectorizer.ids(text)[:cut] if cut else vectorizer.ids(text) for text in rows]
+
+    train_x = windows(ids_of(kept), window)
+    held_x = windows(ids_of([texts[i] for i in held_rows]), window)
+    del texts, kept
+    if not len(train_x):
+        raise ReviewlensError(f"{dataset.path}'s training reviews hold no two tokens in a row to pretrain on")
+    objective = _Objective(sizes, vectorizer.vocabulary_size, seed)
+    steps = math.ceil(len(train_x) / sizes.batch_size)
+    tokens_per_epoch = int(np.count_nonzero(train_x))  # input tokens (lm: windows overlap by one)
+    kind = "an LSTM language model" if sizes.objective == "lm" else "a masked-token Transformer"
+    log(
+        f"pretraining {kind} on {len(train_x):,} windows of {sizes.length} tokens "
+        f"({tokens_per_epoch:,} tokens an epoch, {steps:,} steps)"
+    )
+    history: dict[str, list[float]] = {"loss": [], "val_perplexity": [], "tokens": [], "seconds": []}
+    epoch, step, tokens, inputs, seconds, running, count = 0, 0, 0, 0, 0.0, 0.0, 0
+    if (resumed := staging.resumed) is not None:
+        objective.restore(resumed.arrays)
+        history = resumed.history
+        epoch, step = resumed.epoch, resumed.step
+        tokens, seconds = int(resumed.state["tokens"]), float(resumed.state["seconds"])
+        inputs = int(resumed.state["inputs"])
+        running, count = float(resumed.state["running"]), int(resumed.state["count"])
+        log(f"resuming {staging.path} at epoch {epoch + 1}, step {step} of {steps}")
+    clock = time.perf_counter()
+
+    def save(epoch: int, step: int) -> None:
+        elapsed = seconds + time.perf_counter() - clock
+        state = {"tokens": tokens, "inputs": inputs, "seconds": elapsed, "running": running, "count": count}
+        staging.save(Checkpoint(epoch, history, 0, (0.0, 0.0), objective.arrays(), state, step))
+
+    stopped = False
+    while epoch < epochs and not stopped:
+        order = np.random.default_rng([seed, epoch]).permutation(len(train_x))
+        while step < steps:
+            rng = np.random.default_rng([seed, epoch, step])
+            ids = train_x[order[step * sizes.batch_size : (step + 1) * sizes.batch_size]]
+            corrupted, chosen = objective.corrupt(ids, rng)
+            loss, n = objective.step(ids, corrupted, chosen, objective.candidates(rng))
+            running, count, tokens, step = running + float(loss), count + 1, tokens + int(n), step + 1
+            inputs += int(np.count_nonzero(ids))
+            if on_step is not None:
+                on_step(step, steps, running / count)
+            over = time_budget_s is not None and seconds + time.perf_counter() - clock >= time_budget_s
+            if step < steps and not over and step % checkpoint_steps == 0:
+                save(epoch, step)
+            if over:
+                stopped = step < steps or epoch + 1 < epochs
+                break
+        perplexity = objective.perplexity(held_x, seed)
+        elapsed = seconds + time.perf_counter() - clock
+        history["loss"].append(running / max(count, 1))
+        history["val_perplexity"].append(perplexity)
+        history["tokens"].append(tokens)
+        history["seconds"].append(round(elapsed, 3))
+        log(f"epoch {epoch + 1}/{epochs}: loss {running / max(count, 1):.4f} (sampled softmax), validation "
+            f"perplexity {perplexity:.1f}, {tokens:,} tokens in {elapsed:.0f} s ({tokens / max(elapsed, 1e-9):,.0f}/s)"
+            + (" - time budget reached" if stopped else ""))  # fmt: skip
+        epoch, step, running, count = epoch + 1, 0, 0.0, 0
+        if not stopped:
+            save(epoch, 0)
+    total = seconds + time.perf_counter() - clock
+    metadata = {
+        "format": ENCODER_FORMAT,
+        "format_version": ENCODER_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "objective": sizes.objective,
+        "sizes": dataclasses.asdict(sizes),
+        "model": sizes.model_config(vectorizer.vocabulary_size),
+        "vocabulary_size": vectorizer.vocabulary_size,
+        "vocabulary_digest": vocabulary_digest(vectorizer.words),
+        "loss": history["loss"],
+        "val_perplexity": history["val_perplexity"],
+        "history": history,
+        "epochs": epochs,
+        "epochs_done": len(history["loss"]),
+        "stopped_by_time_budget": stopped,
+        "tokens_seen": tokens,
+        "tokens_per_epoch": tokens_per_epoch,
+        "seconds": round(total, 3),
+        "setup_seconds": round(clock - started, 3),
+        "tokens_per_second": round(tokens / max(total, 1e-9), 1),
+        "input_tokens_seen": inputs,
+        "input_tokens_per_second": round(inputs / max(total, 1e-9), 1),
+        "data": {
+            "path": str(dataset.path),
+            "train": n_train,
+            "unsup": n_unsup,
+            "held_out": len(held_rows),
+            "windows": len(train_x),
+            "catalog": dataset.catalog_digest(),
+            "read": ["train", "unsup"],
+        },
+        "seed": seed,
+        "resumed": staging.resumed is not None,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        },
+        "versions": library_versions(),
+    }
+    return objective.encoder, vectorizer, metadata
+
+
+def _write_encoder(
+    directory: Path, model: Any, vectorizer: SequenceVectorizer, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    model.save(directory / ENCODER_FILE)
+    (directory / VOCABULARY_FILE).write_text(json.dumps(vectorizer.words, ensure_ascii=False), encoding="utf-8")
+    write_json(directory / METADATA_FILE, metadata)
+    return metadata
+
+
+def _bad(path: Path, why: str) -> ReviewlensError:
+    return ReviewlensError(
+        f"--encoder {path}: {why}; pass a directory written by `reviewlens pretrain`, or pretrain again"
+    )
+
+
+def read_encoder_metadata(path: Path) -> dict[str, Any]:
+    """An encoder directory's checked metadata, without loading Keras."""
+    if not path.is_dir():
+        raise _bad(path, "no such directory" if not path.exists() else "not a directory")
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _bad(path, f"it has no {METADATA_FILE}") from None
+    except (OSError, ValueError) as error:
+        raise _bad(path, f"its {METADATA_FILE} is unreadable ({type(error).__name__})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != ENCODER_FORMAT:
+        raise _bad(path, f"its {METADATA_FILE} is not an encoder's")
+    if metadata.get("format_version") != ENCODER_VERSION:
+        raise _bad(path, f"encoder format version {metadata.get('format_version')!r}, this reviewlens reads "
+                   f"{ENCODER_VERSION}")  # fmt: skip
+    for key in ("objective", "vocabulary_size", "vocabulary_digest", "model"):
+        if key not in metadata:
+            raise _bad(path, f"its {METADATA_FILE} lacks {key!r}")
+    return metadata
+
+
+def check_encoder(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """An encoder directory's metadata and vocabulary, checked against each other, and its ``.keras`` file checked
+    whole (a zip whose members' checksums hold), without importing TensorFlow."""
+    metadata = read_encoder_metadata(path)
+    try:
+        words = json.loads((path / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _bad(path, f"it has no {VOCABULARY_FILE}") from None
+    except (OSError, ValueError) as error:
+        raise _bad(path, f"its {VOCABULARY_FILE} is unreadable ({type(error).__name__})") from None
+    if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+        raise _bad(path, f"its {VOCABULARY_FILE} is not a list of words")
+    if vocabulary_digest(words) != metadata["vocabulary_digest"] or len(words) + 2 != metadata["vocabulary_size"]:
+        raise _bad(path, f"its {VOCABULARY_FILE} is another vocabulary than the one the encoder was trained with")
+    try:
+        with zipfile.ZipFile(path / ENCODER_FILE) as archive:
+            broken = archive.testzip()
+    except FileNotFoundError:
+        raise _bad(path, f"it has no {ENCODER_FILE}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise _bad(path, f"its {ENCODER_FILE} cannot be loaded ({type(error).__name__}: cut short or not a .keras "
+                   "file)") from None  # fmt: skip
+    if broken is not None:
+        raise _bad(path, f"its {ENCODER_FILE} cannot be loaded ({broken} is damaged)")
+    return metadata, words
+
+
+def load_encoder(path: str | os.PathLike[str]) -> Encoder:
+    """Read and check an encoder directory: metadata, vocabulary (its digest), and the ``.keras`` model in safe mode
+    (its embedding the vocabulary's size). Any mismatch is one line (``ReviewlensError``)."""
+    path = Path(path)
+    metadata, words = check_encoder(path)
+    import keras
+
+    import reviewlens.models.pretrained  # noqa: F401 - registers the encoder's layers
+
+    try:
+        model = keras.saving.load_model(path / ENCODER_FILE, safe_mode=True)
+    except FileNotFoundError:
+        raise _bad(path, f"it has no {ENCODER_FILE}") from None
+    except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise _bad(path, f"its {ENCODER_FILE} cannot be loaded ({type(error).__name__})") from None
+    try:
+        rows = int(model.get_layer("embedding").input_dim)
+    except ValueError:
+        raise _bad(path, f"its {ENCODER_FILE} has no embedding layer") from None
+    if rows != len(words) + 2 + (metadata["objective"] == "mlm"):
+        raise _bad(path, f"its {ENCODER_FILE} embeds {rows} ids and its vocabulary has {len(words) + 2}")
+    vectorizer = SequenceVectorizer(max_tokens=len(words) + 2, length=int(metadata["model"]["length"]), words=words)
+    return Encoder(path, model, vectorizer, metadata)
