@@ -106,8 +106,8 @@ def test_a_family_that_learns_two_labels_refuses_three_in_one_line(three_labels:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: recipe 'char-cnn' (characters family) learns two labels, and the data has 3 (negative, neutral, "
-        "positive); choose a recipe of the bow, ensemble, fasttext, linear, rnn, conv, transformer, embedding-sum "
-        "families (`reviewlens recipes` lists them)"
+        "positive); choose a recipe of the bow, ensemble, fasttext, linear, pretrained, rnn, conv, transformer, "
+        "embedding-sum families (`reviewlens recipes` lists them)"
     )
 
 

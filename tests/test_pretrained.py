@@ -254,3 +254,18 @@ def test_pretraining_without_unlabeled_reviews_says_so_and_uses_train(tmp_path: 
     texts, train_count, unsup_count = pretraining_texts(dataset, False, logged.append)
     assert any("no unlabeled reviews" in line and "train split only" in line for line in logged)
     assert (train_count, unsup_count) == (len(dataset.ids("train")), 0) and len(texts) == train_count
+
+
+def test_a_pretrained_classifier_learns_three_labels(three_labels: Path, tmp_path: Path) -> None:
+    encoder = tmp_path / "encoder"
+    pretrain(three_labels, encoder, sizes=SMALL, epochs=1)  # a JSON lines file: no unlabeled reviews, train only
+    result = train("pretrained-vat", three_labels, tmp_path / "run", epochs=1,
+                   options={"encoder": encoder, "max_length": 16})  # fmt: skip
+    run = reviewlens.load(result.run_dir)
+    assert run.labels == ["negative", "neutral", "positive"]
+    samples = ["", "A wonderful, superb film.", "It was fine, I suppose."]
+    probabilities = run.predict_proba(samples)
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    plain = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(probabilities, np.asarray(plain(tf.constant([[t] for t in samples]))), atol=1e-6)

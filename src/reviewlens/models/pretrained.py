@@ -69,8 +69,8 @@ def classifier(encoder_model: keras.Model, dropout: float = 0.5, outputs: int = 
     return model, keras.Model([vectors, ids_again], tail(vectors, ids_again), name="from_embeddings")
 
 
-def _bernoulli_kl(p: Any, q: Any) -> Any:
-    """KL(p || q) of each row's label distribution; one column is the probability of positive."""
+def _label_kl(p: Any, q: Any) -> Any:
+    """KL(p || q) of each row's label distribution; a single column is the probability of positive (binary)."""
     eps = 1e-7
     if int(p.shape[-1]) == 1:
         p, q = ops.concatenate([1.0 - p, p], axis=-1), ops.concatenate([1.0 - q, q], axis=-1)
@@ -94,7 +94,7 @@ def adversarial_direction(tail: keras.Model, vectors: Any, ids: Any, clean: Any,
     d = _unit(noise, ids)
     with tf.GradientTape() as tape:
         tape.watch(d)
-        divergence = ops.mean(_bernoulli_kl(clean, tail([vectors + xi * d, ids], training=False)))
+        divergence = ops.mean(_label_kl(clean, tail([vectors + xi * d, ids], training=False)))
     return _unit(tf.stop_gradient(tape.gradient(divergence, d)), ids)
 
 
@@ -105,7 +105,7 @@ def vat_loss(tail: keras.Model, vectors: Any, ids: Any, epsilon: float, xi: floa
 
     clean = tf.stop_gradient(tail([vectors, ids], training=False))
     direction = adversarial_direction(tail, tf.stop_gradient(vectors), ids, clean, xi, noise)
-    return ops.mean(_bernoulli_kl(clean, tail([vectors + epsilon * direction, ids], training=False)))
+    return ops.mean(_label_kl(clean, tail([vectors + epsilon * direction, ids], training=False)))
 
 
 def log_uniform(vocabulary_size: int) -> np.ndarray:
