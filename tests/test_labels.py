@@ -101,14 +101,20 @@ def test_more_than_two_labels_train_a_softmax_that_both_runtimes_agree_on(three_
     assert numpy_run.decide(probabilities) == list(HELD_OUT)
 
 
-def test_a_family_that_learns_two_labels_refuses_three_in_one_line(three_labels: Path, tmp_path: Path) -> None:
-    result = run("train", "--recipe", "char-cnn", "--data", str(three_labels), "--out", str(tmp_path / "run"))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: recipe 'char-cnn' (characters family) learns two labels, and the data has 3 (negative, neutral, "
-        "positive); choose a recipe of the bow, ensemble, fasttext, linear, pretrained, rnn, conv, transformer, "
-        "embedding-sum families (`reviewlens recipes` lists them)"
-    )
+def test_a_character_model_learns_three_labels_and_loads_as_it_trained(three_labels: Path, tmp_path: Path) -> None:
+    from reviewlens.runs import load, read_metadata
+    from reviewlens.training import train
+
+    out = tmp_path / "run"
+    train("char-cnn", three_labels, out, epochs=3, options={"max_length": 200})
+    metadata = read_metadata(out)
+    assert metadata.labels == list(HELD_OUT) and len(metadata.metrics["test"]["confusion_matrix"]) == 3
+    texts, _ = Dataset(three_labels).read("test")
+    probabilities = load(out).predict_proba(texts)
+    assert probabilities.shape == (len(texts), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities, read_predictions(out)["test_probabilities"], atol=1e-5)
+    assert metadata.metrics["test"]["accuracy"] > 0.5  # three labels: chance is a third
 
 
 @pytest.fixture(scope="module", params=["nbsvm", "fasttext"])

@@ -181,12 +181,6 @@ def train(
             f"--threshold {rule.spec}: a threshold decides between two labels, and the data has {len(names)} "
             "(each review gets its most probable label); leave --threshold out"
         )
-    if len(names) > 2 and not family.multiclass:
-        able = ", ".join(name for name, each in FAMILIES.items() if each.multiclass)
-        raise ReviewlensError(
-            f"recipe {recipe.name!r} ({family.name} family) learns two labels, and the data has {len(names)} "
-            f"({', '.join(names)}); choose a recipe of the {able} families (`reviewlens recipes` lists them)"
-        )
     weighing = ClassWeight.parse(class_weight, names) if class_weight is not None else None
     staging = Staging(run_dir)
     context = Context(

@@ -215,8 +215,6 @@ class Family(ABC):
     options: type[Options] = Options
     #: Whether it trains with a loss that ``Context.class_weight`` weighs (``train --class-weight``).
     weighs_classes: bool = True
-    #: Whether it learns more than two labels (a softmax over them); those that do not refuse such data.
-    multiclass: bool = False
     #: What its ``BestEpoch`` can choose by (``train --select``; ``SELECTIONS``): accuracy only, where the family
     #: has no validation predictions per epoch to compute more from.
     selects: tuple[str, ...] = ("accuracy",)

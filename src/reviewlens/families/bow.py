@@ -69,7 +69,6 @@ BOW = register_family(
         name="bow",
         summary="multi-hot, count or TF-IDF n-gram vectors -> Dense layers",
         predictors=(DensePredictor.kind, "keras.v1"),
-        multiclass=True,
         selects=("accuracy", "macro-f1"),
     )
 )

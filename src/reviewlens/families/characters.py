@@ -129,12 +129,23 @@ class _Probe:
         import keras
         import tensorflow as tf
 
+        binary = model.output_shape[-1] == 1
+
         self.model, self.optimizer = model, optimizer
         self.layers = [model.get_layer(name) for name in LOGGED_LAYERS if name in {lr.name for lr in model.layers}]
         self.weights = [(layer, w) for layer in self.layers for w in layer.trainable_weights]
         probe = keras.Model(model.inputs, [layer.output for layer in self.layers])
         out_index = next(i for i, layer in enumerate(self.layers) if layer.name == "out")
-        loss_fn = keras.losses.BinaryCrossentropy()
+        binary_loss = keras.losses.BinaryCrossentropy()
+
+        def loss_fn(y: Any, z: Any, sample_weight: Any) -> Any:
+            if binary:
+                return binary_loss(y, z, sample_weight=sample_weight)
+            # Cross-entropy written out on the softmax's probabilities: Keras' own would take the logits behind them,
+            # and the gradient the logs report for the output layer would be None.
+            picked = tf.gather(z, tf.cast(y, tf.int32), batch_dims=1)
+            return tf.reduce_mean(sample_weight * -tf.math.log(tf.clip_by_value(picked, 1e-7, 1.0)))
+
         variables = model.trainable_variables
         logged = [w for _, w in self.weights]
         self.columns = [
@@ -155,7 +166,7 @@ class _Probe:
         def step(x: Any, y: Any, weights: Any) -> Any:
             with tf.GradientTape() as tape:
                 outputs = probe(x, training=True)
-                z = outputs[out_index][:, 0]
+                z = outputs[out_index][:, 0] if binary else outputs[out_index]
                 loss = loss_fn(y, z, sample_weight=weights)
             grads = tape.gradient(loss, list(outputs) + variables)
             layer_grads, var_grads = grads[: len(outputs)], grads[len(outputs) :]
@@ -168,7 +179,8 @@ class _Probe:
             if patterns is not None:
                 g = by_id[id(patterns)][:, :, 0, :]  # (C, L, n)
                 activity = tf.math.reduce_std(g, axis=[0, 1]) + tf.abs(tf.reduce_mean(g, axis=[0, 1]))
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.cast(z >= 0.5, tf.float32), y), tf.float32))
+            answers = tf.cast(z >= 0.5, tf.float32) if binary else tf.cast(tf.argmax(z, axis=-1), y.dtype)
+            correct = tf.reduce_sum(tf.cast(tf.equal(answers, y), tf.float32))
             return loss, correct, values, gradients, activity
 
         self.step = step
@@ -210,17 +222,24 @@ class _Logs:
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    probabilities = np.zeros(len(x), np.float32)
+    """The probability of positive for each row (two labels), or each label's probability (rows, labels)."""
+    outputs = model.output_shape[-1]
+    probabilities = np.zeros((len(x), outputs), np.float32)
     for start in range(0, len(x), PREDICT_BATCH):
-        probabilities[start : start + PREDICT_BATCH] = np.asarray(
-            model(x[start : start + PREDICT_BATCH], training=False)
-        ).reshape(-1)
-    return probabilities
+        batch = x[start : start + PREDICT_BATCH]
+        probabilities[start : start + len(batch)] = np.asarray(model(batch, training=False))
+    return probabilities.reshape(-1) if outputs == 1 else probabilities
 
 
-def _loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+def _scores(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(cross-entropy, accuracy) of ``_predict``'s probabilities against label indices."""
+    if probabilities.ndim == 1:
+        p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
+        loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+        return float(loss), float(np.mean((p >= 0.5) == (labels == 1)))
+    rows = np.arange(len(labels))
+    p = np.clip(probabilities[rows, labels.astype(np.int64)].astype(np.float64), 1e-7, 1.0)
+    return float(-np.mean(np.log(p))), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
 def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
@@ -243,14 +262,16 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
     length = int(options.max_length or vectorizer.get("length", 2000))
     encoder = CharacterEncoder(length=length, size=int(vectorizer.get("alphabet", 30))).fit(train_texts)
     x_train, x_val = encoder.transform(train_texts), encoder.transform(val_texts)
-    y_train, y_val = np.asarray(train_labels, np.float32), np.asarray(val_labels, np.float32)
+    outputs = 1 if len(context.labels) == 2 else len(context.labels)
+    y_type = np.float32 if outputs == 1 else np.int32  # what each loss takes: a probability's target, an index
+    y_train, y_val = np.asarray(train_labels, y_type), np.asarray(val_labels, y_type)
     weights = context.sample_weights(train_labels)
-    w_train = np.ones_like(y_train) if weights is None else weights  # all ones: the unweighted mean
+    w_train = np.ones(len(y_train), np.float32) if weights is None else weights  # all ones: the unweighted mean
     context.log(f"alphabet of {encoder.num_chars} characters: {encoder.alphabet!r}; {length:,} characters per review")
     context.lap("vectorize_s")
 
     keras.utils.set_random_seed(context.seed)
-    config: dict[str, Any] = dict(recipe.model)
+    config: dict[str, Any] = {**recipe.model, "outputs": outputs}
     resumed = context.resumed
     corpus = None
     if resumed is None:  # a resumed model's patterns come from its checkpoint
@@ -298,11 +319,12 @@ def _train(family: CharacterFamily, recipe: Recipe, dataset: Dataset, context: C
                 checkpoint(epoch, step + 1, {"seen": seen, "correct": correct, "loss": total_loss})
         first_step, partial = 0, {"seen": 0, "correct": 0.0, "loss": 0.0}
         val_probabilities = _predict(model, x_val)
+        val_loss, val_accuracy = _scores(val_probabilities, y_val)
         epoch_logs = {
             "loss": total_loss / max(seen, 1),
             "accuracy": correct / max(seen, 1),
-            "val_loss": _loss(val_probabilities, y_val),
-            "val_accuracy": float(np.mean((val_probabilities >= 0.5) == (y_val == 1))),
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
         }
         for key, value in epoch_logs.items():
             history[key].append(value)

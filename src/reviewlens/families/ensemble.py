@@ -214,7 +214,6 @@ ENSEMBLE = register_family(
         summary="trained runs combined by a logistic regression on their logits, fitted on validation",
         predictors=(EnsemblePredictor.kind, KerasEnsemblePredictor.kind),
         weighs_classes=False,  # its members were trained; it fits no loss a class weight would change
-        multiclass=True,  # members of more labels are averaged
     )
 )
 

@@ -101,7 +101,6 @@ FASTTEXT = register_family(
         name="fasttext",
         summary="averaged embeddings of unigrams and bigrams -> logistic output (fastText's classifier)",
         predictors=(DensePredictor.kind, "keras.v1"),
-        multiclass=True,
         selects=("accuracy", "macro-f1"),
     )
 )

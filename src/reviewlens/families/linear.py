@@ -181,7 +181,6 @@ LINEAR = register_family(
         name="linear",
         summary="naive-Bayes-weighted logistic regression on binarized n-grams",
         predictors=(DensePredictor.kind, "keras.v1"),
-        multiclass=True,
         selects=("accuracy", "macro-f1"),
     )
 )

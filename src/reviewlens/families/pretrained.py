@@ -54,7 +54,7 @@ class PretrainedFamily(Family):
 PRETRAINED = register_family(
     PretrainedFamily(
         "pretrained", "pretrained encoder (reviewlens pretrain) -> concat pooling -> Dense, fine-tuned with VAT",
-        (KerasPredictor.kind,), PretrainedOptions, weighs_classes=False, multiclass=True,
+        (KerasPredictor.kind,), PretrainedOptions, weighs_classes=False,
     )
 )  # fmt: skip
 

@@ -108,19 +108,19 @@ def _embedding_sum() -> ModuleType:
 _KINDS = (KerasPredictor.kind,)
 RNN = register_family(
     SequenceFamily("rnn", "token ids -> one-hot or embeddings -> (Bi)LSTM", _KINDS, SequenceOptions,
-                   multiclass=True, model=_rnn)
+                   model=_rnn)
 )  # fmt: skip
 CONV = register_family(
     SequenceFamily("conv", "token ids -> embeddings -> residual separable 1D convolutions", _KINDS, SequenceOptions,
-                   multiclass=True, model=_conv)
+                   model=_conv)
 )  # fmt: skip
 TRANSFORMER = register_family(
     SequenceFamily("transformer", "token ids -> embeddings -> Transformer encoder", _KINDS, SequenceOptions,
-                   multiclass=True, model=_transformer)
+                   model=_transformer)
 )  # fmt: skip
 EMBEDDING_SUM = register_family(
     SequenceFamily("embedding-sum", "token ids -> embeddings summed over the review", _KINDS, SequenceOptions,
-                   multiclass=True, model=_embedding_sum)
+                   model=_embedding_sum)
 )  # fmt: skip
 
 

@@ -53,7 +53,10 @@ def build(
     embedding: int = 16,
     filters: int = 256,
     kernel_size: int = 7,
+    outputs: int = 1,
 ) -> Any:
+    """A character model of ``kind`` (one of ``KINDS``); ``outputs`` 1 ends in Dense(1, sigmoid), the probability of
+    positive, more ends in a softmax over that many labels."""
     ids = keras.Input((length,), dtype="int32", name="characters")
     if kind == "published":
         # TokenizationLayer(500) -> (batch, length, 500) -> EmbeddingLayer(1) -> Flatten -> BatchNorm -> Dense(64)
@@ -84,7 +87,7 @@ def build(
             x = keras.layers.Dropout(dropout)(x)
     else:
         raise ValueError(f"unknown character model {kind!r}; one of {KINDS}")
-    out = keras.layers.Dense(1, activation="sigmoid", name="out")(x)
+    out = keras.layers.Dense(outputs, activation="sigmoid" if outputs == 1 else "softmax", name="out")(x)
     return keras.Model(ids, out, name=f"characters_{kind}")
 
 
