@@ -49,7 +49,7 @@ def tokens(texts: pa.Array, standardization: Standardization) -> pa.ListArray:
     """Each text's tokens, standardized and split as ``reviewlens.text.tokenize`` does: a list per text."""
     standardized = pc.replace_substring_regex(pc.ascii_lower(texts), _SEPARATOR_CLASS, " ")
     if standardization == "lower_and_strip_punctuation":
-        standardized = pc.replace_substring_regex(standardized, _PUNCTUATION_CLASS, "")
+        standardized = pc.replace_substring_regex(standardized, _PUNCTUATION_CLASS + "+", "")  # runs: fewer edits
     else:  # lower_and_split_punctuation: <br /> removed, each punctuation character a token of its own
         standardized = pc.replace_substring_regex(standardized, LINE_BREAK_PATTERN, " ")
         standardized = pc.replace_substring_regex(standardized, f"({_PUNCTUATION_CLASS})", r" \1 ")
