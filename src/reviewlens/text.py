@@ -81,13 +81,6 @@ def valid_text(text: str) -> str:
         return _SURROGATE.sub("\ufffd", text)
 
 
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return valid_text(text).encode("utf-8")
-
-
 def _byte_table() -> bytes:
     table = bytearray(range(256))
     for char in string.ascii_uppercase:  # TextVectorization lowercases ASCII letters only
@@ -105,9 +98,9 @@ _PUNCTUATION_BYTES = PUNCTUATION.encode("ascii")
 def _standardized_bytes(text: str) -> bytes:
     # UTF-8 never puts an ASCII byte inside a multi-byte character, so byte-level ASCII
     # lowercasing and punctuation deletion are exactly the character-level operations.
-    if not text.isascii():
-        text = _NON_ASCII_SPACE.sub(" ", text)
-    return _utf8(text).translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
+    if not text.isascii():  # valid first: bytes that were not UTF-8 may decode to a space-like character
+        text = _NON_ASCII_SPACE.sub(" ", valid_text(text))
+    return text.encode("utf-8").translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
 
 
 #: An HTML line break, as lower_and_split_punctuation removes it: after lowercasing, when every other space-like
@@ -128,8 +121,8 @@ def _split_punctuation(standardized: bytes) -> list[bytes]:
 def _spaced_bytes(text: str) -> bytes:
     # Lowercased and spaced as above, punctuation kept, <br /> removed: split by _split_punctuation.
     if not text.isascii():
-        text = _NON_ASCII_SPACE.sub(" ", text)
-    return _LINE_BREAK.sub(b" ", _utf8(text).translate(_BYTE_TABLE))
+        text = _NON_ASCII_SPACE.sub(" ", valid_text(text))
+    return _LINE_BREAK.sub(b" ", text.encode("utf-8").translate(_BYTE_TABLE))
 
 
 Standardization = Literal["lower_and_strip_punctuation", "lower_and_split_punctuation"]
