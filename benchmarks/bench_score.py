@@ -20,7 +20,7 @@ both sizes); then, ``--repeat`` rounds, each timing in turn:
   its text preparation is timed apart (``fasttext_prepare``), as fastText reads prepared lines only.
 
 Rounds interleave the contenders, as the machine is shared and noisy; the summary gives each one's median and
-every round's figure, and ratios of medians.
+every round's figure, each ratio per round and its median, and the ratio of the rates per CPU-second.
 """
 
 from __future__ import annotations
@@ -201,14 +201,17 @@ def main() -> None:
             f"  {name}: {medians[name]:,.0f}/s wall (rounds: {', '.join(f'{v:,.0f}' for v in values)}), "
             f"{statistics.median(cpu_rates[name]):,.0f}/s per CPU-second"
         )
-    fasttext_rate = medians["fastText predict"]
-    for name in medians:
-        if name.startswith("score") or name.startswith("Run."):
-            print(f"  {name} / fastText predict: {medians[name] / fasttext_rate:.2f}x")
-    print(
-        "  Arrow / Python tokenizer (Run.predict_proba): "
-        f"{medians['Run.predict_proba (Arrow tokenizer)'] / medians['Python tokenizer, same model']:.2f}x"
-    )
+    # Ratios per round (its contenders ran within a minute or two of each other), then their median; and the
+    # ratio of the CPU rates' medians, which other jobs on the machine disturb less.
+    pairs = [(name, "fastText predict") for name in rates if name.startswith(("score", "Run."))]
+    pairs.append(("Run.predict_proba (Arrow tokenizer)", "Python tokenizer, same model"))
+    for name, other in pairs:
+        per_round = [a / b for a, b in zip(rates[name], rates[other], strict=True)]
+        cpu = statistics.median(cpu_rates[name]) / statistics.median(cpu_rates[other])
+        print(
+            f"  {name} / {other}: {statistics.median(per_round):.2f}x wall "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)}), {cpu:.2f}x per CPU-second"
+        )
     print(f"inputs and outputs in {scratch}")
 
 
