@@ -155,6 +155,8 @@ def main() -> None:
     dataset = resolve(args.archive).dataset
     texts = dataset.read("test")[0]
     train_texts, train_labels = dataset.read("train")
+    non_ascii = sum(not text.isascii() for text in texts) / len(texts)
+    print(f"test reviews with a non-ASCII character (Arrow handles them exactly too): {non_ascii:.2%}", flush=True)
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="bench-score-"))
     scratch.mkdir(parents=True, exist_ok=True)
 
