@@ -2,7 +2,7 @@
 tokenizer it replaced, and fastText's `predict`, in the same run.
 
     python benchmarks/bench_score.py --run /tmp/soak/bigram [--archive ../shared/data/aclImdb-labeled.tar.gz]
-        [--rows 1000000] [--formats parquet,jsonl] [--repeat 3] [--workers N] [--keep DIR]
+        [--rows 1000000] [--formats parquet,jsonl] [--repeat 3] [--workers N] [--keep DIR] [--baseline-src SRC]
 
 Writes the full data's 25,000 test reviews, repeated to ``--rows`` rows (id, text), as one Parquet and one JSON
 lines file, plus a Parquet file of a tenth of the rows; scores the small and the large Parquet file once for
@@ -11,7 +11,8 @@ both sizes); then, ``--repeat`` rounds, each timing in turn:
 
 - `reviewlens score RUN FILE --output OUT --json` per format, as a fresh process (imports, loading the run,
   reading, scoring and writing included), with the CPU seconds of it and its helpers, which other jobs on the
-  machine do not inflate as they do the wall time;
+  machine do not inflate as they do the wall time; with ``--baseline-src``, the same command with reviewlens
+  imported from another checkout (e.g. one from before the Arrow tokenizer) right after;
 - `reviewlens.load(run).predict_proba` on the 25,000 texts in this process (the NumPy runtime, Arrow tokenizer);
 - the same run's vectors from the Python tokenizer (``text._token_ids``, what ``transform`` used before the
   Arrow path) and the same model: the runtime as it was;
@@ -73,12 +74,14 @@ def write_input(texts: list[str], rows: int, path: Path) -> Path:
     return path
 
 
-def run_score(run: Path, source: Path, out: Path, workers: int | None) -> dict[str, float]:
-    """`reviewlens score` as a fresh process: its summary, wall time and peak RSS."""
+def run_score(run: Path, source: Path, out: Path, workers: int | None, src: Path | None = None) -> dict[str, float]:
+    """`reviewlens score` as a fresh process (reviewlens imported from ``src`` where given): its summary, wall
+    time and peak RSS."""
     command = [sys.executable, "-m", "reviewlens.cli", "score", str(run), str(source), "--output", str(out), "--json"]
     command += [] if workers is None else ["--workers", str(workers)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    environment = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
     assert process.stdout is not None
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the largest of all children
@@ -144,6 +147,9 @@ def main() -> None:
     parser.add_argument("--formats", default="parquet,jsonl", help="Comma-separated: parquet, jsonl.")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, help="score's --workers [default: its own, the cores].")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="Also time `score` with reviewlens from this src folder (an older checkout)."
+    )
     parser.add_argument("--keep", type=Path, help="Write the inputs and outputs here (default: a temporary folder).")
     args = parser.parse_args()
 
@@ -190,7 +196,10 @@ def main() -> None:
         for file_format in formats:
             path = source(args.rows, file_format)
             result = run_score(args.run, path, scratch / f"out-{time.time_ns()}", args.workers)
-            record(f"score {file_format} 1M", int(result["rows"]), result["wall_s"], result["cpu_s"])
+            record(f"score {file_format}", int(result["rows"]), result["wall_s"], result["cpu_s"])
+            if args.baseline_src is not None:
+                result = run_score(args.run, path, scratch / f"out-{time.time_ns()}", args.workers, args.baseline_src)
+                record(f"score {file_format}, baseline", int(result["rows"]), result["wall_s"], result["cpu_s"])
         record("Run.predict_proba (Arrow tokenizer)", len(texts), *timed(lambda: run.predict_proba(texts)))
         record("Python tokenizer, same model", len(texts), *timed(lambda: python_tokenizer_predict(run, texts)))
         record("fastText prepare (Python)", len(texts), *timed(lambda: [fasttext_line(t) for t in texts]))
@@ -205,8 +214,11 @@ def main() -> None:
         )
     # Ratios per round (its contenders ran within a minute or two of each other), then their median; and the
     # ratio of the CPU rates' medians, which other jobs on the machine disturb less.
-    pairs = [(name, "fastText predict") for name in rates if name.startswith(("score", "Run."))]
+    pairs = [
+        (name, "fastText predict") for name in rates if name.startswith(("score", "Run.")) and "baseline" not in name
+    ]
     pairs.append(("Run.predict_proba (Arrow tokenizer)", "Python tokenizer, same model"))
+    pairs += [(name, f"{name}, baseline") for name in list(rates) if f"{name}, baseline" in rates]
     for name, other in pairs:
         per_round = [a / b for a, b in zip(rates[name], rates[other], strict=True)]
         cpu = statistics.median(cpu_rates[name]) / statistics.median(cpu_rates[other])
