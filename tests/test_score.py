@@ -7,6 +7,8 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +148,39 @@ def test_a_killed_job_resumes_where_it_stopped(trained_run: Path, texts: list[st
     for i in range(3):
         assert pq.read_table(job.out / f"part-{i}.parquet").num_rows == len(texts)
     assert not list(job.out.glob(".*.partial"))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_kill_9_mid_job_then_a_rerun_gives_the_uninterrupted_output(
+    trained_run: Path, texts: list[str], tmp_path: Path
+) -> None:
+    from tests.test_processes import _session, _wait_for
+
+    shards = tmp_path / "in"
+    shards.mkdir()  # 4 shards of 4 MB: past MIN_SHARED_BYTES, so the killed job had helper processes too
+    lines = "".join(t.replace("\n", " ") + "\n" for t in texts)
+    lines *= (4 << 20) // len(lines) + 1
+    for i in range(4):
+        (shards / f"part-{i}.txt").write_text(lines, encoding="utf-8")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "reviewlens.cli", "score", str(trained_run), str(shards), "--output", str(out)]
+    job = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: any(out.glob("part-*.parquet")), 60, "the first shard to be written")
+    finally:
+        job.kill()
+        job.wait()
+    done = sorted(p.name for p in out.glob("part-*.parquet"))
+    assert 1 <= len(done) < 4, done
+    _wait_for(lambda: not _session(job.pid), 10, "the killed job's helper processes to end")
+    rerun = cli(*command[3:], "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["shards_done_before"] == len(done)
+    whole = score(ScoreJob(trained_run, tmp_path / "whole"), [shards], Recorded())
+    assert whole.shards == 4
+    for i in range(4):
+        assert pq.read_table(out / f"part-{i}.parquet").equals(pq.read_table(tmp_path / "whole" / f"part-{i}.parquet"))
+    assert not list(out.glob(".*.partial"))
 
 
 def test_bad_rows_are_reported_by_file_and_row_and_skipped(trained_run: Path, tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """``reviewlens score --engine ray``: a local Ray's actors give the local engine's output, row for row; an
-address where no cluster answers is one line. Skipped where Ray is not installed (``reviewlens[ray]``)."""
+address where no cluster answers is one line; a killed job leaves none of its Ray's processes. Skipped where Ray
+is not installed (``reviewlens[ray]``)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from reviewlens.errors import ReviewlensError
 from reviewlens.scoring import ScoreJob, score
 from tests.test_cli import run as cli
+from tests.test_processes import _session, _wait_for
 from tests.test_score import Recorded, read_output
 
 ray = pytest.importorskip("ray")
@@ -76,3 +80,25 @@ def test_ray_settings_are_refused_in_one_line(trained_run: Path, tmp_path: Path)
     assert nobody.returncode == 2 and len(nobody.stderr.strip().splitlines()) == 1, nobody.stderr
     assert nobody.stderr.startswith("error: --address 127.0.0.1:9: no Ray cluster answers there")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_kill_9_of_score_on_a_local_ray_leaves_no_process(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("A fine film, well acted.\n" * 2000, encoding="utf-8")
+    command = [sys.executable, "-m", "reviewlens.cli", "score", str(trained_run), str(tmp_path / "in.txt"),
+               "--output", str(tmp_path / "out"), "--engine", "ray", "--workers", "1"]  # fmt: skip
+    job = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:  # Ray is up once the raylet has started its agents, which a killed driver's Ray used to leave behind
+        agents = {"ray::DashboardAgent", "ray::RuntimeEnvAgent"}
+        _wait_for(lambda: agents <= {_name(pid) for pid in _session(job.pid)}, 90, "Ray's agents to start")
+    finally:
+        job.kill()
+        job.wait()
+    _wait_for(lambda: not _session(job.pid), 15, "every process of the killed job's Ray to end")
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""

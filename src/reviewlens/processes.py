@@ -66,9 +66,9 @@ def starting_children() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def child_started(parent_pid: int) -> None:
+def child_started(parent_pid: int, on_parent_death: Callable[[], None] | None = None) -> None:
     """Run first in every child: ignore Ctrl-C (the parent stops its children), leave SIGTERM's default, and
-    end when the parent is gone."""
+    end when the parent is gone, after ``on_parent_death()`` where given (stopping what the child started)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by starting_children
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -78,6 +78,8 @@ def child_started(parent_pid: int) -> None:
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_POLL_S)
+        if on_parent_death is not None:
+            on_parent_death()
         os._exit(0)  # the parent is gone: nobody waits for this child's work
 
     threading.Thread(target=watch, name="reviewlens-parent-watch", daemon=True).start()

@@ -710,15 +710,16 @@ class RayEngine:
         if not shards:
             return
         run = load(job.run_dir)
-        started = not ray.is_initialized()
-        if started:
-            try:
-                ray.init(address=self.address, include_dashboard=False, logging_level=logging.ERROR)
-            except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
-                what = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise ReviewlensError(f"--address {self.address}: Ray did not start or join ({what})") from None
-        predictions: _RayActors | None = None
-        try:
+        with contextlib.ExitStack() as stack:
+            if not ray.is_initialized():
+                where = f"--address {self.address}" if self.address is not None else "a local Ray"
+                try:  # without --address: the head a keeper process starts, which ends with this one
+                    address = self.address if self.address is not None else stack.enter_context(_local_ray())
+                    ray.init(address=address, logging_level=logging.ERROR)
+                except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
+                    what = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    raise ReviewlensError(f"{where}: Ray did not start or join ({what})") from None
+                stack.callback(ray.shutdown)  # this driver leaves before the keeper stops the head
             cpus = ray.cluster_resources().get("CPU", 0)
             if cpus < self.workers:
                 raise ReviewlensError(
@@ -726,13 +727,82 @@ class RayEngine:
                     " or fewer, or add nodes"
                 )
             predictions = _RayActors(run, self.workers)
+            stack.callback(predictions.close)
             for shard in shards:
                 yield score_shard(run, job, shard, events, predictions)
-        finally:
-            if predictions is not None:
-                predictions.close()
-            if started:
-                ray.shutdown()
+
+
+#: How long a local Ray's keeper may take to start the head, and to stop it.
+RAY_START_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def _local_ray() -> Iterator[str]:
+    """A local Ray head for one job: its address while the job runs.
+
+    ``ray.init`` started in this process leaves Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``,
+    children of the raylet that Ray's parent-death signal does not reach) running for good when this process is
+    killed. So a keeper process (``_keep_ray_head``) starts the head in a process group of its own, and ends the
+    whole group when told to or when this process is gone, however it ended: Ray's processes cannot outlive it.
+    """
+    import multiprocessing
+
+    from reviewlens.processes import starting_children
+
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    with starting_children():
+        keeper = context.Process(target=_keep_ray_head, args=(os.getpid(), theirs), name="reviewlens-ray-head")
+        keeper.start()
+    theirs.close()
+    try:
+        if not ours.poll(RAY_START_SECONDS):
+            raise TimeoutError(f"no head within {RAY_START_SECONDS:g} s")
+        started, value, auth_mode = ours.recv()  # EOFError: the keeper died
+        if not started:
+            raise RuntimeError(value)
+        if auth_mode is not None and os.environ.get("RAY_AUTH_MODE") != auth_mode:
+            # A new local Ray turns token authentication on (Ray 2.52+); a driver given its address does not, so
+            # this one is told as Ray tells itself (ray._private.authentication: the variable, then the config).
+            from ray._raylet import Config  # type: ignore[attr-defined]
+
+            os.environ["RAY_AUTH_MODE"] = auth_mode
+            Config.initialize("")
+        yield value
+    finally:
+        ours.close()  # the keeper's pipe closes: it stops the head
+        keeper.join(RAY_START_SECONDS)
+        if keeper.is_alive():
+            keeper.kill()
+
+
+def _keep_ray_head(parent_pid: int, connection: Any) -> None:
+    """A local Ray's keeper: start the head in this process group, send its address and authentication mode, and
+    end the group (every process of Ray's but its workers, which end with their raylet) when the pipe closes or
+    the parent is gone."""
+    import signal
+
+    os.setpgid(0, 0)  # before Ray starts: its processes join this group; the session stays the parent's
+
+    def end_group() -> None:
+        os.killpg(0, signal.SIGKILL)  # this process with them
+
+    from reviewlens.processes import child_started
+
+    child_started(parent_pid, on_parent_death=end_group)
+    import ray
+
+    try:
+        ray.init(include_dashboard=False, logging_level=logging.ERROR)
+    except Exception as error:
+        connection.send((False, str(error).splitlines()[0] if str(error) else type(error).__name__, None))
+        end_group()
+    connection.send((True, ray.get_runtime_context().gcs_address, os.environ.get("RAY_AUTH_MODE")))
+    with contextlib.suppress(EOFError, OSError):
+        connection.recv()  # nothing is sent: this returns when the parent closes its end or dies
+    if os.getppid() == parent_pid:  # a finished job: Ray stops in order first
+        ray.shutdown()
+    end_group()
 
 
 def _check_answers(address: str) -> None:

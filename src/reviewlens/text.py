@@ -28,6 +28,7 @@ from scipy import sparse
 
 if TYPE_CHECKING:
     import keras
+    import pyarrow as pa
 
 OutputMode = Literal["multi_hot", "count", "tf_idf", "mean"]
 OUTPUT_MODES: tuple[str, ...] = ("multi_hot", "count", "tf_idf", "mean")
@@ -80,13 +81,6 @@ def valid_text(text: str) -> str:
         return _SURROGATE.sub("\ufffd", text)
 
 
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return valid_text(text).encode("utf-8")
-
-
 def _byte_table() -> bytes:
     table = bytearray(range(256))
     for char in string.ascii_uppercase:  # TextVectorization lowercases ASCII letters only
@@ -104,12 +98,15 @@ _PUNCTUATION_BYTES = PUNCTUATION.encode("ascii")
 def _standardized_bytes(text: str) -> bytes:
     # UTF-8 never puts an ASCII byte inside a multi-byte character, so byte-level ASCII
     # lowercasing and punctuation deletion are exactly the character-level operations.
-    if not text.isascii():
-        text = _NON_ASCII_SPACE.sub(" ", text)
-    return _utf8(text).translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
+    if not text.isascii():  # valid first: bytes that were not UTF-8 may decode to a space-like character
+        text = _NON_ASCII_SPACE.sub(" ", valid_text(text))
+    return text.encode("utf-8").translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
 
 
-_LINE_BREAK = re.compile(rb"<br */?>")  # after lowercasing; every other space-like character is a space by then
+#: An HTML line break, as lower_and_split_punctuation removes it: after lowercasing, when every other space-like
+#: character is a space. The same pattern in Python's ``re`` and in RE2 (``reviewlens.arrow_text``).
+LINE_BREAK_PATTERN = "<br */?>"
+_LINE_BREAK = re.compile(LINE_BREAK_PATTERN.encode("ascii"))
 _SPACED_PUNCTUATION = [(bytes([byte]), b" %c " % byte) for byte in PUNCTUATION.encode("ascii")]
 
 
@@ -124,8 +121,8 @@ def _split_punctuation(standardized: bytes) -> list[bytes]:
 def _spaced_bytes(text: str) -> bytes:
     # Lowercased and spaced as above, punctuation kept, <br /> removed: split by _split_punctuation.
     if not text.isascii():
-        text = _NON_ASCII_SPACE.sub(" ", text)
-    return _LINE_BREAK.sub(b" ", _utf8(text).translate(_BYTE_TABLE))
+        text = _NON_ASCII_SPACE.sub(" ", valid_text(text))
+    return _LINE_BREAK.sub(b" ", text.encode("utf-8").translate(_BYTE_TABLE))
 
 
 Standardization = Literal["lower_and_strip_punctuation", "lower_and_split_punctuation"]
@@ -300,6 +297,7 @@ class _NgramTables:
             for token in gram:
                 self.unigram_ids.setdefault(token, len(self.unigram_ids))
         self.width = max(len(self.unigram_ids), 1)
+        self._arrow_unigrams: pa.Array | None = None
         self._ids_and_separator = _IdsOrUnknown(self.unigram_ids | {_SEPARATOR: _SEPARATOR_ID})
         # Per order: an index of the known n-grams' keys (those in the vocabulary and their prefixes)
         # and each one's column in the output (0, the OOV column, for a bare prefix). Each array of
@@ -322,6 +320,15 @@ class _NgramTables:
     def lookup(self, tokens: list[bytes]) -> Iterable[int]:
         """Each token's unigram id: -1 for a token in no vocabulary term, the separator's for the separator."""
         return map(self._ids_and_separator.__getitem__, tokens)
+
+    @property
+    def arrow_unigrams(self) -> pa.Array:
+        """The unigrams as an Arrow array, each at its id: what ``arrow_text.token_ids`` looks tokens up in."""
+        if self._arrow_unigrams is None:
+            import pyarrow as pa
+
+            self._arrow_unigrams = pa.array([token.decode("utf-8") for token in self.unigram_ids], pa.string())
+        return self._arrow_unigrams
 
     def vectorize(
         self, unigrams: np.ndarray, doc: np.ndarray, n_docs: int, n_columns: int, counted: bool = True
@@ -469,15 +476,25 @@ class BagOfWords:
         return [(order, i) for _, order, i in candidates[:limit]]
 
     # -- applying --------------------------------------------------------------------------------
-    def transform(self, texts: Iterable[str]) -> sparse.csr_matrix:
-        """Vectorize ``texts``: a CSR matrix of float32, one row per text, ``len(vocabulary)`` columns."""
+    def transform(self, texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> sparse.csr_matrix:
+        """Vectorize ``texts``: a CSR matrix of float32, one row per text, ``len(vocabulary)`` columns.
+
+        ``texts`` may be Python strings or an Arrow array of strings (valid UTF-8, no nulls: a scorer's column
+        passes as is). Either way they are tokenized by Arrow compute kernels, ``CHUNK`` texts a call
+        (``reviewlens.arrow_text``: the same tokens as ``tokenize``, proved by the tests).
+        """
+        from reviewlens import arrow_text
+
         tables = self._fitted_tables()
         counted = self.output_mode != "multi_hot"
         parts = [
             tables.vectorize(
-                *_token_ids(chunk, tables.lookup, self.standardize), len(chunk), len(self.vocabulary), counted
+                *arrow_text.token_ids(chunk, self.standardize, tables.arrow_unigrams),
+                len(chunk),
+                len(self.vocabulary),
+                counted,
             )
-            for chunk in _chunks(texts)
+            for chunk in _arrow_chunks(texts)
         ]
         return self._finish(_stack(parts, len(self.vocabulary)))
 
@@ -556,6 +573,22 @@ class BagOfWords:
             vocabulary=list(config["vocabulary"]),
             idf_weights=None if idf is None else np.asarray(idf, dtype=np.float32),
         )
+
+
+def _arrow_chunks(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> Iterator[pa.Array]:
+    """``texts`` as Arrow arrays of ``CHUNK`` texts."""
+    import pyarrow as pa
+
+    from reviewlens.arrow_text import to_arrow
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        for start in range(0, len(texts), CHUNK):
+            yield texts.slice(start, CHUNK)
+    else:
+        for chunk in _chunks(texts):
+            yield to_arrow(chunk)
 
 
 def _stack(parts: list[sparse.csr_matrix], n_columns: int) -> sparse.csr_matrix:
