@@ -166,7 +166,7 @@ def test_vat_with_zero_epsilon_is_plain_training_and_a_positive_one_is_not(encod
 
 
 def test_the_adversarial_direction_raises_kl_more_than_random_ones(encoder_dir: Path) -> None:
-    from reviewlens.models.pretrained import _bernoulli_kl, _unit, adversarial_direction
+    from reviewlens.models.pretrained import _label_kl, _unit, adversarial_direction
 
     tuner = _tuner(encoder_dir)
     tail, embedding = tuner.tail, tuner.embedding  # type: ignore[attr-defined]
@@ -177,7 +177,7 @@ def test_the_adversarial_direction_raises_kl_more_than_random_ones(encoder_dir: 
     noise = np.random.default_rng(1)
 
     def kl(direction: object) -> float:
-        return float(np.mean(_bernoulli_kl(clean, tail([vectors + 1.0 * direction, ids], training=False))))
+        return float(np.mean(_label_kl(clean, tail([vectors + 1.0 * direction, ids], training=False))))
 
     start = tf.constant(noise.normal(size=vectors.shape), tf.float32)
     adversarial = kl(adversarial_direction(tail, vectors, ids, clean, tuner.xi, start))  # type: ignore[attr-defined]
