@@ -256,11 +256,10 @@ def test_pretraining_without_unlabeled_reviews_says_so_and_uses_train(tmp_path: 
     assert (train_count, unsup_count) == (len(dataset.ids("train")), 0) and len(texts) == train_count
 
 
-def test_a_pretrained_classifier_learns_three_labels(three_labels: Path, tmp_path: Path) -> None:
-    encoder = tmp_path / "encoder"
-    pretrain(three_labels, encoder, sizes=SMALL, epochs=1)  # a JSON lines file: no unlabeled reviews, train only
-    result = train("pretrained-vat", three_labels, tmp_path / "run", epochs=1,
-                   options={"encoder": encoder, "max_length": 16})  # fmt: skip
+def test_a_pretrained_classifier_learns_three_labels(three_labels: Path, encoder_dir: Path, tmp_path: Path) -> None:
+    # An encoder is text, not labels: the one pretrained on the binary reviews serves the three-label data too.
+    result = train("pretrained-finetune", three_labels, tmp_path / "run", epochs=1,
+                   options={"encoder": encoder_dir, "max_length": 16})  # fmt: skip
     run = reviewlens.load(result.run_dir)
     assert run.labels == ["negative", "neutral", "positive"]
     samples = ["", "A wonderful, superb film.", "It was fine, I suppose."]
@@ -269,3 +268,17 @@ def test_a_pretrained_classifier_learns_three_labels(three_labels: Path, tmp_pat
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     plain = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     np.testing.assert_allclose(probabilities, np.asarray(plain(tf.constant([[t] for t in samples]))), atol=1e-6)
+
+
+def test_vat_divergence_covers_every_label() -> None:
+    from reviewlens.models.pretrained import _label_kl
+
+    p = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]], np.float32)
+    q = np.array([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]], np.float32)
+    expected = [
+        sum(a * np.log(a / b) for a, b in zip(pr, qr, strict=True) if a > 0) for pr, qr in zip(p, q, strict=True)
+    ]
+    np.testing.assert_allclose(np.asarray(_label_kl(p, q)), expected, rtol=1e-4)
+    # one column is the probability of positive: the same as the two-column distribution it stands for
+    binary = np.asarray(_label_kl(p[:1, 2:], q[:1, 2:]))
+    np.testing.assert_allclose(binary, np.asarray(_label_kl(np.array([[0.5, 0.5]]), np.array([[0.8, 0.2]]))), rtol=1e-5)
