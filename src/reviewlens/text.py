@@ -359,8 +359,11 @@ class _NgramTables:
             counts = np.bincount(representative, minlength=len(representative))[first].astype(np.float32)
         else:
             counts = np.ones(np.count_nonzero(first), np.float32)
-        indptr = np.zeros(n_docs + 1, np.int64)
-        np.cumsum(np.bincount(rows[first], minlength=n_docs), out=indptr[1:])
+        # Where each text's entries start, counted among the first ones: rows are sorted, so a cumulative count
+        # read at each text's start (a binary search per text) is the CSR index pointer.
+        firsts_before = np.zeros(len(first) + 1, np.int64)
+        np.cumsum(first, out=firsts_before[1:])
+        indptr = firsts_before[np.searchsorted(rows, np.arange(n_docs + 1))]
         return sparse.csr_matrix((counts, columns[first], indptr), shape=(n_docs, n_columns))
 
 
