@@ -145,7 +145,6 @@ class NBLinear:
         steps_per_epoch = -(-n // batch_size)
         total = epochs * steps_per_epoch
         y = np.asarray(y, np.float32)
-        b1, b2, eps = 0.9, 0.999, 1e-7
         for _ in range(start, epochs):
             losses, correct = 0.0, 0
             for xb, yb, wb in shuffled_batches(x, y, batch_size, self.rng, weights):
@@ -155,19 +154,23 @@ class NBLinear:
                 correct += int(np.sum((z >= 0) == (yb == 1)))
                 g = loss_gradient(z, yb, wb)
                 grad = np.asarray(xb.T @ g).ravel().astype(np.float32) * factor + np.float32(self.weight_decay) * self.w
-                self._step += 1
-                rate = self.learning_rate * (1.0 - (self._step - 1) / total)
-                correction = np.sqrt(1 - b2**self._step) / (1 - b1**self._step)
-                self._m *= b1
-                self._m += (1 - b1) * grad
-                self._v *= b2
-                self._v += (1 - b2) * grad * grad
-                self.w -= np.float32(rate * correction) * self._m / (np.sqrt(self._v) + np.float32(eps))
-                gb = float(g.sum())
-                self._mb = b1 * self._mb + (1 - b1) * gb
-                self._vb = b2 * self._vb + (1 - b2) * gb * gb
-                self.bias -= rate * correction * self._mb / (np.sqrt(self._vb) + eps)
+                self._adam_step(grad, float(g.sum()), total)
             yield losses / n, correct / n
+
+    def _adam_step(self, grad: np.ndarray, bias_grad: Any, total: int) -> None:
+        """One Adam step of w and the bias, the rate decaying linearly to 0 over ``total`` steps."""
+        b1, b2, eps = 0.9, 0.999, 1e-7
+        self._step += 1
+        rate = self.learning_rate * (1.0 - (self._step - 1) / total)
+        correction = np.sqrt(1 - b2**self._step) / (1 - b1**self._step)
+        self._m *= b1
+        self._m += (1 - b1) * grad
+        self._v *= b2
+        self._v += (1 - b2) * grad * grad
+        self.w -= np.float32(rate * correction) * self._m / (np.sqrt(self._v) + np.float32(eps))
+        self._mb = b1 * self._mb + (1 - b1) * bias_grad
+        self._vb = b2 * self._vb + (1 - b2) * bias_grad * bias_grad
+        self.bias = self.bias - rate * correction * self._mb / (np.sqrt(self._vb) + eps)
 
 
 def interpolated(w: np.ndarray, beta: float) -> np.ndarray:
@@ -224,7 +227,6 @@ class NBSoftmax(NBLinear):
         n = x.shape[0]
         total = epochs * -(-n // batch_size)
         y = np.asarray(y, np.int64)
-        b1, b2, eps = 0.9, 0.999, 1e-7
         factor = self.ratios * np.float32(self.scale)
         for _ in range(start, epochs):
             losses, correct = 0.0, 0
@@ -239,16 +241,5 @@ class NBSoftmax(NBLinear):
                     losses += logistic_loss(z, onehot, None if wb is None else wb[:, None]) * len(yb) * z.shape[1]
                     g = loss_gradient(z, onehot, None if wb is None else wb[:, None])
                 grad = np.asarray(xb.T @ g.astype(np.float32)) * factor + np.float32(self.weight_decay) * self.w
-                self._step += 1
-                rate = self.learning_rate * (1.0 - (self._step - 1) / total)
-                correction = np.sqrt(1 - b2**self._step) / (1 - b1**self._step)
-                self._m *= b1
-                self._m += (1 - b1) * grad
-                self._v *= b2
-                self._v += (1 - b2) * grad * grad
-                self.w -= np.float32(rate * correction) * self._m / (np.sqrt(self._v) + np.float32(eps))
-                gb = g.sum(axis=0)
-                self._mb = b1 * self._mb + (1 - b1) * gb
-                self._vb = b2 * self._vb + (1 - b2) * gb * gb
-                self.bias = self.bias - rate * correction * self._mb / (np.sqrt(self._vb) + eps)
+                self._adam_step(grad, g.sum(axis=0), total)
             yield losses / n, correct / n
