@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -237,6 +238,12 @@ def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
             {**json.loads((d / METADATA_FILE).read_text()), "format_version": 99}))), "format version 99"),
         "vocabulary": (bad("vocab", lambda d: (d / VOCABULARY_FILE).write_text(json.dumps(
             list(reversed(json.loads((d / VOCABULARY_FILE).read_text())))))), "another vocabulary"),
+        "device": (bad("zero", lambda d: ((d / METADATA_FILE).unlink(), (d / METADATA_FILE).symlink_to("/dev/zero"))),
+                   "not a regular file"),
+        "folder": (bad("folder", lambda d: ((d / VOCABULARY_FILE).unlink(), (d / VOCABULARY_FILE).mkdir())),
+                   "not a regular file"),
+        "fifo": (bad("fifo", lambda d: ((d / ENCODER_FILE).unlink(), os.mkfifo(d / ENCODER_FILE))),
+                 "not a regular file"),
     }  # fmt: skip
     for name, (path, words) in cases.items():
         result = cli("train", "--recipe", "pretrained-vat", "--data", str(data), "--encoder", str(path),

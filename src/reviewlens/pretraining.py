@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import stat
 import time
 import zipfile
 from collections.abc import Callable
@@ -42,6 +43,8 @@ ENCODER_VERSION = 1
 ENCODER_FILE = "encoder.keras"
 VOCABULARY_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
+#: What an encoder's metadata or vocabulary may weigh: far above any real one (20,000 words are ~200 KB).
+MAX_JSON_BYTES = 64 * 2**20
 #: Reviews held out of the pretraining text to measure its validation perplexity (pretraining text, not labels).
 HELD_OUT = 256
 Log = Callable[[str], None]
@@ -427,16 +430,33 @@ def _bad(path: Path, why: str) -> ReviewlensError:
     )
 
 
+def _read_json(path: Path, name: str) -> Any:
+    """``path/name`` decoded, read only if it is a regular file (links followed) of at most ``MAX_JSON_BYTES``:
+    a device, a FIFO or a folder is never part of an encoder, and nothing is read without a bound (the encoder's
+    ``.keras`` file is checked as a zip, which reads its members' sizes from its directory)."""
+    file = path / name
+    try:
+        if not stat.S_ISREG(file.stat().st_mode):
+            raise _bad(path, f"its {name} is not a regular file")
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise _bad(path, f"it has no {name}") from None
+    except OSError as error:
+        raise _bad(path, f"its {name} is unreadable ({type(error).__name__})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise _bad(path, f"its {name} is larger than {MAX_JSON_BYTES:,} bytes")
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise _bad(path, f"its {name} is unreadable ({type(error).__name__})") from None
+
+
 def read_encoder_metadata(path: Path) -> dict[str, Any]:
     """An encoder directory's checked metadata, without loading Keras."""
     if not path.is_dir():
         raise _bad(path, "no such directory" if not path.exists() else "not a directory")
-    try:
-        metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _bad(path, f"it has no {METADATA_FILE}") from None
-    except (OSError, ValueError) as error:
-        raise _bad(path, f"its {METADATA_FILE} is unreadable ({type(error).__name__})") from None
+    metadata = _read_json(path, METADATA_FILE)
     if not isinstance(metadata, dict) or metadata.get("format") != ENCODER_FORMAT:
         raise _bad(path, f"its {METADATA_FILE} is not an encoder's")
     if metadata.get("format_version") != ENCODER_VERSION:
@@ -452,17 +472,14 @@ def check_encoder(path: Path) -> tuple[dict[str, Any], list[str]]:
     """An encoder directory's metadata and vocabulary, checked against each other, and its ``.keras`` file checked
     whole (a zip whose members' checksums hold), without importing TensorFlow."""
     metadata = read_encoder_metadata(path)
-    try:
-        words = json.loads((path / VOCABULARY_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _bad(path, f"it has no {VOCABULARY_FILE}") from None
-    except (OSError, ValueError) as error:
-        raise _bad(path, f"its {VOCABULARY_FILE} is unreadable ({type(error).__name__})") from None
+    words = _read_json(path, VOCABULARY_FILE)
     if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
         raise _bad(path, f"its {VOCABULARY_FILE} is not a list of words")
     if vocabulary_digest(words) != metadata["vocabulary_digest"] or len(words) + 2 != metadata["vocabulary_size"]:
         raise _bad(path, f"its {VOCABULARY_FILE} is another vocabulary than the one the encoder was trained with")
     try:
+        if not stat.S_ISREG((path / ENCODER_FILE).stat().st_mode):
+            raise _bad(path, f"its {ENCODER_FILE} is not a regular file")
         with zipfile.ZipFile(path / ENCODER_FILE) as archive:
             broken = archive.testzip()
     except FileNotFoundError:
