@@ -764,7 +764,7 @@ def _local_ray() -> Iterator[str]:
         if auth_mode is not None and os.environ.get("RAY_AUTH_MODE") != auth_mode:
             # A new local Ray turns token authentication on (Ray 2.52+); a driver given its address does not, so
             # this one is told as Ray tells itself (ray._private.authentication: the variable, then the config).
-            from ray._raylet import Config  # type: ignore[attr-defined]
+            from ray._raylet import Config  # type: ignore[attr-defined,unused-ignore]  # ray is optional
 
             os.environ["RAY_AUTH_MODE"] = auth_mode
             Config.initialize("")
