@@ -8,8 +8,8 @@
 # Run it again after a kill: each step resumes from its last checkpoint (pretraining: every 200 steps; fine-tuning:
 # every epoch), and a finished step is skipped. Sized for 2 shared cores (BENCHMARKS.md): pretraining runs
 # PRETRAIN_EPOCHS (3) epochs or stops at PRETRAIN_MINUTES (45) of training, whichever comes first (an epoch took
-# about 16 minutes); fine-tuning runs FINETUNE_EPOCHS (2) epochs of reviews cut at MAX_LENGTH (256) tokens (about
-# 10 minutes an epoch with VAT, the first epoch training the head alone).
+# about 16 minutes); fine-tuning runs FINETUNE_EPOCHS (3) epochs of reviews cut at MAX_LENGTH (256) tokens (about
+# 10 minutes an epoch with VAT, every layer training from the first).
 # Python: $PYTHON, else the one on PATH (reviewlens must import: the project's virtualenv, or PYTHONPATH=src).
 set -euo pipefail
 
@@ -19,7 +19,7 @@ SHARED=${SHARED_DATA:-$HERE/../../shared/data}
 PYTHON=${PYTHON:-python}
 PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-45}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-3}
-FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-2}
+FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-3}
 MAX_LENGTH=${MAX_LENGTH:-256}
 SIZES=(--objective lm --vocabulary 20000 --embedding 128 --units 256 --layers 1 --length 128 --batch-size 64)
 mkdir -p "$OUT"

@@ -283,13 +283,23 @@ register(
         expected_accuracy=0.9409,
         family="pretrained",
         vectorizer={"length": 400},
-        model={**_FINE_TUNING, "vat_weight": 1.0, "vat_epsilon": 1.0, "vat_xi": 1e-2},
+        # Every layer from the first epoch at the full rate: on the full data (2 cores, BENCHMARKS.md) 88.86%
+        # validation after 3 epochs, where the head alone first and the encoder at 0.3x gave 79.02% after 2.
+        model={
+            **_FINE_TUNING,
+            "freeze_epochs": 0,
+            "encoder_lr_scale": 1.0,
+            "vat_weight": 1.0,
+            "vat_epsilon": 1.0,
+            "vat_xi": 1e-2,
+        },
         optimizer="adam",
         learning_rate=1e-3,
         batch_size=32,
         epochs=4,
         notes="The source's figure is for its 1024-unit LSTM pretrained on GPUs; the 2-core default encoder is far "
-        "smaller. The head trains alone for the first epoch, then the encoder at 0.3x the learning rate.",
+        "smaller. Every layer trains from the first epoch (chosen on validation; pretrained-finetune keeps the head "
+        "alone for its first epoch, then the encoder at 0.3x the learning rate).",
         slow=True,
         tags=("sequence", "pretrained", "semi-supervised"),
     )
