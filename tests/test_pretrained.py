@@ -20,7 +20,17 @@ import reviewlens
 from reviewlens.checkpoints import staging_dir
 from reviewlens.data import Dataset
 from reviewlens.evaluation import metrics
-from reviewlens.pretraining import ENCODER_FILE, METADATA_FILE, VOCABULARY_FILE, Sizes, load_encoder, pretrain
+from reviewlens.pretraining import (
+    ENCODER_FILE,
+    METADATA_FILE,
+    OUTPUT_FILE,
+    OUTPUT_WARMUP_STEPS,
+    VOCABULARY_FILE,
+    Sizes,
+    continued_sizes,
+    load_encoder,
+    pretrain,
+)
 from reviewlens.recipes import get_recipe
 from reviewlens.training import train
 
@@ -189,6 +199,40 @@ def test_the_adversarial_direction_raises_kl_more_than_random_ones(encoder_dir: 
     assert adversarial > 0.9 * kl(adversarial_direction(tail, vectors, ids, clean, 0.1, start))
 
 
+def test_continuing_an_encoder_starts_where_it_stopped(data: Path, encoder_dir: Path, tmp_path: Path) -> None:
+    base = json.loads((encoder_dir / METADATA_FILE).read_text())
+    # A step too small to move anything: the continued encoder measures the perplexity the first one ended at, so
+    # its weights, vocabulary and output layer all came along (a new output layer would be near the vocabulary size).
+    still = continued_sizes(encoder_dir, {"learning_rate": 1e-12})
+    assert (still.units, still.vocabulary, still.length) == (SMALL.units, SMALL.vocabulary, SMALL.length)
+    same = pretrain(data, tmp_path / "same", sizes=still, epochs=1, start=encoder_dir)
+    np.testing.assert_allclose(same["val_perplexity"][0], base["val_perplexity"][-1], rtol=1e-4)
+    assert same["continued_from"]["output_layer"] == "kept" and same["vocabulary_digest"] == base["vocabulary_digest"]
+    assert same["tokens_seen_total"] == base["tokens_seen"] + same["tokens_seen"]
+    # At the encoder's own rate it goes on learning.
+    more = pretrain(data, tmp_path / "more", sizes=continued_sizes(encoder_dir, {}), epochs=2, start=encoder_dir)
+    assert more["val_perplexity"][-1] < base["val_perplexity"][-1]
+
+
+def test_an_encoder_without_an_output_layer_gets_a_new_one_trained_alone_first(
+    data: Path, encoder_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(encoder_dir, old)
+    (old / OUTPUT_FILE).unlink()  # as written before the output layer was kept
+    logged: list[str] = []
+    continued = pretrain(data, tmp_path / "new", sizes=continued_sizes(old, {}), epochs=1, start=old, log=logged.append)
+    assert continued["tokens_seen"] < OUTPUT_WARMUP_STEPS * SMALL.batch_size * SMALL.length  # all within the warm-up
+    assert continued["continued_from"]["output_layer"] == "new"
+    assert any(OUTPUT_FILE in line and "alone" in line for line in logged)
+    before, after = load_encoder(old).model, load_encoder(tmp_path / "new")
+    for a, b in zip(before.get_weights(), after.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the encoder did not move while the new layer learned
+    assert after.output is not None and np.abs(after.output[1]).sum() > 0  # the layer did (its bias starts at 0)
+
+
 def _cli(*args: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     """``reviewlens ARGS`` through the CLI's entry point, in this process (no TensorFlow start-up per case)."""
     from reviewlens import cli, processes
@@ -244,6 +288,9 @@ def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
                    "not a regular file"),
         "fifo": (bad("fifo", lambda d: ((d / ENCODER_FILE).unlink(), os.mkfifo(d / ENCODER_FILE))),
                  "not a regular file"),
+        "output": (bad("output", lambda d: (d / OUTPUT_FILE).write_bytes(b"PK\x03\x04 cut")), "output.npz"),
+        "shape": (bad("shape", lambda d: np.savez(d / OUTPUT_FILE, weights=np.zeros((3, 2)), bias=np.zeros(3))),
+                  "not the encoder's"),
     }  # fmt: skip
     for name, (path, words) in cases.items():
         result = cli("train", "--recipe", "pretrained-vat", "--data", str(data), "--encoder", str(path),
@@ -251,6 +298,11 @@ def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
         _one_line(result, str(path), words)
     _one_line(cli("train", "--recipe", "pretrained-vat", "--data", str(data), "--out", str(tmp_path / "r")),
               "--encoder DIR")  # fmt: skip
+    _one_line(cli("pretrain", "--data", str(data), "--from", str(encoder_dir), "--units", "999", "--out",
+                  str(tmp_path / "c")), "--units 999", str(encoder_dir), "leave --units out")  # fmt: skip
+    _one_line(cli("pretrain", "--data", str(data), "--from", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")),
+              "no such directory")  # fmt: skip
+    assert not (tmp_path / "c").exists()
 
 
 def test_pretraining_without_unlabeled_reviews_says_so_and_uses_train(tmp_path: Path) -> None:

@@ -1106,24 +1106,41 @@ def pretrain(
         bool,
         typer.Option("--require-unlabeled", help="Refuse data without unlabeled reviews instead of using train only."),
     ] = False,
+    start: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help="Continue pretraining this encoder (its vocabulary and sizes) on --data.", metavar="DIR"
+        ),
+    ] = None,
     objective: Annotated[
-        Objective, typer.Option("--objective", help="lm: LSTM next-token model; mlm: Transformer, masked tokens.")
-    ] = Objective.lm,
+        Objective | None,
+        typer.Option("--objective", help="lm: LSTM next-token model; mlm: Transformer, masked tokens. [default: lm]"),
+    ] = None,
     vocabulary: Annotated[
-        int, typer.Option("--vocabulary", min=3, help="Vocabulary size (with padding and OOV).")
-    ] = 20000,
-    embedding: Annotated[int, typer.Option("--embedding", min=1, help="Embedding size.")] = 128,
-    units: Annotated[int, typer.Option("--units", min=1, help="lm: LSTM units.")] = 256,
-    layers: Annotated[int, typer.Option("--layers", min=1, help="LSTM or Transformer layers.")] = 1,
-    heads: Annotated[int, typer.Option("--heads", min=1, help="mlm: attention heads.")] = 2,
-    dense: Annotated[int, typer.Option("--dense", min=1, help="mlm: feed-forward width.")] = 256,
-    length: Annotated[int, typer.Option("--length", min=2, help="Tokens per training window.")] = 128,
+        int | None, typer.Option("--vocabulary", min=3, help="Vocabulary size (with padding and OOV). [default: 20000]")
+    ] = None,
+    embedding: Annotated[int | None, typer.Option("--embedding", min=1, help="Embedding size. [default: 128]")] = None,
+    units: Annotated[int | None, typer.Option("--units", min=1, help="lm: LSTM units. [default: 256]")] = None,
+    layers: Annotated[
+        int | None, typer.Option("--layers", min=1, help="LSTM or Transformer layers. [default: 1]")
+    ] = None,
+    heads: Annotated[int | None, typer.Option("--heads", min=1, help="mlm: attention heads. [default: 2]")] = None,
+    dense: Annotated[int | None, typer.Option("--dense", min=1, help="mlm: feed-forward width. [default: 256]")] = None,
+    length: Annotated[
+        int | None, typer.Option("--length", min=2, help="Tokens per training window. [default: 128]")
+    ] = None,
     review_tokens: Annotated[
         int | None, typer.Option("--review-tokens", min=2, help="Keep only each review's first N tokens.", metavar="N")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per step.")] = 64,
-    sampled: Annotated[int, typer.Option("--sampled", min=1, help="Negatives of the sampled softmax.")] = 1024,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="Adam's step size.")] = 1e-3,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Windows per step. [default: 64]")
+    ] = None,
+    sampled: Annotated[
+        int | None, typer.Option("--sampled", min=1, help="Negatives of the sampled softmax. [default: 1024]")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", min=0.0, help="Adam's step size. [default: 0.001]")
+    ] = None,
     checkpoint_steps: Annotated[
         int, typer.Option("--checkpoint-steps", min=1, help="Save a checkpoint every N steps.")
     ] = 200,
@@ -1134,12 +1151,16 @@ def pretrain(
     as_json: JsonOption = False,
 ) -> None:
     """Pretrain an encoder on the train split and the unlabeled reviews (never validation or test), for
-    `train --recipe pretrained-vat --encoder DIR`."""
-    from reviewlens.pretraining import Sizes
+    `train --recipe pretrained-vat --encoder DIR`; `--from DIR` continues one on other reviews (your own)."""
+    from reviewlens.pretraining import Sizes, continued_sizes
     from reviewlens.pretraining import pretrain as run_pretraining
 
-    sizes = Sizes(objective.value, vocabulary, embedding, units, layers, heads, dense, length, review_tokens,
-                  batch_size, sampled, learning_rate)  # fmt: skip
+    given: dict[str, Any] = {"objective": None if objective is None else objective.value, "vocabulary": vocabulary,
+             "embedding": embedding, "units": units, "layers": layers, "heads": heads, "dense": dense, "length": length,
+             "review_tokens": review_tokens, "batch_size": batch_size, "sampled": sampled,
+             "learning_rate": learning_rate}  # fmt: skip
+    given = {name: value for name, value in given.items() if value is not None}
+    sizes = Sizes(**given) if start is None else continued_sizes(start, given)
     with Progress(
         TextColumn("pretraining"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err, transient=True,
@@ -1152,7 +1173,8 @@ def pretrain(
         metadata = run_pretraining(
             data, out_dir, sizes=sizes, epochs=epochs, seed=seed, resume=resume, require_unlabeled=require_unlabeled,
             checkpoint_steps=checkpoint_steps, time_budget_s=None if max_minutes is None else max_minutes * 60,
-            log=lambda message: progress.console.print(Text(message, style="dim"), soft_wrap=True), on_step=on_step,
+            start=start, log=lambda message: progress.console.print(Text(message, style="dim"), soft_wrap=True),
+            on_step=on_step,
         )  # fmt: skip
     if as_json:
         _print_json(metadata)

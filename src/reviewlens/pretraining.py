@@ -9,6 +9,12 @@ directory is renamed into place whole:
     encoder.keras     ids -> states (safe mode; custom layers in ``reviewlens.models.pretrained``)
     vocabulary.json   the words, in id order from 2 (0 padding, 1 out of vocabulary)
     metadata.json     format, version, objective, sizes, vocabulary digest, loss per epoch, tokens, seconds, machine
+    output.npz        the objective's output layer (``weights``, ``bias``; no pickle), so ``start=`` continues it
+
+``start=`` (``reviewlens pretrain --from DIR``) continues pretraining an encoder on the same or other text -- a
+user's own unlabeled reviews, say -- with its vocabulary, sizes and output layer. An encoder written before the
+output layer was kept (format 1 allows it) gets a new one, trained alone for its first ``OUTPUT_WARMUP_STEPS`` steps
+so its random gradients do not unsettle the encoder.
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ ENCODER_VERSION = 1
 ENCODER_FILE = "encoder.keras"
 VOCABULARY_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
+OUTPUT_FILE = "output.npz"
+#: Steps a new output layer trains alone when an encoder without one is continued (about 2.5 M tokens by default).
+OUTPUT_WARMUP_STEPS = 300
+#: What a continued encoder fixes: its sizes (and, for the Transformer, its positions) are not settings any more.
+MODEL_FIELDS = ("objective", "vocabulary", "embedding", "units", "layers", "heads", "dense")
 #: What an encoder's metadata or vocabulary may weigh: far above any real one (20,000 words are ~200 KB).
 MAX_JSON_BYTES = 64 * 2**20
 #: Reviews held out of the pretraining text to measure its validation perplexity (pretraining text, not labels).
@@ -90,6 +101,26 @@ class Sizes:
                 "length": self.length}  # fmt: skip
 
 
+def continued_sizes(path: Path, given: dict[str, Any]) -> Sizes:
+    """The sizes to continue the encoder at ``path`` with: its own, with the training settings in ``given`` (batch,
+    window, learning rate...) replaced. A model size in ``given`` other than the encoder's is a user's mistake."""
+    metadata = read_encoder_metadata(path)
+    known = {field.name for field in dataclasses.fields(Sizes)}
+    stored = metadata.get("sizes")
+    if not isinstance(stored, dict) or not known.issuperset(stored):
+        raise _bad(path, f"its {METADATA_FILE} has no pretraining sizes")
+    base = Sizes(**stored)
+    fixed = MODEL_FIELDS + (("length",) if base.objective == "mlm" else ())
+    for name in fixed:
+        if name in given and given[name] != getattr(base, name):
+            flag = f"--{name.replace('_', '-')}"
+            raise ReviewlensError(
+                f"{flag} {given[name]}: the encoder {path} was pretrained with {name} {getattr(base, name)}; leave "
+                f"{flag} out to continue it (--from), or pretrain a new encoder without --from"
+            )
+    return dataclasses.replace(base, **{name: value for name, value in given.items() if name not in fixed})
+
+
 @dataclass(frozen=True)
 class Encoder:
     """A read, checked encoder directory."""
@@ -98,6 +129,7 @@ class Encoder:
     model: Any  # keras.Model, ids -> states
     vectorizer: SequenceVectorizer  # its vocabulary; ``length`` set by the classifier
     metadata: dict[str, Any]
+    output: tuple[np.ndarray, np.ndarray] | None = None  # the objective's output layer, where the directory kept it
 
     @property
     def objective(self) -> str:
@@ -145,7 +177,7 @@ def windows(rows: list[list[int]], length: int) -> np.ndarray:
 class _Objective:
     """The pretraining model (encoder + output embedding) and its loss, on TensorFlow."""
 
-    def __init__(self, sizes: Sizes, vocabulary_size: int, seed: int):
+    def __init__(self, sizes: Sizes, vocabulary_size: int, seed: int, start: Encoder | None = None):
         import keras
         import tensorflow as tf
 
@@ -154,11 +186,14 @@ class _Objective:
         keras.utils.set_random_seed(seed)
         self.sizes, self.vocabulary_size = sizes, vocabulary_size
         self.mask_id = vocabulary_size  # mlm's [MASK], the encoder's extra row
-        self.encoder = encoder(**sizes.model_config(vocabulary_size))
+        self.encoder = start.model if start is not None else encoder(**sizes.model_config(vocabulary_size))
         width = sizes.units if sizes.objective == "lm" else sizes.embedding
         initial = keras.initializers.GlorotUniform(seed=seed)
         self.out_w = keras.Variable(initial((vocabulary_size, width)), name="softmax_weights")
         self.out_b = keras.Variable(np.zeros(vocabulary_size, np.float32), name="softmax_bias")
+        if start is not None and start.output is not None:
+            self.out_w.assign(start.output[0])
+            self.out_b.assign(start.output[1])
         self.variables = [*self.encoder.trainable_variables, self.out_w, self.out_b]
         self.optimizer = keras.optimizers.Adam(sizes.learning_rate, clipnorm=1.0)
         self.optimizer.build(self.variables)
@@ -179,17 +214,18 @@ class _Objective:
             keep = selected[1]
         return tf.boolean_mask(states, keep), tf.boolean_mask(targets, keep)
 
-    def _step(self, ids: Any, corrupted: Any, chosen: Any, candidates: Any) -> Any:
+    def _step(self, ids: Any, corrupted: Any, chosen: Any, candidates: Any, output_only: bool = False) -> Any:
         import tensorflow as tf
 
         k = float(self.sizes.sampled)
+        variables = self.variables[-2:] if output_only else self.variables
         with tf.GradientTape() as tape:
             h, y = self._states(ids, (corrupted, chosen), True)
             sampled = (candidates, k * tf.gather(self.q, y)[:, None], k * tf.gather(self.q, candidates))
             loss = tf.reduce_mean(tf.nn.sampled_softmax_loss(
                 self.out_w, self.out_b, tf.cast(y[:, None], tf.int64), h, self.sizes.sampled, self.vocabulary_size,
                 sampled_values=sampled))  # fmt: skip
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables, strict=True))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss, tf.size(y)
 
     def _full_loss(self, ids: Any, corrupted: Any, chosen: Any) -> Any:
@@ -253,11 +289,13 @@ def pretrain(
     require_unlabeled: bool = False,
     checkpoint_steps: int = 200,
     time_budget_s: float | None = None,
+    start: str | os.PathLike[str] | None = None,
     log: Log = _quiet,
     on_step: StepCallback | None = None,
 ) -> dict[str, Any]:
     """Pretrain an encoder on the train split and the unlabeled reviews; write its directory at ``out``; return
-    its metadata. ``time_budget_s`` ends pretraining at the first step past it (the encoder says so)."""
+    its metadata. ``time_budget_s`` ends pretraining at the first step past it (the encoder says so). ``start``
+    continues the encoder in that directory (its vocabulary and model; ``sizes`` from ``continued_sizes``)."""
     if epochs < 1:
         raise ReviewlensError(f"--epochs {epochs} must be at least 1")
     if checkpoint_steps < 1:
@@ -266,6 +304,9 @@ def pretrain(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ReviewlensError(f"{out} already exists and is not empty; choose another --out or remove it")
     check_writable(out.parent)
+    base = None if start is None else load_encoder(start)
+    if base is not None and any(getattr(sizes, name) != base.metadata["sizes"][name] for name in MODEL_FIELDS):
+        raise ReviewlensError(f"--from {base.path}: the sizes given are not the encoder's (see continued_sizes)")
     if isinstance(data, Resolved):
         resolved = data
     elif isinstance(data, Dataset):
@@ -275,14 +316,16 @@ def pretrain(
     dataset = resolved.dataset
     unlabeled_count(dataset, require_unlabeled)  # refused before anything is written
     settings = {"pretrain": dataclasses.asdict(sizes), "epochs": epochs, "seed": seed, "reviewlens": __version__,
-                "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()}}  # fmt: skip
+                "data": {"path": str(dataset.path.resolve()), "catalog": dataset.catalog_digest()},
+                "from": None if base is None else {"path": str(base.path.resolve()),
+                                                   "vocabulary": base.metadata["vocabulary_digest"]}}  # fmt: skip
     staging = Staging(out)
     staging.begin(settings, resume)
     try:
         with_log = log
         with_log(resolved.describe())
         metadata = _pretrain(dataset, staging, sizes, epochs, seed, require_unlabeled, checkpoint_steps,
-                             time_budget_s, with_log, on_step)  # fmt: skip
+                             time_budget_s, base, with_log, on_step)  # fmt: skip
         log(f"writing {out}")
         return staging.finish(lambda directory: _write_encoder(directory, *metadata))
     except BaseException:
@@ -292,8 +335,8 @@ def pretrain(
 
 def _pretrain(
     dataset: Dataset, staging: Staging, sizes: Sizes, epochs: int, seed: int, require_unlabeled: bool,
-    checkpoint_steps: int, time_budget_s: float | None, log: Log, on_step: StepCallback | None,
-) -> tuple[Any, SequenceVectorizer, dict[str, Any]]:  # fmt: skip
+    checkpoint_steps: int, time_budget_s: float | None, base: Encoder | None, log: Log, on_step: StepCallback | None,
+) -> tuple[Any, SequenceVectorizer, tuple[np.ndarray, np.ndarray], dict[str, Any]]:  # fmt: skip
     started = time.perf_counter()
     texts, n_train, n_unsup = pretraining_texts(dataset, require_unlabeled, log)
     if not texts:
@@ -301,9 +344,14 @@ def _pretrain(
     held_rows = np.random.default_rng(seed).permutation(len(texts))[: min(HELD_OUT, max(len(texts) // 10, 1))]
     held_set = set(held_rows.tolist())
     kept = [text for i, text in enumerate(texts) if i not in held_set]
+    what = (f"fitting a {sizes.vocabulary:,}-token vocabulary" if base is None
+            else f"continuing {base.path} ({base.vectorizer.vocabulary_size:,}-token vocabulary)")  # fmt: skip
     log(f"pretraining text: {n_train:,} train and {n_unsup:,} unlabeled reviews ({len(held_rows)} held out for "
-        f"perplexity); fitting a {sizes.vocabulary:,}-token vocabulary")  # fmt: skip
-    vectorizer = SequenceVectorizer(max_tokens=sizes.vocabulary, length=sizes.length).fit(kept)
+        f"perplexity); {what}")  # fmt: skip
+    if base is None:
+        vectorizer = SequenceVectorizer(max_tokens=sizes.vocabulary, length=sizes.length).fit(kept)
+    else:
+        vectorizer = SequenceVectorizer(base.vectorizer.max_tokens, sizes.length, words=base.vectorizer.words)
     window = sizes.length + (sizes.objective == "lm")  # lm predicts each next token
 
     def ids_of(rows: list[str]) -> list[list[int]]:
@@ -315,8 +363,12 @@ def _pretrain(
     del texts, kept
     if not len(train_x):
         raise ReviewlensError(f"{dataset.path}'s training reviews hold no two tokens in a row to pretrain on")
-    objective = _Objective(sizes, vectorizer.vocabulary_size, seed)
+    objective = _Objective(sizes, vectorizer.vocabulary_size, seed, base)
     steps = math.ceil(len(train_x) / sizes.batch_size)
+    warmup = OUTPUT_WARMUP_STEPS if base is not None and base.output is None else 0
+    if warmup:
+        log(f"warning: {base.path} has no {OUTPUT_FILE} (written by an older reviewlens): a new output layer trains "  # type: ignore[union-attr]
+            f"alone for the first {warmup} steps")  # fmt: skip
     tokens_per_epoch = int(np.count_nonzero(train_x))  # input tokens (lm: windows overlap by one)
     kind = "an LSTM language model" if sizes.objective == "lm" else "a masked-token Transformer"
     log(
@@ -347,7 +399,8 @@ def _pretrain(
             rng = np.random.default_rng([seed, epoch, step])
             ids = train_x[order[step * sizes.batch_size : (step + 1) * sizes.batch_size]]
             corrupted, chosen = objective.corrupt(ids, rng)
-            loss, n = objective.step(ids, corrupted, chosen, objective.candidates(rng))
+            output_only = epoch * steps + step < warmup
+            loss, n = objective.step(ids, corrupted, chosen, objective.candidates(rng), output_only)
             running, count, tokens, step = running + float(loss), count + 1, tokens + int(n), step + 1
             inputs += int(np.count_nonzero(ids))
             if on_step is not None:
@@ -371,6 +424,7 @@ def _pretrain(
         if not stopped:
             save(epoch, 0)
     total = seconds + time.perf_counter() - clock
+    before = 0 if base is None else int(base.metadata.get("tokens_seen_total", base.metadata.get("tokens_seen", 0)))
     metadata = {
         "format": ENCODER_FORMAT,
         "format_version": ENCODER_VERSION,
@@ -387,6 +441,16 @@ def _pretrain(
         "epochs_done": len(history["loss"]),
         "stopped_by_time_budget": stopped,
         "tokens_seen": tokens,
+        "tokens_seen_total": tokens + before,
+        "continued_from": None
+        if base is None
+        else {
+            "path": str(base.path),
+            "tokens_seen_total": before,
+            "seconds": base.metadata.get("seconds"),
+            "output_layer": "new" if warmup else "kept",
+            "output_warmup_steps": warmup,
+        },
         "tokens_per_epoch": tokens_per_epoch,
         "seconds": round(total, 3),
         "setup_seconds": round(clock - started, 3),
@@ -412,13 +476,16 @@ def _pretrain(
         },
         "versions": library_versions(),
     }
-    return objective.encoder, vectorizer, metadata
+    output = (np.asarray(objective.out_w.numpy()), np.asarray(objective.out_b.numpy()))
+    return objective.encoder, vectorizer, output, metadata
 
 
 def _write_encoder(
-    directory: Path, model: Any, vectorizer: SequenceVectorizer, metadata: dict[str, Any]
-) -> dict[str, Any]:
+    directory: Path, model: Any, vectorizer: SequenceVectorizer, output: tuple[np.ndarray, np.ndarray],
+    metadata: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
     model.save(directory / ENCODER_FILE)
+    np.savez(directory / OUTPUT_FILE, weights=output[0], bias=output[1])
     (directory / VOCABULARY_FILE).write_text(json.dumps(vectorizer.words, ensure_ascii=False), encoding="utf-8")
     write_json(directory / METADATA_FILE, metadata)
     return metadata
@@ -468,9 +535,10 @@ def read_encoder_metadata(path: Path) -> dict[str, Any]:
     return metadata
 
 
-def check_encoder(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """An encoder directory's metadata and vocabulary, checked against each other, and its ``.keras`` file checked
-    whole (a zip whose members' checksums hold), without importing TensorFlow."""
+def check_encoder(path: Path) -> tuple[dict[str, Any], list[str], tuple[np.ndarray, np.ndarray] | None]:
+    """An encoder directory's metadata and vocabulary, checked against each other, its ``.keras`` file checked
+    whole (a zip whose members' checksums hold) and its output layer read and checked, without importing
+    TensorFlow."""
     metadata = read_encoder_metadata(path)
     words = _read_json(path, VOCABULARY_FILE)
     if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
@@ -489,14 +557,18 @@ def check_encoder(path: Path) -> tuple[dict[str, Any], list[str]]:
                    "file)") from None  # fmt: skip
     if broken is not None:
         raise _bad(path, f"its {ENCODER_FILE} cannot be loaded ({broken} is damaged)")
-    return metadata, words
+    model = metadata["model"]
+    width = model.get("units") if metadata["objective"] == "lm" else model.get("embedding")
+    if not isinstance(width, int):
+        raise _bad(path, f"its {METADATA_FILE} gives no width for the encoder's states")
+    return metadata, words, _read_output(path, len(words) + 2, width)
 
 
 def load_encoder(path: str | os.PathLike[str]) -> Encoder:
     """Read and check an encoder directory: metadata, vocabulary (its digest), and the ``.keras`` model in safe mode
     (its embedding the vocabulary's size). Any mismatch is one line (``ReviewlensError``)."""
     path = Path(path)
-    metadata, words = check_encoder(path)
+    metadata, words, output = check_encoder(path)
     import keras
 
     import reviewlens.models.pretrained  # noqa: F401 - registers the encoder's layers
@@ -514,4 +586,28 @@ def load_encoder(path: str | os.PathLike[str]) -> Encoder:
     if rows != len(words) + 2 + (metadata["objective"] == "mlm"):
         raise _bad(path, f"its {ENCODER_FILE} embeds {rows} ids and its vocabulary has {len(words) + 2}")
     vectorizer = SequenceVectorizer(max_tokens=len(words) + 2, length=int(metadata["model"]["length"]), words=words)
-    return Encoder(path, model, vectorizer, metadata)
+    if output is not None and int(model.output_shape[-1]) != output[0].shape[1]:
+        raise _bad(path, f"its {OUTPUT_FILE} reads states of {output[0].shape[1]} and the encoder gives "
+                   f"{model.output_shape[-1]}")  # fmt: skip
+    return Encoder(path, model, vectorizer, metadata, output)
+
+
+def _read_output(path: Path, rows: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The directory's output layer (``OUTPUT_FILE``), checked: a regular file, two float arrays of the encoder's
+    shapes, finite, no pickle. None where the directory has none (an encoder written before it was kept)."""
+    file = path / OUTPUT_FILE
+    try:
+        if not stat.S_ISREG(file.stat().st_mode):
+            raise _bad(path, f"its {OUTPUT_FILE} is not a regular file")
+        with np.load(file, allow_pickle=False) as arrays:
+            weights, bias = np.asarray(arrays["weights"]), np.asarray(arrays["bias"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise _bad(path, f"its {OUTPUT_FILE} cannot be loaded ({type(error).__name__})") from None
+    if weights.shape != (rows, width) or bias.shape != (rows,) or weights.dtype.kind != "f" or bias.dtype.kind != "f":
+        raise _bad(path, f"its {OUTPUT_FILE} holds arrays of {weights.shape} and {bias.shape}, not the encoder's "
+                   f"({rows}, {width}) and ({rows},)")  # fmt: skip
+    if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+        raise _bad(path, f"its {OUTPUT_FILE} holds values that are not finite")
+    return weights.astype(np.float32), bias.astype(np.float32)
