@@ -79,13 +79,30 @@ def test_jsonl_with_split_field(tmp_path: Path) -> None:
     assert sum(dataset.counts()["validation"].values()) == 8
 
 
+def test_unlabeled_records_are_the_unsup_split_and_a_file_without_labels_is_for_pretraining(tmp_path: Path) -> None:
+    rows = [(f"review {i}", ("negative", "positive")[i % 2]) for i in range(40)]
+    marked = [{"text": f"spare {i}", "label": None, "split": ("unsup", "unlabeled")[i % 2]} for i in range(6)]
+    mixed = Dataset(write_jsonl(tmp_path / "mixed.jsonl", [{"text": t, "label": lab} for t, lab in rows] + marked))
+    assert len(mixed.ids("unsup")) == 6 and mixed.label_names == ("negative", "positive")
+    labeled = sum(sum(mixed.counts()[split].values()) for split in ("train", "validation", "test"))
+    assert labeled == 40 and mixed.read("unsup")[0] == [f"spare {i}" for i in range(6)]
+    only = Dataset(write_csv(tmp_path / "only.csv", [(f"text {i}",) for i in range(5)], header=("review",)))  # type: ignore[list-item]
+    assert not only.labeled and len(only.ids("unsup")) == 5 and not only.ids("train")
+    assert describe(only).reviews == {"unsup": {"unlabeled": 5}}  # data info shows what pretraining reads
+    assert describe(mixed).reviews["unsup"] == {"negative": 0, "positive": 0, "unlabeled": 6}
+    with pytest.raises(ReviewlensError, match="holds only unlabeled reviews: `reviewlens pretrain"):
+        only.label_names  # noqa: B018 - training a classifier asks for them
+    with pytest.raises(ReviewlensError, match=r"line 2 has no label.*split unsup"):
+        Dataset(write_jsonl(tmp_path / "gap.jsonl", [{"text": "a", "label": 1}, {"text": "b"}])).counts()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p / "missing", "does not exist"),
         (lambda p: ((p / "empty.csv").write_text("") and None) or p / "empty.csv", "is empty"),
         (lambda p: (p / "notimdb").mkdir() or p / "notimdb", "is not an aclImdb directory"),
-        (lambda p: write_csv(p / "bad.csv", [("ok", "positive"), ("hm", " ")]), "line 3 has the label ' '"),
+        (lambda p: write_csv(p / "bad.csv", [("ok", "positive"), ("hm", " ")]), "line 3 has no label"),
         (lambda p: write_csv(p / "cols.csv", [("x", "positive")], header=("text", "stars")), "review,sentiment"),
         (lambda p: ((p / "bad.jsonl").write_text('{"text": "a", "label": 1}\n{oops\n') and None) or p / "bad.jsonl",
          "line 2 is not JSON"),

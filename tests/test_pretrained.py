@@ -34,7 +34,7 @@ from reviewlens.pretraining import (
 from reviewlens.recipes import get_recipe
 from reviewlens.training import train
 
-from .conftest import make_review, write_aclimdb
+from .conftest import make_review, write_aclimdb, write_csv
 
 SMALL = Sizes(vocabulary=200, embedding=8, units=8, dense=8, length=12, batch_size=16, sampled=32, learning_rate=1e-2)
 HELD_OUT_WORD = "zzheldoutword"  # only in validation and test reviews: pretraining must never see it
@@ -231,6 +231,23 @@ def test_an_encoder_without_an_output_layer_gets_a_new_one_trained_alone_first(
     for a, b in zip(before.get_weights(), after.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # the encoder did not move while the new layer learned
     assert after.output is not None and np.abs(after.output[1]).sum() > 0  # the layer did (its bias starts at 0)
+
+
+def test_pretraining_goes_on_on_a_users_unlabeled_csv(
+    encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(5)
+    own = write_csv(tmp_path / "mine.csv", [(make_review(rng, i % 2),) for i in range(30)], header=("review",))  # type: ignore[misc]
+    code, stderr = _cli("pretrain", "--data", str(own), "--from", str(encoder_dir), "--out", str(tmp_path / "mine"),
+                        "--json", capsys=capsys, monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 0, stderr
+    metadata = json.loads((tmp_path / "mine" / METADATA_FILE).read_text())
+    assert (metadata["data"]["train"], metadata["data"]["unsup"]) == (0, 30)
+    assert metadata["continued_from"]["output_layer"] == "kept" and metadata["tokens_seen"] > 0
+    assert load_encoder(tmp_path / "mine").vectorizer.words == load_encoder(encoder_dir).vectorizer.words
+    _one_line(_cli("train", "--recipe", "pretrained-vat", "--data", str(own), "--encoder", str(tmp_path / "mine"),
+                   "--out", str(tmp_path / "run"), capsys=capsys, monkeypatch=monkeypatch),
+              "holds only unlabeled reviews")  # fmt: skip
 
 
 def _cli(*args: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:

@@ -277,7 +277,10 @@ class _RecordSource:
     """Shared by CSV and JSONL: one review per record, any labels, an optional split.
 
     A label column of 0/1, negative/positive (pos/neg, true/false) alone is the binary negative/positive; any
-    other column's values are the label names as written (surrounding spaces dropped)."""
+    other column's values are the label names as written (surrounding spaces dropped). A record of the split
+    ``unsup`` (or ``unlabeled``) is an unlabeled review, as aclImdb's train/unsup, whatever its label; a file with
+    no label at all (a CSV without the label column, JSON lines without the field) holds only unlabeled reviews,
+    for ``reviewlens pretrain``. Any other record without a label is a mistake."""
 
     text_field: str
     label_field: str
@@ -292,32 +295,51 @@ class _RecordSource:
     def _entries(self) -> Iterator[tuple[Entry, str]]:
         for number, record in self._records():
             where = f"{self.path} line {number}"
-            if self.text_field not in record or self.label_field not in record:
+            if self.text_field not in record:
                 raise ReviewlensError(
-                    f"{where} lacks the {self.text_field!r} and {self.label_field!r} fields; "
-                    f"every record needs both ({self.label_field}: positive or negative, or any label)"
+                    f"{where} lacks the {self.text_field!r} field; every record needs it (and {self.label_field!r}: "
+                    "positive or negative, or any label)"
                 )
-            label = record[self.label_field]
-            if label is None or isinstance(label, dict | list) or not str(label).strip():
+            split = str(record.get("split") or "").strip().lower() or None
+            split = "unsup" if split == "unlabeled" else split
+            if split not in (None, "train", "test", "unsup"):
+                raise ReviewlensError(
+                    f"{where} has the unknown split {split!r}; use train, test or unsup (unlabeled), or leave it out"
+                )
+            label = record.get(self.label_field)
+            if isinstance(label, dict | list):
                 raise ReviewlensError(
                     f"{where} has the label {label!r}; a label is a word or a whole number (positive, 3, ...)"
                 )
-            split = str(record.get("split") or "").strip().lower() or None
-            if split not in (None, "train", "test"):
-                raise ReviewlensError(f"{where} has the unknown split {split!r}; use train or test, or leave it out")
             text = record[self.text_field]
             if not isinstance(text, str):
                 raise ReviewlensError(f"{where}: {self.text_field!r} must be a string, not {text!r}")
             id = f"line-{number}"
-            yield Entry(id, split, str(label).strip()), self._decode.text(text, id)
+            name = UNLABELED if split == "unsup" or label is None else str(label).strip()
+            yield Entry(id, split, name), self._decode.text(text, id)
+
+    def _unlabeled_mistake(self, entry: Entry, labeled: bool) -> Entry:
+        """``entry`` as the catalog keeps it: a review without a label outside the unsup split is unlabeled where
+        the whole file is (no record has a label), and a mistake where others have one."""
+        if entry.label != UNLABELED or entry.split == "unsup":
+            return entry
+        if not labeled:
+            return Entry(entry.id, "unsup", UNLABELED)
+        raise ReviewlensError(
+            f"{self.path} {entry.id.replace('-', ' ')} has no label; a label is a word or a whole number (positive, "
+            f"3, ...), or give an unlabeled review the split unsup"
+        )
 
     def catalog(self) -> list[Entry]:
         if self._catalog is None:
             entries = [entry for entry, _ in self._entries()]
             if not entries:
                 raise ReviewlensError(f"{self.path} holds no reviews; it needs one review per record")
-            if all(entry.label.lower() in _TEXT_LABELS for entry in entries):  # today's binary words
+            labeled = any(entry.label != UNLABELED for entry in entries)
+            entries = [self._unlabeled_mistake(entry, labeled) for entry in entries]
+            if all(e.label.lower() in _TEXT_LABELS for e in entries if e.label != UNLABELED):  # today's binary words
                 binary = {word: LABELS["pos" if value else "neg"] for word, value in _TEXT_LABELS.items()}
+                binary[UNLABELED] = UNLABELED
                 entries = [Entry(e.id, e.split, binary[e.label.lower()]) for e in entries]
             self._catalog = entries
         return self._catalog
@@ -341,10 +363,10 @@ class CsvSource(_RecordSource):
             _allow_fields_of(4 * self._decode.max_review_bytes + 1)  # an over-long review is cut, not refused
             try:
                 fields = [name.strip().lower() for name in reader.fieldnames or []]
-                if not {"review", "sentiment"} <= set(fields):
+                if "review" not in fields:
                     raise ReviewlensError(
-                        f"{self.path} needs a header with the columns review,sentiment "
-                        f"(found {', '.join(reader.fieldnames or []) or 'no header'})"
+                        f"{self.path} needs a header with the columns review,sentiment (review alone: unlabeled "
+                        f"reviews) (found {', '.join(reader.fieldnames or []) or 'no header'})"
                     )
                 reader.fieldnames = fields  # " Review" and "SENTIMENT" as a spreadsheet may write them
                 for record in reader:
@@ -471,7 +493,10 @@ class Dataset:
             names = {e.label for e in catalog if e.label != UNLABELED}
             binary = names <= set(LABELS.values())
             self._names = tuple(LABELS.values()) if binary else label_order(names)
-            if len(self._names) < 2:
+            unlabeled_only = not names and any(e.split == "unsup" for e in catalog)  # for pretraining alone
+            if unlabeled_only:
+                self._names = ()
+            elif len(self._names) < 2:
                 raise ReviewlensError(
                     f"{self.path} has the single label {next(iter(names), '')!r}; a classifier needs at least two "
                     "labels in its label column"
@@ -498,7 +523,7 @@ class Dataset:
             # Two labels are needed in train and test, as always; more labels need every one in train (a label
             # only test holds cannot be learned) and some test reviews; a test split without some is a warning.
             two = len(self._names) == 2
-            for name in ("train", "test"):
+            for name in () if unlabeled_only else ("train", "test"):
                 held = {self._labels[id] for id in splits[name]}
                 missing = [n for i, n in enumerate(self._names) if i not in held]
                 if missing and (two or name == "train" or not held):
@@ -514,7 +539,18 @@ class Dataset:
         """The labels' names, each review's label an index into them: negative, positive for binary data (as
         0/1 always were), else the label column's values in order (numbers by value, words sorted)."""
         self._splits()
+        if not self._names:
+            raise ReviewlensError(
+                f"{self.path} holds only unlabeled reviews: `reviewlens pretrain --data {self.path}` learns from them; "
+                "a classifier needs labeled ones"
+            )
         return self._names
+
+    @property
+    def labeled(self) -> bool:
+        """Whether the data has labeled reviews (else only unlabeled ones, for pretraining)."""
+        self._splits()
+        return bool(self._names)
 
     def warnings(self) -> list[str]:
         """What is wrong with the labels but does not stop training: a label with fewer than ``RARE_LABEL``
@@ -559,8 +595,9 @@ class Dataset:
         the validation fraction and the review size limit (what ``train --resume`` checks is the same data)."""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(b"%r\x00%d\x00" % (self.validation_fraction, self.read_report.max_review_bytes))
-        if self.label_names != tuple(LABELS.values()):  # binary data hashes as it always has
-            digest.update(json.dumps(self.label_names).encode("utf-8", "surrogatepass"))
+        self._splits()
+        if self._names != tuple(LABELS.values()):  # binary data hashes as it always has
+            digest.update(json.dumps(self._names).encode("utf-8", "surrogatepass"))
         for entry in sorted(self.source.catalog(), key=lambda entry: entry.id):
             label = self._labels[entry.id]  # the index: 0/1 (-1 unlabeled), as before labels had names
             digest.update(f"{entry.id}\x00{entry.split}\x00{label}\n".encode("utf-8", "surrogatepass"))

@@ -9,11 +9,14 @@ import numpy as np
 
 from reviewlens.data.sources import Dataset
 
+#: The column of ``DataInfo.reviews`` that counts unlabeled reviews (aclImdb's train/unsup, split unsup).
+UNLABELED_COLUMN = "unlabeled"
+
 
 @dataclass
 class DataInfo:
     path: str
-    labels: list[str]  # the label names, in their order
+    labels: list[str]  # the label names, in their order ("unlabeled" last where the data has unlabeled reviews)
     reviews: dict[str, dict[str, int]]  # split -> {label name: n}, every label of every split
     words: dict[str, dict[str, float]]  # split -> {"mean", "median", "p95"}
     duplicates_within: dict[str, int]  # split -> reviews whose exact text appears earlier in it
@@ -28,8 +31,15 @@ class DataInfo:
         return asdict(self)
 
 
-def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation", "test")) -> DataInfo:
-    """Count, measure and check every review of ``splits`` (one streaming pass per split)."""
+def describe(dataset: Dataset, splits: tuple[str, ...] | None = None) -> DataInfo:
+    """Count, measure and check every review of ``splits`` (one streaming pass per split): by default train,
+    validation, test and the unlabeled reviews where there are some."""
+    names = [*(dataset.label_names if dataset.labeled else ())]
+    if splits is None:
+        splits = ("train", "validation", "test") if dataset.labeled else ()
+        splits += ("unsup",) if dataset.ids("unsup") else ()
+    if "unsup" in splits:
+        names.append(UNLABELED_COLUMN)
     reviews: dict[str, dict[str, int]] = {}
     words: dict[str, dict[str, float]] = {}
     within: dict[str, int] = {}
@@ -38,10 +48,10 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
     for split in splits:
         lengths: list[int] = []
         seen: set[bytes] = set()
-        counts = dict.fromkeys(dataset.label_names, 0)
+        counts = dict.fromkeys(names, 0)
         repeated = 0
         for example in dataset.examples(split):
-            counts[dataset.label_names[example.label]] += 1
+            counts[names[example.label] if example.label >= 0 else UNLABELED_COLUMN] += 1
             lengths.append(len(example.text.split()))
             empty += not example.text.strip()
             key = hashlib.blake2b(example.text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
@@ -59,7 +69,7 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
     across = {f"{a}/{b}": len(hashes[a] & hashes[b]) for i, a in enumerate(splits) for b in splits[i + 1 :]}
     return DataInfo(
         path=str(dataset.path),
-        labels=list(dataset.label_names),
+        labels=names,
         reviews=reviews,
         words=words,
         duplicates_within=within,
@@ -68,5 +78,5 @@ def describe(dataset: Dataset, splits: tuple[str, ...] = ("train", "validation",
         undecodable=list(dataset.read_report.undecodable),
         truncated=list(dataset.read_report.truncated),
         skipped=dict(dataset.read_report.skipped),
-        warnings=dataset.warnings(),
+        warnings=dataset.warnings() if dataset.labeled else [],
     )
