@@ -161,6 +161,18 @@ def _steps(tuner: object, batches: list[tuple[np.ndarray, ...]]) -> list[np.ndar
     return tuner.model.get_weights()  # type: ignore[attr-defined]
 
 
+def test_class_weights_weigh_the_fine_tuning_loss(data: Path, encoder_dir: Path, tmp_path: Path) -> None:
+    losses = {}
+    for weight in (None, "negative=20"):
+        out = tmp_path / f"run-{weight}"
+        run = train("pretrained-finetune", data, out, epochs=1, class_weight=weight,
+                    options={"encoder": encoder_dir, "max_length": 16}).metadata  # fmt: skip
+        losses[weight] = json.loads((out / "history.json").read_text())["loss"][0]
+        assert (run.hyperparameters.get("class_weight") or {}).get("rule") == (weight and "negative=20,positive=1")
+    # Half the reviews negative: the weighted loss is about (0.5 * 20 + 0.5) times the plain one at the start.
+    assert losses["negative=20"] > 5 * losses[None], losses
+
+
 def test_vat_with_zero_epsilon_is_plain_training_and_a_positive_one_is_not(encoder_dir: Path) -> None:
     vectorizer = load_encoder(encoder_dir).vectorizer
     rng = random.Random(2)

@@ -54,7 +54,7 @@ class PretrainedFamily(Family):
 PRETRAINED = register_family(
     PretrainedFamily(
         "pretrained", "pretrained encoder (reviewlens pretrain) -> concat pooling -> Dense, fine-tuned with VAT",
-        (KerasPredictor.kind,), PretrainedOptions, weighs_classes=False,
+        (KerasPredictor.kind,), PretrainedOptions,
     )
 )  # fmt: skip
 
@@ -97,24 +97,26 @@ class _FineTuner:
         self.step_all = tf.function(self._step_all, reduce_retracing=True)
         self.step_head = tf.function(self._step_head, reduce_retracing=True)
 
-    def loss(self, y: Any, p: Any) -> Any:
+    def loss(self, y: Any, p: Any, weights: Any) -> Any:
+        """The mean over the batch of each review's loss times its weight (its label's, ``--class-weight``), as
+        Keras weighs ``class_weight``."""
         import keras
 
         if self.outputs == 1:
-            return keras.ops.mean(keras.losses.binary_crossentropy(y[:, None], p))
-        return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, p))
+            return keras.ops.mean(weights * keras.losses.binary_crossentropy(y[:, None], p))
+        return keras.ops.mean(weights * keras.losses.sparse_categorical_crossentropy(y, p))
 
-    def _step_all(self, ids: Any, y: Any, unlabeled: Any, noise: Any) -> Any:
-        return self._step(ids, y, unlabeled, noise, False)
+    def _step_all(self, ids: Any, y: Any, weights: Any, unlabeled: Any, noise: Any) -> Any:
+        return self._step(ids, y, weights, unlabeled, noise, False)
 
-    def _step_head(self, ids: Any, y: Any, unlabeled: Any, noise: Any) -> Any:
-        return self._step(ids, y, unlabeled, noise, True)
+    def _step_head(self, ids: Any, y: Any, weights: Any, unlabeled: Any, noise: Any) -> Any:
+        return self._step(ids, y, weights, unlabeled, noise, True)
 
-    def _step(self, ids: Any, y: Any, unlabeled: Any, noise: Any, frozen: bool) -> Any:
+    def _step(self, ids: Any, y: Any, weights: Any, unlabeled: Any, noise: Any, frozen: bool) -> Any:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            supervised = self.loss(y, self.model(ids, training=True))
+            supervised = self.loss(y, self.model(ids, training=True), weights)
             adversarial = tf.constant(0.0)
             if self.weight > 0:
                 vectors = self.embedding(unlabeled)
@@ -182,6 +184,8 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
     train_digest, val_digest = split_digest(train_texts, train_labels), split_digest(val_texts, val_labels)
     x_train, x_val = vectorizer.transform(train_texts), vectorizer.transform(val_texts)
     y_train = np.asarray(train_labels, np.float32 if len(context.labels) == 2 else np.int32)
+    weights = context.sample_weights(train_labels)
+    weights = np.ones(len(y_train), np.float32) if weights is None else weights
     x_unlabeled = np.concatenate([x_train, vectorizer.transform(splits["unsup"][0])])
     x_unlabeled = x_unlabeled[np.count_nonzero(x_unlabeled, axis=1) > 0]
     train_size = len(train_texts)
@@ -217,7 +221,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
             if tuner.weight > 0:
                 unlabeled = _cut(x_unlabeled[rng.integers(0, len(x_unlabeled), unlabeled_batch)])
                 noise = rng.normal(size=(*unlabeled.shape, dim)).astype(np.float32)
-            supervised, adversarial = step(_cut(x_train[rows]), y_train[rows], unlabeled, noise)
+            supervised, adversarial = step(_cut(x_train[rows]), y_train[rows], weights[rows], unlabeled, noise)
             sums += (float(supervised), float(adversarial))
         train_loss, vat = sums / steps
         val_loss, val_accuracy = _scores(tuner.predict(x_val), list(val_labels))
