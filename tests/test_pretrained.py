@@ -5,6 +5,7 @@ and every bad encoder or data is one line with exit code 2."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -173,6 +174,25 @@ def test_class_weights_weigh_the_fine_tuning_loss(data: Path, encoder_dir: Path,
     assert losses["negative=20"] > 5 * losses[None], losses
 
 
+def test_the_slanted_triangular_schedule_rises_then_falls_and_is_what_fine_tuning_steps_with(
+    data: Path, encoder_dir: Path, tmp_path: Path
+) -> None:
+    from reviewlens.families.pretrained import slanted_triangular
+
+    factors = [slanted_triangular(step, 100, 0.1, 32.0) for step in range(100)]
+    assert factors[0] == pytest.approx(1 / 32) and max(factors) == factors[10] == 1.0
+    assert all(a < b for a, b in itertools.pairwise(factors[:11]))  # up for the first tenth
+    assert all(a > b for a, b in itertools.pairwise(factors[10:])) and factors[-1] < 0.05  # then down
+    result = train("pretrained-finetune", data, tmp_path / "slanted", epochs=1,
+                   options={"encoder": encoder_dir, "max_length": 16, "lr_schedule": "slanted"})  # fmt: skip
+    assert result.metadata.hyperparameters["lr_schedule"] == "slanted"
+    plain = train("pretrained-finetune", data, tmp_path / "constant", epochs=1,
+                  options={"encoder": encoder_dir, "max_length": 16})  # fmt: skip
+    assert plain.metadata.hyperparameters["lr_schedule"] == "constant"
+    scores = [np.load(tmp_path / name / "predictions.npz")["test_probabilities"] for name in ("slanted", "constant")]
+    assert not np.allclose(*scores)  # same seed and data: the schedule alone changed what was learned
+
+
 def test_vat_with_zero_epsilon_is_plain_training_and_a_positive_one_is_not(encoder_dir: Path) -> None:
     vectorizer = load_encoder(encoder_dir).vectorizer
     rng = random.Random(2)
@@ -332,6 +352,9 @@ def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
     _one_line(cli("pretrain", "--data", str(data), "--from", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")),
               "no such directory")  # fmt: skip
     assert not (tmp_path / "c").exists()
+    _one_line(cli("train", "--recipe", "pretrained-vat", "--data", str(data), "--encoder", str(encoder_dir), "--out",
+                  str(tmp_path / "r"), "--lr-schedule", "cosine"),
+              "--lr-schedule cosine", "constant or slanted")  # fmt: skip
 
 
 def test_pretraining_without_unlabeled_reviews_says_so_and_uses_train(tmp_path: Path) -> None:

@@ -204,6 +204,7 @@ class Schedule(StrEnum):
     constant = "constant"
     cosine = "cosine"
     plateau = "plateau"
+    slanted = "slanted"
 
 
 class SplitChoice(StrEnum):
@@ -290,7 +291,12 @@ def train(
         ),
     ] = None,
     lr_schedule: Annotated[
-        Schedule | None, typer.Option("--lr-schedule", help="Sequence recipes: learning-rate schedule.")
+        Schedule | None,
+        typer.Option(
+            "--lr-schedule",
+            help="Learning-rate schedule: sequence recipes all but slanted; pretrained-* "
+            "recipes constant or slanted (ULMFiT's).",
+        ),
     ] = None,
     clipnorm: Annotated[
         float | None, typer.Option("--clipnorm", min=0.0, help="Sequence recipes: clip each gradient's norm.")

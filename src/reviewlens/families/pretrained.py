@@ -2,7 +2,9 @@
 
 The classifier is the encoder's embedding and body, concat pooling (last state, max, mean) and a dense head. It
 fine-tunes with discriminative learning rates (the encoder's scaled by ``encoder_lr_scale``), gradual unfreezing
-(the head alone for ``freeze_epochs``), and virtual adversarial training (Miyato, Dai & Goodfellow 2017): each
+(the head alone for ``freeze_epochs``), a constant rate or ULMFiT's slanted triangular schedule (``schedule``:
+a linear rise over the first ``cut_frac`` of the steps, then a linear fall to 1/``ratio`` of the peak; Howard &
+Ruder 2018), and virtual adversarial training (Miyato, Dai & Goodfellow 2017): each
 step adds ``vat_weight`` times KL(p(x) || p(x + r_adv)) on a batch of unlabeled reviews (train/unsup and the
 train split), r_adv a perturbation of the embeddings of norm ``vat_epsilon`` found by one power iteration.
 The run is like any sequence run: ``model.keras`` on raw strings, predicted with ``keras.v1``.
@@ -27,10 +29,12 @@ from reviewlens.sequences import SequenceVectorizer
 
 @dataclass(frozen=True)
 class PretrainedOptions(Options):
-    """``--encoder DIR`` (required: the recipes fine-tune a pretrained encoder) and ``--max-length``."""
+    """``--encoder DIR`` (required: the recipes fine-tune a pretrained encoder), ``--max-length`` and
+    ``--lr-schedule`` (constant or slanted; the recipe's ``schedule`` where not given)."""
 
     encoder: Path | None = None
     max_length: int | None = None
+    lr_schedule: str | None = None
 
     def __post_init__(self) -> None:
         from reviewlens.pretraining import check_encoder
@@ -43,6 +47,9 @@ class PretrainedOptions(Options):
         check_encoder(Path(self.encoder))  # a missing, damaged or foreign encoder fails before any data is read
         if self.max_length is not None and int(self.max_length) < 1:
             raise ReviewlensError(f"--max-length {self.max_length} must be at least 1")
+        if self.lr_schedule is not None and self.lr_schedule not in SCHEDULES:
+            raise ReviewlensError(f"--lr-schedule {self.lr_schedule}: the pretrained recipes take "
+                                  f"{' or '.join(SCHEDULES)}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ def _cut(ids: np.ndarray) -> np.ndarray:
 class _FineTuner:
     """The classifier on the encoder, its two optimizers and its training step (TensorFlow)."""
 
-    def __init__(self, encoder_model: Any, recipe: Recipe, outputs: int, seed: int):
+    def __init__(self, encoder_model: Any, recipe: Recipe, outputs: int, seed: int, schedule: str | None = None):
         import keras
         import tensorflow as tf
 
@@ -85,8 +92,14 @@ class _FineTuner:
         self.encoder_vars = [v for v in self.model.trainable_variables if id(v) in encoder_ids]
         self.head_vars = [v for v in self.model.trainable_variables if id(v) not in encoder_ids]
         scale = float(settings.get("encoder_lr_scale", 1.0))  # type: ignore[arg-type]
-        self.encoder_opt = keras.optimizers.Adam(recipe.learning_rate * scale, clipnorm=1.0)
-        self.head_opt = keras.optimizers.Adam(recipe.learning_rate, clipnorm=1.0)
+        self.rates = (recipe.learning_rate * scale, recipe.learning_rate)
+        self.encoder_opt = keras.optimizers.Adam(self.rates[0], clipnorm=1.0)
+        self.head_opt = keras.optimizers.Adam(self.rates[1], clipnorm=1.0)
+        self.schedule = schedule or str(settings.get("schedule", "constant"))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        self.cut_frac = float(settings.get("cut_frac", 0.1))  # type: ignore[arg-type]
+        self.ratio = float(settings.get("ratio", 32.0))  # type: ignore[arg-type]
         self.encoder_opt.build(self.encoder_vars)
         self.head_opt.build(self.head_vars)
         self.epsilon = float(settings.get("vat_epsilon", 0.0))  # type: ignore[arg-type]
@@ -96,6 +109,14 @@ class _FineTuner:
         self._vat = vat_loss
         self.step_all = tf.function(self._step_all, reduce_retracing=True)
         self.step_head = tf.function(self._step_head, reduce_retracing=True)
+
+    def set_rate(self, step: int, total: int) -> float:
+        """Both optimizers' rates for ``step`` (0-based) of ``total``: the recipe's, times the schedule's factor.
+        A function of the step alone, so a resumed run sets the rates the uninterrupted one had."""
+        factor = slanted_triangular(step, total, self.cut_frac, self.ratio) if self.schedule == "slanted" else 1.0
+        self.encoder_opt.learning_rate = self.rates[0] * factor
+        self.head_opt.learning_rate = self.rates[1] * factor
+        return factor
 
     def loss(self, y: Any, p: Any, weights: Any) -> Any:
         """The mean over the batch of each review's loss times its weight (its label's, ``--class-weight``), as
@@ -153,6 +174,17 @@ class _FineTuner:
             variable.assign(value)
 
 
+SCHEDULES = ("constant", "slanted")
+
+
+def slanted_triangular(step: int, total: int, cut_frac: float = 0.1, ratio: float = 32.0) -> float:
+    """ULMFiT's slanted triangular learning rate at ``step`` of ``total``, as a fraction of the peak: from 1/ratio
+    up to 1 over the first ``cut_frac`` of the steps, then linearly back down to 1/ratio at the last step."""
+    cut = max(math.floor(total * cut_frac), 1)
+    p = step / cut if step < cut else 1 - (step - cut) / max(total - cut, 1)
+    return (1 + max(p, 0.0) * (ratio - 1)) / ratio
+
+
 def _scores(probabilities: np.ndarray, labels: list[int]) -> tuple[float, float]:
     """(loss, accuracy) of probabilities (one column: of positive) against labels."""
     y = np.asarray(labels)
@@ -193,7 +225,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
     context.lap("vectorize_s")
 
     outputs = 1 if len(context.labels) == 2 else len(context.labels)
-    tuner = _FineTuner(encoder.model, recipe, outputs, context.seed)
+    tuner = _FineTuner(encoder.model, recipe, outputs, context.seed, options.lr_schedule)
     settings = dict(recipe.model)
     freeze_epochs = int(settings.get("freeze_epochs", 0))  # type: ignore[call-overload]
     unlabeled_batch = int(settings.get("unlabeled_batch", recipe.batch_size))  # type: ignore[call-overload]
@@ -217,6 +249,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
         sums = np.zeros(2)
         unlabeled, noise = np.ones((1, 1), np.int32), np.zeros((1, 1, dim), np.float32)  # unused without VAT
         for i in range(steps):
+            tuner.set_rate(epoch * steps + i, context.epochs * steps)
             rows = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
             if tuner.weight > 0:
                 unlabeled = _cut(x_unlabeled[rng.integers(0, len(x_unlabeled), unlabeled_batch)])
@@ -264,6 +297,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
             **options.to_metadata(),
             "sequence_length": length,
             "vocabulary_size": vectorizer.vocabulary_size,
+            "lr_schedule": tuner.schedule,
             "encoder_objective": encoder.objective,
             "encoder_vocabulary_digest": encoder.metadata["vocabulary_digest"],
             "encoder_tokens_seen": encoder.metadata.get("tokens_seen"),
