@@ -130,6 +130,40 @@ def test_fine_tuned_run_loads_in_safe_mode_and_predicts_as_its_keras_model(
     np.testing.assert_allclose(run.predict(samples), direct, atol=1e-6)
 
 
+def test_reverse_tokens_reads_each_review_from_its_end_and_keeps_the_padding_last() -> None:
+    from reviewlens.models.layers import ReverseTokens
+    from reviewlens.pretraining import review_ids
+    from reviewlens.sequences import SequenceVectorizer
+
+    ids = np.array([[5, 6, 7, 0, 0], [1, 2, 0, 0, 0], [0, 0, 0, 0, 0], [3, 4, 5, 6, 7]], np.int32)
+    reverse = ReverseTokens()
+    flipped = np.asarray(reverse(ids))
+    np.testing.assert_array_equal(flipped, [[7, 6, 5, 0, 0], [2, 1, 0, 0, 0], [0, 0, 0, 0, 0], [7, 6, 5, 4, 3]])
+    np.testing.assert_array_equal(np.asarray(reverse(flipped)), ids)  # its own inverse
+    vectorizer = SequenceVectorizer(max_tokens=50, length=8).fit(["a good film", "a bad film"])
+    forward = review_ids(vectorizer, ["a good film indeed"], keep=3)
+    assert review_ids(vectorizer, ["a good film indeed"], keep=3, backward=True) == [forward[0][::-1]]
+
+
+def test_a_backward_encoder_pretrains_and_its_classifier_reads_reviews_from_their_end(
+    data: Path, tmp_path: Path
+) -> None:
+    backward = dataclasses.replace(SMALL, direction="backward")
+    metadata = pretrain(data, tmp_path / "backward", sizes=backward, epochs=2)
+    assert metadata["sizes"]["direction"] == "backward" and metadata["loss"][-1] < metadata["loss"][0]
+    result = train("pretrained-vat", data, tmp_path / "run", epochs=1,
+                   options={"encoder": tmp_path / "backward", "max_length": 16})  # fmt: skip
+    assert result.metadata.hyperparameters["encoder_direction"] == "backward"
+    plain = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    core = next(layer for layer in plain.layers if isinstance(layer, keras.Model))
+    assert "reverse_tokens" in [layer.name for layer in core.layers]
+    samples = ["A wonderful, superb film.", "dull, dull, dull and then a wonderful end", ""]
+    direct = np.asarray(plain(tf.constant([[t] for t in samples]))).reshape(-1)
+    np.testing.assert_allclose(reviewlens.load(result.run_dir).predict(samples), direct, atol=1e-6)
+    with pytest.raises(reviewlens.ReviewlensError, match="--direction backward is for the language model"):
+        dataclasses.replace(SMALL, objective="mlm", direction="backward")
+
+
 def test_a_killed_fine_tuning_resumes_to_the_same_run(data: Path, encoder_dir: Path, tmp_path: Path) -> None:
     options = {"encoder": encoder_dir, "max_length": 16}
     whole = train("pretrained-vat", data, tmp_path / "whole", epochs=2, options=options)
@@ -199,7 +233,7 @@ def test_vat_with_zero_epsilon_is_plain_training_and_a_positive_one_is_not(encod
     ids = vectorizer.transform([make_review(rng, i % 2) for i in range(24)])
     y = np.array([i % 2 for i in range(24)], np.float32)
     noise = np.random.default_rng(0).normal(size=(*ids.shape, 8)).astype(np.float32)
-    batches = [(ids[i : i + 8], y[i : i + 8], ids, noise) for i in range(0, 24, 8)]
+    batches = [(ids[i : i + 8], y[i : i + 8], np.ones(8, np.float32), ids, noise) for i in range(0, 24, 8)]
     plain = _steps(_tuner(encoder_dir, vat_weight=0.0), batches)
     zero = _steps(_tuner(encoder_dir, vat_weight=1.0, vat_epsilon=0.0), batches)
     adversarial = _steps(_tuner(encoder_dir, vat_weight=1.0, vat_epsilon=2.0), batches)

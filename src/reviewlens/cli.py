@@ -1100,6 +1100,11 @@ class Objective(StrEnum):
     mlm = "mlm"
 
 
+class Direction(StrEnum):
+    forward = "forward"
+    backward = "backward"
+
+
 @app.command()
 def pretrain(
     out_dir: Annotated[Path, typer.Option("--out", help="Encoder directory to write.", metavar="DIR")],
@@ -1121,6 +1126,13 @@ def pretrain(
     objective: Annotated[
         Objective | None,
         typer.Option("--objective", help="lm: LSTM next-token model; mlm: Transformer, masked tokens. [default: lm]"),
+    ] = None,
+    direction: Annotated[
+        Direction | None,
+        typer.Option(
+            "--direction",
+            help="lm: read reviews forward or from their end (ULMFiT's backward model). [default: forward]",
+        ),
     ] = None,
     vocabulary: Annotated[
         int | None, typer.Option("--vocabulary", min=3, help="Vocabulary size (with padding and OOV). [default: 20000]")
@@ -1164,7 +1176,7 @@ def pretrain(
     given: dict[str, Any] = {"objective": None if objective is None else objective.value, "vocabulary": vocabulary,
              "embedding": embedding, "units": units, "layers": layers, "heads": heads, "dense": dense, "length": length,
              "review_tokens": review_tokens, "batch_size": batch_size, "sampled": sampled,
-             "learning_rate": learning_rate}  # fmt: skip
+             "learning_rate": learning_rate, "direction": direction and direction.value}  # fmt: skip
     given = {name: value for name, value in given.items() if value is not None}
     sizes = Sizes(**given) if start is None else continued_sizes(start, given)
     with Progress(

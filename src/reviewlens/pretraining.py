@@ -53,7 +53,7 @@ OUTPUT_FILE = "output.npz"
 #: Steps a new output layer trains alone when an encoder without one is continued (about 2.5 M tokens by default).
 OUTPUT_WARMUP_STEPS = 300
 #: What a continued encoder fixes: its sizes (and, for the Transformer, its positions) are not settings any more.
-MODEL_FIELDS = ("objective", "vocabulary", "embedding", "units", "layers", "heads", "dense")
+MODEL_FIELDS = ("objective", "vocabulary", "embedding", "units", "layers", "heads", "dense", "direction")
 #: What an encoder's metadata or vocabulary may weigh: far above any real one (20,000 words are ~200 KB).
 MAX_JSON_BYTES = 64 * 2**20
 #: Reviews held out of the pretraining text to measure its validation perplexity (pretraining text, not labels).
@@ -79,12 +79,18 @@ class Sizes:
     sampled: int = 1024  # negatives of the sampled softmax
     learning_rate: float = 1e-3
     mask_rate: float = 0.15  # mlm
+    direction: str = "forward"  # lm: read each review forward, or from its end (ULMFiT's backward model)
 
     def __post_init__(self) -> None:
-        from reviewlens.models.pretrained import OBJECTIVES
+        from reviewlens.models.pretrained import DIRECTIONS, OBJECTIVES
 
         if self.objective not in OBJECTIVES:
             raise ReviewlensError(f"--objective {self.objective} is not one of {', '.join(OBJECTIVES)}")
+        if self.direction not in DIRECTIONS:
+            raise ReviewlensError(f"--direction {self.direction} is not one of {', '.join(DIRECTIONS)}")
+        if self.direction == "backward" and self.objective != "lm":
+            raise ReviewlensError("--direction backward is for the language model (--objective lm); the masked "
+                                  "Transformer reads both ways already")  # fmt: skip
         for name in ("vocabulary", "embedding", "units", "layers", "heads", "dense", "length", "batch_size", "sampled"):
             if int(getattr(self, name)) < 1:
                 raise ReviewlensError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
@@ -135,6 +141,11 @@ class Encoder:
     def objective(self) -> str:
         return str(self.metadata["objective"])
 
+    @property
+    def backward(self) -> bool:
+        """Whether it reads each review from its end (encoders from before directions read forward)."""
+        return self.metadata.get("sizes", {}).get("direction", "forward") == "backward"
+
 
 def vocabulary_digest(words: list[str]) -> str:
     return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
@@ -158,6 +169,14 @@ def pretraining_texts(dataset: Dataset, require_unlabeled: bool, log: Log) -> tu
     splits = dataset.read_splits("train", "unsup")
     train_texts, unsup_texts = splits["train"][0], splits["unsup"][0]
     return train_texts + unsup_texts, len(train_texts), len(unsup_texts)
+
+
+def review_ids(
+    vectorizer: SequenceVectorizer, texts: list[str], keep: int | None = None, backward: bool = False
+) -> list[list[int]]:
+    """Each review's ids, its first ``keep`` (all where None), reversed for a ``backward`` language model."""
+    rows = [vectorizer.ids(text)[:keep] if keep else vectorizer.ids(text) for text in texts]
+    return [row[::-1] for row in rows] if backward else rows
 
 
 def windows(rows: list[list[int]], length: int) -> np.ndarray:
@@ -305,7 +324,8 @@ def pretrain(
         raise ReviewlensError(f"{out} already exists and is not empty; choose another --out or remove it")
     check_writable(out.parent)
     base = None if start is None else load_encoder(start)
-    if base is not None and any(getattr(sizes, name) != base.metadata["sizes"][name] for name in MODEL_FIELDS):
+    if base is not None and any(getattr(sizes, name) != getattr(Sizes(**base.metadata["sizes"]), name)
+                                for name in MODEL_FIELDS):  # fmt: skip
         raise ReviewlensError(f"--from {base.path}: the sizes given are not the encoder's (see continued_sizes)")
     if isinstance(data, Resolved):
         resolved = data
@@ -355,8 +375,7 @@ def _pretrain(
     window = sizes.length + (sizes.objective == "lm")  # lm predicts each next token
 
     def ids_of(rows: list[str]) -> list[list[int]]:
-        cut = sizes.review_tokens
-        return [vectorizer.ids(text)[:cut] if cut else vectorizer.ids(text) for text in rows]
+        return review_ids(vectorizer, rows, sizes.review_tokens, sizes.direction == "backward")
 
     train_x = windows(ids_of(kept), window)
     held_x = windows(ids_of([texts[i] for i in held_rows]), window)
@@ -370,7 +389,7 @@ def _pretrain(
         log(f"warning: {base.path} has no {OUTPUT_FILE} (written by an older reviewlens): a new output layer trains "  # type: ignore[union-attr]
             f"alone for the first {warmup} steps")  # fmt: skip
     tokens_per_epoch = int(np.count_nonzero(train_x))  # input tokens (lm: windows overlap by one)
-    kind = "an LSTM language model" if sizes.objective == "lm" else "a masked-token Transformer"
+    kind = f"a {sizes.direction} LSTM language model" if sizes.objective == "lm" else "a masked-token Transformer"
     log(
         f"pretraining {kind} on {len(train_x):,} windows of {sizes.length} tokens "
         f"({tokens_per_epoch:,} tokens an epoch, {steps:,} steps)"

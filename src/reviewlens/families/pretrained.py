@@ -78,15 +78,21 @@ def _cut(ids: np.ndarray) -> np.ndarray:
 class _FineTuner:
     """The classifier on the encoder, its two optimizers and its training step (TensorFlow)."""
 
-    def __init__(self, encoder_model: Any, recipe: Recipe, outputs: int, seed: int, schedule: str | None = None):
+    def __init__(
+        self, encoder_model: Any, recipe: Recipe, outputs: int, seed: int, schedule: str | None = None,
+        backward: bool = False,
+    ):  # fmt: skip
         import keras
         import tensorflow as tf
 
+        from reviewlens.models.layers import ReverseTokens
         from reviewlens.models.pretrained import classifier, vat_loss
 
         keras.utils.set_random_seed(seed)
         settings = dict(recipe.model)
-        self.model, self.tail = classifier(encoder_model, float(settings.get("dropout", 0.5)), outputs)  # type: ignore[arg-type]
+        dropout = float(settings.get("dropout", 0.5))  # type: ignore[arg-type]
+        self.model, self.tail = classifier(encoder_model, dropout, outputs, backward)
+        self.read = ReverseTokens() if backward else None  # the unlabeled ids, as the encoder reads them
         self.embedding = self.model.get_layer("embedding")
         encoder_ids = {id(v) for v in encoder_model.trainable_variables}
         self.encoder_vars = [v for v in self.model.trainable_variables if id(v) in encoder_ids]
@@ -140,6 +146,8 @@ class _FineTuner:
             supervised = self.loss(y, self.model(ids, training=True), weights)
             adversarial = tf.constant(0.0)
             if self.weight > 0:
+                if self.read is not None:
+                    unlabeled = self.read(unlabeled)
                 vectors = self.embedding(unlabeled)
                 adversarial = self._vat(self.tail, vectors, unlabeled, self.epsilon, self.xi, noise)
             total = supervised + self.weight * adversarial
@@ -225,7 +233,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
     context.lap("vectorize_s")
 
     outputs = 1 if len(context.labels) == 2 else len(context.labels)
-    tuner = _FineTuner(encoder.model, recipe, outputs, context.seed, options.lr_schedule)
+    tuner = _FineTuner(encoder.model, recipe, outputs, context.seed, options.lr_schedule, encoder.backward)
     settings = dict(recipe.model)
     freeze_epochs = int(settings.get("freeze_epochs", 0))  # type: ignore[call-overload]
     unlabeled_batch = int(settings.get("unlabeled_batch", recipe.batch_size))  # type: ignore[call-overload]
@@ -299,6 +307,7 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
             "vocabulary_size": vectorizer.vocabulary_size,
             "lr_schedule": tuner.schedule,
             "encoder_objective": encoder.objective,
+            "encoder_direction": "backward" if encoder.backward else "forward",
             "encoder_vocabulary_digest": encoder.metadata["vocabulary_digest"],
             "encoder_tokens_seen": encoder.metadata.get("tokens_seen"),
             "unlabeled": len(x_unlabeled),

@@ -261,6 +261,20 @@ class AddPositions(keras.layers.Layer):
 
 
 @_register
+class ReverseTokens(keras.layers.Layer):
+    """Each row's tokens in reverse order, its padding (0, after the tokens) kept at the end: what a backward
+    language model reads (``reviewlens pretrain --direction backward``). Its own inverse."""
+
+    def call(self, ids: Any) -> Any:
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1, keepdims=True)
+        steps = ops.arange(ops.shape(ids)[1], dtype="int32")[None, :]
+        return ops.take_along_axis(ids, ops.where(steps < lengths, lengths - 1 - steps, steps), axis=1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+
+@_register
 class ConcatPooling(keras.layers.Layer):
     """ULMFiT's concat pooling over the unpadded steps: ``[last state, max, mean]`` (tail padding)."""
 

@@ -14,9 +14,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from reviewlens.models.layers import AddPositions, ConcatPooling, TransformerEncoder, WithMask, output_layer
+from reviewlens.models.layers import (
+    AddPositions,
+    ConcatPooling,
+    ReverseTokens,
+    TransformerEncoder,
+    WithMask,
+    output_layer,
+)
 
 OBJECTIVES = ("lm", "mlm")  # next-token LSTM language model; masked-token Transformer
+DIRECTIONS = ("forward", "backward")  # the order a language model reads each review in (ULMFiT's two models)
 
 
 def encoder(
@@ -46,9 +54,13 @@ def body_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if layer.name.startswith(("lstm_", "positions", "transformer_"))]
 
 
-def classifier(encoder_model: keras.Model, dropout: float = 0.5, outputs: int = 1) -> tuple[keras.Model, keras.Model]:
+def classifier(
+    encoder_model: keras.Model, dropout: float = 0.5, outputs: int = 1, backward: bool = False
+) -> tuple[keras.Model, keras.Model]:
     """The classifier on ``encoder_model``'s layers (shared, so its weights are the encoder's): ``ids -> probability``,
-    and the same network from ``[embeddings, ids]`` (for virtual adversarial training). Both share every layer."""
+    and the same network from ``[embeddings, ids]`` (for virtual adversarial training). Both share every layer. A
+    ``backward`` encoder reads each review from its end: the classifier reverses the ids before embedding them (the
+    second network takes the embeddings of reversed ids, see ``ReverseTokens``)."""
     embedding = encoder_model.get_layer("embedding")
     with_mask = WithMask(name="with_mask")
     body = body_layers(encoder_model)
@@ -63,7 +75,8 @@ def classifier(encoder_model: keras.Model, dropout: float = 0.5, outputs: int = 
         return head(drop(pooling(x)))
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    model = keras.Model(ids, tail(embedding(ids), ids), name="pretrained_classifier")
+    read = ReverseTokens(name="reverse_tokens")(ids) if backward else ids
+    model = keras.Model(ids, tail(embedding(read), read), name="pretrained_classifier")
     vectors = keras.Input(shape=(None, embedding.output_dim), name="vectors")
     ids_again = keras.Input(shape=(None,), dtype="int32", name="ids_again")
     return model, keras.Model([vectors, ids_again], tail(vectors, ids_again), name="from_embeddings")
