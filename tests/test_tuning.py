@@ -41,8 +41,10 @@ def fake_train(run_dir: Path, calls: list[dict[str, Any]], scores: list[tuple[fl
     """A stand-in for ``train``: reports three epochs, then writes a copy of ``run_dir`` with the next
     (validation, test) accuracy of ``scores``; ``act`` runs first (to kill the call, or look at its folder)."""
 
-    def train(recipe: Any, data: Any, out: Path, *, seed: int, on_epoch: Any, resume: bool) -> TrainResult:
-        calls.append({"recipe": recipe, "resume": resume, "out": out})
+    def train(
+        recipe: Any, data: Any, out: Path, *, seed: int, on_epoch: Any, resume: bool, options: Any = None
+    ) -> TrainResult:
+        calls.append({"recipe": recipe, "resume": resume, "out": out, "options": options})
         act(len(calls) - 1, out)
         val, test = scores[len(calls) - 1]
         for epoch in (1, 2, 3):
@@ -122,6 +124,29 @@ def test_a_budget_that_cannot_fit_one_trial_is_one_line_and_keeps_nothing(
     assert not (tmp_path / "t").exists()
 
 
+def test_a_pretrained_recipe_is_tuned_on_one_encoder_and_its_study_keeps_it(
+    trained_run: Path, session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reviewlens.pretraining import Sizes, pretrain
+
+    encoder = tmp_path / "encoder"
+    pretrain(session_aclimdb, encoder, sizes=Sizes(vocabulary=100, embedding=4, units=4, length=8, sampled=16))
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(tuning, "train", fake_train(trained_run, calls, [(0.8, 0.8), (0.9, 0.9)]))
+    recipe = get_recipe("pretrained-vat")
+    tuning.tune(recipe, session_aclimdb, tmp_path / "t", budget=600, trials=2, options={"encoder": encoder})
+    assert [call["options"] for call in calls] == [{"encoder": encoder}] * 2  # every trial fine-tunes it
+    assert calls[0]["recipe"] == recipe  # the first trial is the recipe as it is
+    assert {call["recipe"].model["schedule"] for call in calls} <= {"constant", "slanted"}
+    other = tmp_path / "other"
+    shutil.copytree(encoder, other)
+    with pytest.raises(ReviewlensError, match=r"holds a study of other settings.*options"):
+        tuning.tune(recipe, session_aclimdb, tmp_path / "t", budget=600, trials=3, options={"encoder": other})
+    with pytest.raises(ReviewlensError, match="pass --encoder DIR"):
+        tuning.tune(recipe, session_aclimdb, tmp_path / "t2", budget=600, trials=1)
+    assert not (tmp_path / "t2").exists() and len(calls) == 2
+
+
 class PruneAllButTheFirst(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return trial.number > 0
@@ -146,6 +171,8 @@ def test_a_study_writes_the_best_run_and_prunes_a_trial_leaving_no_killed_run(ac
         (["--recipe", "bow-bigram", "--budget", "ten minutes"], "--budget 'ten minutes' is not a duration"),
         (["--recipe", "bow-bigramm", "--budget", "10m"], "unknown recipe 'bow-bigramm'"),
         (["--recipe", "dense-10k", "--budget", "10m"], "recipe 'dense-10k' declares no search space"),
+        (["--recipe", "pretrained-vat", "--budget", "10m"], "pass --encoder DIR"),
+        (["--recipe", "pretrained-vat", "--budget", "10m", "--encoder", "nowhere"], "--encoder nowhere: no such"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], named: str, tmp_path: Path) -> None:

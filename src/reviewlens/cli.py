@@ -785,6 +785,10 @@ def tune(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the sampler and every trial's training.")] = 1337,
+    encoder: Annotated[
+        Path | None,
+        typer.Option("--encoder", help="pretrained-* recipes: the encoder every trial fine-tunes.", metavar="DIR"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a recipe's settings on validation within a time budget; write the best run and a table of every trial."""
@@ -810,6 +814,7 @@ def tune(
         result = tune_recipe(
             recipe, data, out_dir, budget=seconds, trials=trials, seed=seed, on_epoch=on_epoch, on_trial=on_trial,
             log=lambda message: err.print(Text(message, style="dim"), soft_wrap=True),
+            options=None if encoder is None else {"encoder": encoder},
         )  # fmt: skip
     finally:
         if progress.live.is_started:

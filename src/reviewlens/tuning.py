@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 from reviewlens.checkpoints import differences, staging_dir
 from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
+from reviewlens.families import get_family
 from reviewlens.families.base import Log, _quiet
 from reviewlens.recipes import RECIPES, Choice, Recipe, get_recipe
 from reviewlens.runs import METADATA_FILE, read_metadata
@@ -203,6 +204,7 @@ def tune(
     on_epoch: TrialEpoch | None = None,
     on_trial: Callable[[TrialRow], None] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> TuneResult:
     """Search ``recipe``'s settings for ``budget`` seconds (and at most ``trials`` trials in all) into ``out``
     (default ``runs/tune-RECIPE``); continue the study found there. Return the best trial (by validation
@@ -210,7 +212,8 @@ def tune(
 
     The budget counts every run of the same study: a trial still training when it runs out is stopped after
     its epoch. If the study has no finished trial then (the budget cannot fit one), nothing is kept and the
-    error says so. ``pruner`` replaces the median pruner (tests use a deterministic one).
+    error says so. ``pruner`` replaces the median pruner (tests use a deterministic one). ``options`` are the
+    family's options every trial trains with (``--encoder`` for the pretrained recipes); the study keeps them.
     """
     require_extra("optuna", "tune", "reviewlens tune")
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -218,6 +221,7 @@ def tune(
         raise ReviewlensError(f"recipe {recipe.name!r} declares no search space; tune one of {', '.join(tunable())}")
     if trials is not None and trials < 1:
         raise ReviewlensError(f"--trials {trials} must be at least 1")
+    get_family(recipe.family).options.parse(dict(options or {}), recipe)  # a missing --encoder fails before any trial
     folder = Path(out) if out is not None else Path("runs") / f"tune-{recipe.name}"
     check_writable(folder)
     lock = FileLock(folder / LOCK_FILE, timeout=0, thread_local=False)
@@ -228,7 +232,7 @@ def tune(
             f"{folder} is in use by another `reviewlens tune`; wait for it, or choose another --out"
         ) from None
     try:
-        return _tune(recipe, data, folder, budget, trials, seed, log, on_epoch, on_trial, pruner)
+        return _tune(recipe, data, folder, budget, trials, seed, log, on_epoch, on_trial, pruner, dict(options or {}))
     finally:
         lock.release()
         if not (folder / STUDY_FILE).exists():  # nothing was kept: leave no folder that looks like a study
@@ -240,7 +244,7 @@ def tune(
 def _tune(
     recipe: Recipe, data: str | os.PathLike[str] | Dataset | Resolved | None, folder: Path, budget: float,
     trials: int | None, seed: int, log: Log, on_epoch: TrialEpoch | None,
-    on_trial: Callable[[TrialRow], None] | None, pruner: optuna.pruners.BasePruner | None,
+    on_trial: Callable[[TrialRow], None] | None, pruner: optuna.pruners.BasePruner | None, options: dict[str, Any],
 ) -> TuneResult:  # fmt: skip
     import optuna
 
@@ -266,6 +270,9 @@ def _tune(
         "seed": seed,
         "data": {"path": str(resolved.dataset.path.resolve()), "catalog": resolved.dataset.catalog_digest()},
     }
+    if options:  # a study without options records none, as studies always have
+        settings["options"] = {name: str(Path(value).resolve()) if isinstance(value, Path) else value
+                               for name, value in sorted(options.items())}  # fmt: skip
     if fresh or "settings" not in study.user_attrs:
         study.set_user_attr("settings", settings)
         study.enqueue_trial(own_settings(recipe), user_attrs={"baseline": True})
@@ -288,7 +295,7 @@ def _tune(
         log(f"searching {', '.join(recipe.search)} for {duration(clock.left)} in {folder}")
 
         def objective(trial: optuna.Trial) -> float:
-            return _trial(trial, recipe, resolved, folder, seed, clock, on_epoch, study)
+            return _trial(trial, recipe, resolved, folder, seed, clock, on_epoch, study, options)
 
         def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             clock.record(study)
@@ -317,7 +324,7 @@ def _tune(
 
 def _trial(
     trial: optuna.Trial, recipe: Recipe, resolved: Resolved, folder: Path, seed: int, clock: _Clock,
-    on_epoch: TrialEpoch | None, study: optuna.Study,
+    on_epoch: TrialEpoch | None, study: optuna.Study, options: dict[str, Any],
 ) -> float:  # fmt: skip
     """Train one trial's settings into ``trials/NNN``; its validation accuracy is the objective."""
     import optuna
@@ -339,7 +346,7 @@ def _trial(
 
     try:
         result = train(with_settings(recipe, params), resolved, run_dir, seed=seed, on_epoch=report,
-                       resume=staging_dir(run_dir).is_dir())  # fmt: skip
+                       resume=staging_dir(run_dir).is_dir(), options=options or None)  # fmt: skip
     except _Stopped as stop:
         shutil.rmtree(staging_dir(run_dir), ignore_errors=True)  # nothing to continue: not a killed run
         if isinstance(stop, _Pruned):

@@ -23,7 +23,7 @@ from reviewlens.data import Dataset, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
-from reviewlens.recipes import Recipe, register
+from reviewlens.recipes import Choice, Range, Recipe, Search, register
 from reviewlens.sequences import SequenceVectorizer
 
 
@@ -320,7 +320,15 @@ def _train(family: PretrainedFamily, recipe: Recipe, dataset: Dataset, context: 
 # -- Recipes ------------------------------------------------------------------------------------------
 
 _MIYATO = "Miyato, Dai & Goodfellow 2017, Adversarial Training Methods for Semi-Supervised Text Classification"
-_FINE_TUNING = {"dropout": 0.5, "encoder_lr_scale": 0.3, "freeze_epochs": 1, "unlabeled_batch": 16}
+_FINE_TUNING = {"dropout": 0.5, "encoder_lr_scale": 0.3, "freeze_epochs": 1, "unlabeled_batch": 16,
+                "schedule": "constant"}  # fmt: skip
+#: ``reviewlens tune --recipe pretrained-vat --encoder DIR``: the rate, its schedule, the dropout and VAT's radius.
+_VAT_SEARCH: Search = {
+    "learning_rate": Range(3e-4, 3e-3, log=True),
+    "model.schedule": Choice(SCHEDULES),
+    "model.dropout": Range(0.2, 0.6),
+    "model.vat_epsilon": Range(0.5, 5.0, log=True),
+}
 
 register(
     Recipe(
@@ -344,6 +352,7 @@ register(
         learning_rate=1e-3,
         batch_size=32,
         epochs=4,
+        search=_VAT_SEARCH,
         notes="The source's figure is for its 1024-unit LSTM pretrained on GPUs; the 2-core default encoder is far "
         "smaller. Every layer trains from the first epoch (chosen on validation; pretrained-finetune keeps the head "
         "alone for its first epoch, then the encoder at 0.3x the learning rate).",
