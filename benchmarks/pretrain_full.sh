@@ -10,6 +10,9 @@
 # PRETRAIN_EPOCHS (3) epochs or stops at PRETRAIN_MINUTES (45) of training, whichever comes first (an epoch took
 # about 16 minutes); fine-tuning runs FINETUNE_EPOCHS (3) epochs of reviews cut at MAX_LENGTH (256) tokens (about
 # 10 minutes an epoch with VAT, every layer training from the first).
+# A GPU or a longer budget: SIZES replaces the model's sizes (say "--units 1024 --embedding 256 --batch-size 256"),
+# DIRECTION=backward pretrains ULMFiT's backward model (ensemble its run with a forward one: README.md),
+# FROM=ENCODER_DIR continues an encoder instead of starting one, SCHEDULE=slanted fine-tunes with ULMFiT's rate.
 # Python: $PYTHON, else the one on PATH (reviewlens must import: the project's virtualenv, or PYTHONPATH=src).
 set -euo pipefail
 
@@ -21,7 +24,9 @@ PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-45}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-3}
 FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-3}
 MAX_LENGTH=${MAX_LENGTH:-256}
-SIZES=(--objective lm --vocabulary 20000 --embedding 128 --units 256 --layers 1 --length 128 --batch-size 64)
+read -r -a SIZES <<< "${SIZES:---objective lm --vocabulary 20000 --embedding 128 --units 256 --layers 1 --length 128 --batch-size 64}"
+DIRECTION=${DIRECTION:-forward}
+SCHEDULE=${SCHEDULE:-constant}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 reviewlens() { "$PYTHON" -c "from reviewlens.cli import main; main()" "$@"; }
@@ -38,7 +43,9 @@ echo "$(date -u +%FT%TZ) pretraining ($PRETRAIN_MINUTES minutes at most) into $O
 if [ ! -f "$OUT/encoder/metadata.json" ]; then
   resume=()
   [ -d "$OUT/.encoder.partial" ] && resume=(--resume)
-  reviewlens pretrain --data "$DATA" --out "$OUT/encoder" "${SIZES[@]}" --epochs "$PRETRAIN_EPOCHS" \
+  model=("${SIZES[@]}" --direction "$DIRECTION")
+  [ -n "${FROM:-}" ] && model=(--from "$FROM")  # its sizes and direction
+  reviewlens pretrain --data "$DATA" --out "$OUT/encoder" "${model[@]}" --epochs "$PRETRAIN_EPOCHS" \
     --max-minutes "$PRETRAIN_MINUTES" \
     --require-unlabeled "${resume[@]}"
 fi
@@ -48,7 +55,7 @@ if [ ! -f "$OUT/run/metadata.json" ]; then
   resume=()
   [ -d "$OUT/.run.partial" ] && resume=(--resume)
   reviewlens train --recipe pretrained-vat --data "$DATA" --encoder "$OUT/encoder" --out "$OUT/run" \
-    --epochs "$FINETUNE_EPOCHS" --max-length "$MAX_LENGTH" "${resume[@]}"
+    --epochs "$FINETUNE_EPOCHS" --max-length "$MAX_LENGTH" --lr-schedule "$SCHEDULE" "${resume[@]}"
 fi
 
 echo "$(date -u +%FT%TZ) done" >&2
