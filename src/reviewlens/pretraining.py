@@ -324,9 +324,8 @@ def pretrain(
         raise ReviewlensError(f"{out} already exists and is not empty; choose another --out or remove it")
     check_writable(out.parent)
     base = None if start is None else load_encoder(start)
-    if base is not None and any(getattr(sizes, name) != getattr(Sizes(**base.metadata["sizes"]), name)
-                                for name in MODEL_FIELDS):  # fmt: skip
-        raise ReviewlensError(f"--from {base.path}: the sizes given are not the encoder's (see continued_sizes)")
+    if base is not None:  # the CLI's sizes come from ``continued_sizes``; a caller's must agree with the encoder
+        continued_sizes(base.path, {name: getattr(sizes, name) for name in (*MODEL_FIELDS, "length")})
     if isinstance(data, Resolved):
         resolved = data
     elif isinstance(data, Dataset):
@@ -384,9 +383,10 @@ def _pretrain(
         raise ReviewlensError(f"{dataset.path}'s training reviews hold no two tokens in a row to pretrain on")
     objective = _Objective(sizes, vectorizer.vocabulary_size, seed, base)
     steps = math.ceil(len(train_x) / sizes.batch_size)
-    warmup = OUTPUT_WARMUP_STEPS if base is not None and base.output is None else 0
-    if warmup:
-        log(f"warning: {base.path} has no {OUTPUT_FILE} (written by an older reviewlens): a new output layer trains "  # type: ignore[union-attr]
+    warmup = 0
+    if base is not None and base.output is None:
+        warmup = OUTPUT_WARMUP_STEPS
+        log(f"warning: {base.path} has no {OUTPUT_FILE} (written by an older reviewlens): a new output layer trains "
             f"alone for the first {warmup} steps")  # fmt: skip
     tokens_per_epoch = int(np.count_nonzero(train_x))  # input tokens (lm: windows overlap by one)
     kind = f"a {sizes.direction} LSTM language model" if sizes.objective == "lm" else "a masked-token Transformer"
