@@ -48,6 +48,7 @@ def _on_strings(layer: keras.layers.Layer) -> tuple[Any, list[np.ndarray]]:
 EXAMPLES: dict[str, Callable[[], tuple[Any, list[np.ndarray]]]] = {
     "FitLength": lambda: _on_ids(layers.FitLength(4, truncate="head", padding="head")),
     "OneHot": lambda: _on_ids(layers.OneHot(8)),
+    "ReverseTokens": lambda: _on_ids(layers.ReverseTokens()),
     "RowMean": lambda: _on_counts(layers.RowMean()),
     "SumOverTime": lambda: _after_masked_embedding(layers.SumOverTime()),
     "MaxOverTime": lambda: _after_masked_embedding(layers.MaxOverTime()),
