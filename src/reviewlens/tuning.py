@@ -221,7 +221,8 @@ def tune(
         raise ReviewlensError(f"recipe {recipe.name!r} declares no search space; tune one of {', '.join(tunable())}")
     if trials is not None and trials < 1:
         raise ReviewlensError(f"--trials {trials} must be at least 1")
-    get_family(recipe.family).options.parse(dict(options or {}), recipe)  # a missing --encoder fails before any trial
+    # A missing --encoder fails here, before any trial; what the options change is what the study keeps.
+    kept = get_family(recipe.family).options.parse(dict(options or {}), recipe).to_settings()
     folder = Path(out) if out is not None else Path("runs") / f"tune-{recipe.name}"
     check_writable(folder)
     lock = FileLock(folder / LOCK_FILE, timeout=0, thread_local=False)
@@ -232,7 +233,8 @@ def tune(
             f"{folder} is in use by another `reviewlens tune`; wait for it, or choose another --out"
         ) from None
     try:
-        return _tune(recipe, data, folder, budget, trials, seed, log, on_epoch, on_trial, pruner, dict(options or {}))
+        return _tune(recipe, data, folder, budget, trials, seed, log, on_epoch, on_trial, pruner, dict(options or {}),
+                     kept)  # fmt: skip
     finally:
         lock.release()
         if not (folder / STUDY_FILE).exists():  # nothing was kept: leave no folder that looks like a study
@@ -245,6 +247,7 @@ def _tune(
     recipe: Recipe, data: str | os.PathLike[str] | Dataset | Resolved | None, folder: Path, budget: float,
     trials: int | None, seed: int, log: Log, on_epoch: TrialEpoch | None,
     on_trial: Callable[[TrialRow], None] | None, pruner: optuna.pruners.BasePruner | None, options: dict[str, Any],
+    kept: dict[str, object],
 ) -> TuneResult:  # fmt: skip
     import optuna
 
@@ -270,9 +273,8 @@ def _tune(
         "seed": seed,
         "data": {"path": str(resolved.dataset.path.resolve()), "catalog": resolved.dataset.catalog_digest()},
     }
-    if options:  # a study without options records none, as studies always have
-        settings["options"] = {name: str(Path(value).resolve()) if isinstance(value, Path) else value
-                               for name, value in sorted(options.items())}  # fmt: skip
+    if kept:  # a study without options records none, as studies always have
+        settings["options"] = kept
     if fresh or "settings" not in study.user_attrs:
         study.set_user_attr("settings", settings)
         study.enqueue_trial(own_settings(recipe), user_attrs={"baseline": True})
