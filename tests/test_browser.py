@@ -47,8 +47,13 @@ def test_page_shows_label_score_and_words_as_you_type(trained_run: Path, three_l
             expected = httpx.post(f"{url}/v1/explain", json={"text": text, "top": 10}).json()
             assert page.locator("#label").text_content() == expected["label"]
             assert page.locator("#score").text_content() == f"{expected['score'] * 100:.1f}% positive"
-            shown = page.locator("#terms .term").all_text_contents()  # "wonderful +5.6", largest first
+            shown = page.locator("#terms .term").all_text_contents()  # "wonderful +0.0561", largest first
             assert [line.rsplit(" ", 1)[0] for line in shown] == [term["term"] for term in expected["terms"]]
+            # The figures are in the API's and the command line's unit (a change in probability), and say so.
+            assert [line.rsplit(" ", 1)[1].replace("\u2212", "-") for line in shown] == [
+                f"{term['contribution']:+.4f}" for term in expected["terms"]
+            ]
+            assert "change in the probability of positive" in page.locator("#terms-unit").text_content()
             assert len(shown) >= 3  # the review has words the model knows
             assert len(explains) < len(text) / 4  # debounced: not one request per keystroke
             assert page.locator("#terms-heading").is_visible()

@@ -207,6 +207,19 @@ def test_the_page_is_served(client: TestClient):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="text"' in page.text and "/v1/explain" in page.text
+    # The model list is in the page as served, before any script runs: one option per model, the default chosen.
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', page.text)
+    models = client.get("/v1/models").json()
+    assert [(name, bool(chosen)) for name, chosen, _ in options] == [(m["name"], m["default"]) for m in models]
+    assert all(f"({m['recipe']})" in shown for (_, _, shown), m in zip(options, models, strict=True))
+
+
+def test_the_page_escapes_model_names_and_lists_none_behind_a_key():
+    from reviewlens.serving.page import render_page
+
+    page = render_page([('a"<b>', "bow-bigram", True)])
+    assert '<option value="a&quot;&lt;b&gt;" selected>a&quot;&lt;b&gt; (bow-bigram)</option>' in page
+    assert '<select id="model" aria-label="model"></select>' in render_page([])
 
 
 def test_a_sequence_run_is_served_through_the_same_protocol(sequence_run: Path):
@@ -253,6 +266,7 @@ def test_an_api_key_guards_every_endpoint_but_health_and_the_page(keyed: TestCli
     assert keyed.get("/health").status_code == 200
     page = keyed.get("/")  # the page loads, asks for the key on a 401, and sends it as a bearer token
     assert page.status_code == 200 and 'id="key-form"' in page.text
+    assert "<option" not in page.text  # the model names are behind the key too: the script lists them
     assert "sessionStorage" in page.text and "authorization = `Bearer ${key}`" in page.text
     key = {"Authorization": "Bearer s3cret-key"}
     for method, path, body in [

@@ -32,7 +32,7 @@ from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.limits import BodyLimitMiddleware
 from reviewlens.serving.metrics import Metrics, MetricsMiddleware
 from reviewlens.serving.models import ServedModel, load_models
-from reviewlens.serving.page import PAGE
+from reviewlens.serving.page import render_page
 from reviewlens.serving.schemas import (
     BatchPrediction,
     BatchRequest,
@@ -229,7 +229,10 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(PAGE)
+        # The list is in the page itself; behind an API key the model names are too, so the script fills it.
+        served = [] if config.api_key is not None else state.models.values()
+        listed = [(model.name, model.run.metadata.recipe, model.default) for model in served]
+        return HTMLResponse(render_page(listed))
 
     # Outermost last: metrics see every answer, the error log every failure; CORS answers preflights, which
     # carry no key, and puts its headers on a 401 too; the key is checked before the body is read.

@@ -5,7 +5,17 @@ label in the run's order, the answered one marked ``answer``); for two labels th
 
 When the server needs an API key, the page asks for it and keeps it in the tab's sessionStorage (gone
 when the tab closes), sending it as ``Authorization: Bearer KEY``; a 401 asks again, saying why.
+
+The model list is in the page as served (``render_page``), so it is there before the script runs; a server
+with an API key serves it empty (the models are behind the key) and the script fills it once a key is given.
+Word contributions are shown in the unit the command line and the API use: the change in the probability of
+positive (with more labels, of the review's label) when the word is taken out, e.g. ``-0.0574``.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -41,7 +51,7 @@ PAGE = """<!doctype html>
 <body>
 <h1>reviewlens</h1>
 <p class="hint">Type a review: its sentiment updates as you type.
-  Model <select id="model" aria-label="model"></select></p>
+  Model <select id="model" aria-label="model">__MODEL_OPTIONS__</select></p>
 <form id="key-form" hidden>
   <p id="key-message"></p>
   <label>API key <input id="key" type="password" autocomplete="off" aria-label="API key"></label>
@@ -55,6 +65,7 @@ PAGE = """<!doctype html>
 </div>
 <ul id="probabilities" aria-label="each label's probability" hidden></ul>
 <h2 id="terms-heading" style="font-size:1rem" hidden>Words that pushed the score most</h2>
+<p id="terms-unit" class="hint" hidden></p>
 <ul id="terms"></ul>
 <script>
 "use strict";
@@ -125,7 +136,7 @@ function show(result) {
     const item = document.createElement("li");
     const word = document.createElement("span");
     word.className = "term";
-    word.textContent = `${t.term} ${t.contribution >= 0 ? "+" : "\u2212"}${Math.abs(t.contribution * 100).toFixed(1)}`;
+    word.textContent = `${t.term} ${t.contribution >= 0 ? "+" : "\u2212"}${Math.abs(t.contribution).toFixed(4)}`;
     const bar = document.createElement("span");
     bar.className = "bar " + (t.contribution >= 0 ? "up" : "down");
     bar.style.width = `${(100 * Math.abs(t.contribution)) / largest}%`;
@@ -133,6 +144,9 @@ function show(result) {
     terms.append(item);
   }
   $("terms-heading").hidden = result.terms.length === 0;
+  $("terms-unit").hidden = result.terms.length === 0;  // the unit of the figures, as the CLI and the API give them
+  $("terms-unit").textContent = `Each figure is the change in the probability of ${shown} when the word is taken ` +
+    `out (${result.method}): +0.0500 is 5 percentage points towards ${shown}.`;
   $("status").textContent = result.explained ? "" : "(this model cannot tell which words mattered)";
 }
 
@@ -143,7 +157,8 @@ async function update() {
   if (!text.trim()) {
     $("label").textContent = ""; $("score").textContent = ""; $("meter").hidden = true;
     $("probabilities").replaceChildren(); $("probabilities").hidden = true;
-    $("terms").replaceChildren(); $("terms-heading").hidden = true; $("status").textContent = "";
+    $("terms").replaceChildren(); $("terms-heading").hidden = true; $("terms-unit").hidden = true;
+    $("status").textContent = "";
     return;
   }
   controller = new AbortController();
@@ -181,3 +196,12 @@ loadModels();
 </body>
 </html>
 """
+
+
+def render_page(models: Iterable[tuple[str, str, bool]]) -> str:
+    """The page with its model list filled in: one ``option`` per ``(name, recipe, default)``, escaped."""
+    options = "".join(
+        f'<option value="{escape(name)}"{" selected" if default else ""}>{escape(name)} ({escape(recipe)})</option>'
+        for name, recipe, default in models
+    )
+    return PAGE.replace("__MODEL_OPTIONS__", options, 1)

@@ -78,7 +78,10 @@ class BatchPrediction(BaseModel):
 
 class TermEffect(BaseModel):
     term: str = Field(description="a vocabulary term: a word or an n-gram")
-    contribution: float = Field(description="score with the term minus score without it")
+    contribution: float = Field(
+        description="score with the term minus score without it, a change in probability (-0.0574: 5.74 points "
+        "less likely positive; with more than two labels, less likely the review's label)"
+    )
 
 
 class Explanation(Prediction):
