@@ -156,6 +156,25 @@ def test_quickstart_trains_evaluates_and_predicts_on_the_embedded_sample(tmp_pat
     assert (tmp_path / report["run_dir"] / "model.keras").is_file()
 
 
+def test_the_next_command_quickstart_prints_works_in_a_fresh_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run` installs into .venv, which a new shell lacks on its PATH: the line it ends with must still run."""
+    from reviewlens.cli import _command
+
+    bindir = Path(sys.executable).parent
+    if not (bindir / "reviewlens").is_file():
+        pytest.skip("reviewlens is not installed as a command next to this Python")
+    monkeypatch.chdir(bindir.parent.parent)  # the project root, where `make run` runs
+    fresh = [p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() != bindir.resolve()]
+    monkeypatch.setenv("PATH", os.pathsep.join(fresh))
+    command = _command()
+    assert command == str(Path(bindir.parent.name) / "bin" / "reviewlens")
+    shell = subprocess.run(["bash", "-c", f"{command} --help"], capture_output=True, text=True, timeout=120)
+    assert shell.returncode == 0, shell.stderr
+    assert "Usage" in shell.stdout
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bindir), *fresh]))  # an activated venv
+    assert _command() == "reviewlens"
+
+
 @pytest.fixture
 def broken_run(trained_run: Path, tmp_path: Path) -> Path:
     broken = tmp_path / "broken-run"

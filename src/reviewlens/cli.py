@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -951,7 +952,26 @@ def quickstart(as_json: JsonOption = False) -> None:
     _print_metrics(f"{DEFAULT_RECIPE} on {report['data']} (test)", report["test"])
     for text, probability in zip(EXAMPLES, scores, strict=True):
         out.print(f"{_shown(run, probability)}: {text}", markup=False)
-    out.print(f'next: reviewlens predict {result.run_dir} "your review"', markup=False)
+    command = _command()
+    out.print(f'next: {command} predict {result.run_dir} "your review"', markup=False)
+    if command != "reviewlens":
+        out.print(f"(or `source {Path(command).parent / 'activate'}` first, then type `reviewlens`)", markup=False)
+
+
+def _command() -> str:
+    """How the user reaches this command from their shell: ``reviewlens`` where it is on their PATH, else its path.
+
+    ``make run`` installs into ``.venv``, which a fresh shell does not have on its PATH, so "next: reviewlens ..."
+    would be "command not found"; the path relative to the working directory is what they can paste.
+    """
+    installed = Path(sys.executable).parent / "reviewlens"
+    found = shutil.which("reviewlens")
+    if found is not None and Path(found).resolve() == installed.resolve():
+        return "reviewlens"
+    try:
+        return str(installed.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(installed)
 
 
 @data_app.command("download")
