@@ -159,6 +159,11 @@ def read_word_index(path: str | os.PathLike[str]) -> dict[str, int]:
     return index
 
 
+def last_word_index() -> dict[str, int] | None:
+    """The word index of the last ``load_indexed`` call (``None`` before one, or for an ``.npz`` without one)."""
+    return _last_word_index
+
+
 def decode_review(ids: Iterable[int], word_index: Mapping[str, int] | None = None) -> str:
     """The review's words, ``?`` for padding, start and out-of-vocabulary indices (the lesson's decoding).
 
