@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import write_csv
+from .conftest import make_review, write_csv
 
 
 def run(
@@ -135,6 +136,55 @@ def test_evaluate_reports_accuracy_auc_and_confusion(trained_run: Path, session_
     assert test["accuracy"] == pytest.approx(metadata["test_accuracy"])
     human = run("evaluate", str(trained_run), "--data", str(session_aclimdb))
     assert "ROC AUC" in human.stdout and "confusion matrix" in human.stdout
+
+
+def test_evaluate_without_data_scores_the_test_split_of_the_data_the_run_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reviewlens.training import train
+
+    rng = random.Random(5)
+    rows = [(make_review(rng, i % 2), "positive" if i % 2 else "negative") for i in range(200)]
+    data = write_csv(tmp_path / "tiny.csv", rows)
+    monkeypatch.chdir(tmp_path)  # trained on a relative path, evaluated from elsewhere: the run records where it is
+    train("nbsvm", Path("tiny.csv"), tmp_path / "runs" / "tiny")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache = {"REVIEWLENS_CACHE": str(tmp_path / "cache")}  # no download cache: the sample would be resolved
+
+    result = run("evaluate", str(tmp_path / "runs" / "tiny"), "--json", cwd=elsewhere, env=cache)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["data"], report["split"], report["test"]["examples"]) == (str(data), "test", 40)  # 20% held out
+    assert f"evaluating on {data}'s test split (recorded in the run)" in result.stderr
+
+    listed = run("runs", str(tmp_path / "runs"), cwd=elsewhere)
+    assert "data" in listed.stdout and "tiny.csv" in listed.stdout
+    [entry] = json.loads(run("runs", str(tmp_path / "runs"), "--json").stdout)["runs"]
+    assert (entry["data"], entry["data_origin"]) == (str(data), "--data")
+
+    data.unlink()
+    gone = run("evaluate", str(tmp_path / "runs" / "tiny"), cwd=elsewhere, env=cache)
+    assert gone.returncode == 2 and gone.stdout == ""
+    assert gone.stderr.count("\n") == 1 and f"{data}, the data" in gone.stderr and "--data PATH" in gone.stderr
+
+
+def test_evaluate_of_a_run_of_the_embedded_sample_or_of_no_recorded_data(trained_run: Path, tmp_path: Path) -> None:
+    # A run of the sample from another install (its recorded path is gone) gets this one's; a run recording no
+    # data gets the data resolved as for train. runs_in reads metadata.json unchecked; load checks every other file.
+    cache = {"REVIEWLENS_CACHE": str(tmp_path / "cache")}
+    for name, recorded in (("sample", {"origin": "embedded sample", "path": "/gone/imdb_sample.tar.gz"}), ("none", {})):
+        copy = tmp_path / "runs" / name
+        shutil.copytree(trained_run, copy)
+        metadata = json.loads((copy / "metadata.json").read_text())
+        (copy / "metadata.json").write_text(json.dumps({**metadata, "data": recorded}))
+        result = run("evaluate", str(copy), "--json", env=cache)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["test"]["examples"] == 1000  # the sample's test split
+        said = "evaluating on the embedded sample's test split (recorded in the run)" if recorded else "records no data"
+        assert said in result.stderr
+    table = run("runs", str(tmp_path / "runs")).stdout
+    assert "embedded sample" in table
 
 
 def test_data_info_json(session_aclimdb: Path) -> None:

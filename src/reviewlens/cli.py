@@ -438,7 +438,7 @@ def train(
 
 def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path | None = None) -> dict[str, Any]:
     from reviewlens import load
-    from reviewlens.data import labelled_file, read_labelled, resolve
+    from reviewlens.data import labelled_file, read_labelled
     from reviewlens.evaluation import (
         CALIBRATION_BINS,
         expected_calibration_error,
@@ -456,14 +456,14 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
         if not quiet:
             err.print(Text(f"data: {data} (--data); scoring all its {len(labels):,} reviews", style="dim"))
     else:
-        resolved = resolve(data, labels=run.metadata.data.get("labels", "sentiment"))  # read as it was trained
+        resolved, said = _evaluation_data(run_dir, run.metadata, data)
         if list(resolved.dataset.label_names) != run.labels:
             raise ReviewlensError(
                 f"{resolved.dataset.path} has the labels {', '.join(resolved.dataset.label_names)} and {run_dir} "
                 f"learned {', '.join(run.labels)}; evaluate it on data with the same labels"
             )
         if not quiet:
-            err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
+            err.print(Text(said, style="dim"), soft_wrap=True)
         texts, labels = resolved.dataset.read("test")
         source, split = str(resolved.dataset.path), "test"
     probabilities = label_scores_of(run.predict_proba(texts))
@@ -477,6 +477,29 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
     return report
 
 
+def _evaluation_data(run_dir: Path, metadata: Any, data: Path | None) -> tuple[Any, str]:
+    """The dataset whose test split ``evaluate`` scores, read as the run's was (its labels), and the line that says
+    which: ``--data``, else the data the run records it was trained on (another data's test split would measure
+    something else, silently), else, for a run that records none, the data resolved as for ``train``."""
+    from reviewlens.data import SAMPLE_ORIGIN, resolve
+
+    kind = metadata.data.get("labels", "sentiment")
+    if data is not None:
+        resolved = resolve(data, labels=kind)
+        return resolved, f"{resolved.describe()}; scoring its test split"
+    recorded = metadata.trained_on()
+    if recorded is None:
+        resolved = resolve(None, labels=kind)
+        return resolved, f"{run_dir} records no data; {resolved.describe()}; scoring its test split"
+    if not recorded.exists():
+        raise ReviewlensError(
+            f"{recorded}, the data {run_dir} was trained on, is gone; pass the data to evaluate on with --data PATH"
+        )
+    resolved = resolve(recorded, labels=kind)
+    name = "the embedded sample" if metadata.data.get("origin") == SAMPLE_ORIGIN else str(recorded)
+    return resolved, f"evaluating on {name}'s test split (recorded in the run)"
+
+
 @app.command()
 def evaluate(
     run_dir: RunDirArgument,
@@ -487,7 +510,7 @@ def evaluate(
             help="A dataset (its test split is scored: aclImdb directory, .tar.gz, .csv or .jsonl with a split "
             "column), or labelled reviews scored whole: a .tsv (text<TAB>label, no header), or a .csv "
             "(review,sentiment or text,label) or .jsonl (text, label) without a split column "
-            "[default: resolved as for train]",
+            "[default: the data the run was trained on, recorded in it]",
         ),
     ] = None,
     plot: Annotated[
@@ -884,6 +907,8 @@ def list_runs(
                         "recipe": meta.recipe,
                         "val_accuracy": meta.val_accuracy,
                         "test_accuracy": meta.test_accuracy,
+                        "data": meta.data.get("path"),
+                        "data_origin": meta.data.get("origin"),
                         "created": meta.created,
                     }
                     for path, meta in finished
@@ -899,11 +924,12 @@ def list_runs(
         table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
     for column in ("val acc", "test acc"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("created", overflow="fold")
+    for column in ("data", "created"):
+        table.add_column(column, overflow="fold")
     for path, meta in finished:
         accuracies = [f"{a:.2%}" if a is not None else "-" for a in (meta.val_accuracy, meta.test_accuracy)]
         created = (meta.created or "-").replace("T", " ").removesuffix("+00:00")  # UTC, as train writes it
-        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(created))
+        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(meta.data_shown()), Text(created))
     out.print(table)
     for k in removed:
         out.print(f"removed {k.path} (a killed run of {k.recipe or 'unknown recipe'}, {k.epoch} epoch(s) finished)",
