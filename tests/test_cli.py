@@ -63,6 +63,21 @@ def test_recipe_names_are_never_cut_in_a_pipe() -> None:
     assert "transformer-posemb" in names
 
 
+def test_help_shows_flags_as_flags_and_every_default_it_names() -> None:
+    from reviewlens.recipes import DEFAULT_RECIPE
+
+    helps = {command: run(command, "--help") for command in ("train", "score", "runs")}
+    for command, result in helps.items():
+        assert result.returncode == 0, result.stderr
+        text = " ".join(result.stdout.split())  # as one line: a default may wrap
+        assert "<bool>" not in text, command  # a flag takes no value
+        assert not re.search(r" \.( |$)", text), command  # "Epochs ." was a default dropped as markup
+        assert "--json Print only JSON on stdout." in text, command
+    train = " ".join(helps["train"].stdout.split())
+    assert f"[default: {DEFAULT_RECIPE}," in train and "Epochs [default: the recipe's]." in train
+    assert "--bucket / --no-bucket" in train and "[default: bucket]" in train
+
+
 def test_train_json_prints_only_the_metadata_on_stdout(session_aclimdb: Path, tmp_path: Path) -> None:
     result = run("train", "--recipe", "bow-unigram", "--data", str(session_aclimdb), "--epochs", "2",
                  "--out", str(tmp_path / "run"), "--json")  # fmt: skip

@@ -24,15 +24,21 @@ from rich.text import Text
 from reviewlens.data.sources import MAX_REVIEW_BYTES
 from reviewlens.errors import ReviewlensError
 
+#: Help is plain text, as click formats it: typer's rich mode reads "[default: ...]" in a help text as a markup tag
+#: and drops it (leaving "Epochs ."), and shows "<bool>" as a value of every flag.
+PLAIN_HELP = None
 app = typer.Typer(
     help="Train, compare and serve sentiment classifiers of review text.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=PLAIN_HELP,
 )
-data_app = typer.Typer(help="Download and inspect review datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Download and inspect review datasets.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP)
 app.add_typer(data_app, name="data")
-embeddings_app = typer.Typer(help="Word vectors for the pretrained-embedding recipes.", no_args_is_help=True)
+embeddings_app = typer.Typer(
+    help="Word vectors for the pretrained-embedding recipes.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP
+)
 app.add_typer(embeddings_app, name="embeddings")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -258,7 +264,7 @@ def train(
         typer.Option(
             "--recipe",
             "-r",
-            help="Recipe name (see `reviewlens recipes`) [default: the fastest accurate one].",
+            help="Recipe name (see `reviewlens recipes`) [default: nbsvm-plus, the fastest accurate one].",
             show_default=False,
         ),
     ] = None,
