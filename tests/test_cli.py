@@ -108,7 +108,19 @@ def test_predict_reads_one_review_per_line_from_stdin_as_json(trained_run: Path)
     negative, positive = answers[0]["probabilities"]["negative"], answers[0]["probabilities"]["positive"]
     assert positive == answers[0]["score"] and negative == pytest.approx(1 - positive, abs=2e-6)
     blank = {"text": "", "label": None, "score": None, "probabilities": None, "error": "empty text"}
-    assert answers[1] == blank  # as the service's batch
+    assert answers[1] == {"line": 2, **blank}  # as the service's batch, and which line of the file
+    assert [a["line"] for a in answers] == [1, 2, 3]
+
+
+def test_predict_says_which_line_of_the_file_each_answer_is(trained_run: Path) -> None:
+    stdin = "superb brilliant wonderful film with a moving story and a fine cast\n\nawful dull\n"
+    result = run("predict", str(trained_run), "an argument", "--file", "-", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    argument, *lines = result.stdout.splitlines()
+    assert re.fullmatch(r"\d{1,3}\.\d\d% (positive|negative)", argument)  # an argument has no line
+    assert re.fullmatch(r"line 1: \d{1,3}\.\d\d% positive: superb brilliant wonderful film with a m\.\.\.", lines[0])
+    assert lines[1] == "line 2: empty text, not scored"
+    assert re.fullmatch(r"line 3: \d{1,3}\.\d\d% negative: awful dull", lines[2])
 
 
 def test_predict_refuses_a_single_blank_review_in_one_line(trained_run: Path) -> None:

@@ -564,7 +564,9 @@ def predict(
 
     # Arguments carry bytes that were not UTF-8 as lone surrogates: read them as a file's would be, once,
     # so that --json echoes the text that was scored.
-    reviews = [valid_text(text) for text in texts or []] + (_read_reviews(file) if file is not None else [])
+    given = [valid_text(text) for text in texts or []]
+    reviews = given + (_read_reviews(file) if file is not None else [])
+    lines = {len(given) + i: i + 1 for i in range(len(reviews) - len(given))}  # which answer is which line of --file
     if not reviews:
         raise ReviewlensError("no reviews to score; pass them as arguments or with --file PATH (- for stdin)")
     if len(reviews) == 1 and is_blank(reviews[0]):
@@ -575,16 +577,32 @@ def predict(
     if as_json:  # as the service's batch answers: a blank review has no label or score, and says why
         _print_json(
             [
-                {"text": text, **answers[i].to_json()}
-                if i in answers
-                else {"text": text, "label": None, "score": None, "probabilities": None, "error": EMPTY_TEXT}
+                ({"line": lines[i]} if i in lines else {})
+                | (
+                    {"text": text, **answers[i].to_json()}
+                    if i in answers
+                    else {"text": text, "label": None, "score": None, "probabilities": None, "error": EMPTY_TEXT}
+                )
                 for i, text in enumerate(reviews)
             ]
         )
         return
-    for i in range(len(reviews)):
+    for i, text in enumerate(reviews):
         answer = answers.get(i)
-        out.print(f"{answer.confidence:.2%} {answer.label}" if answer else f"{EMPTY_TEXT}, not scored", markup=False)
+        shown = f"{answer.confidence:.2%} {answer.label}" if answer else f"{EMPTY_TEXT}, not scored"
+        if i in lines:  # from --file: which line, and its start
+            shown = f"line {lines[i]}: {shown}" + (f": {_start(text)}" if answer else "")
+        out.print(shown, markup=False)
+
+
+#: How much of a review ``predict --file`` shows beside its answer, to tell which line it is.
+SHOWN_START = 40
+
+
+def _start(text: str) -> str:
+    """The review's first ``SHOWN_START`` characters on one line, "..." where it goes on."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SHOWN_START else flat[:SHOWN_START].rstrip() + "..."
 
 
 class ScoreFormat(StrEnum):
