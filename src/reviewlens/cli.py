@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -137,12 +138,16 @@ def _epoch_progress(enabled: bool, epochs: int) -> Iterator[Callable[[int, int, 
 def recipes(as_json: JsonOption = False) -> None:
     """List the recipes, with their source and expected test accuracy."""
     from reviewlens.families import get_family
-    from reviewlens.recipes import DEFAULT_RECIPE, RECIPES
+    from reviewlens.recipes import DEFAULT_RECIPE, MEASURED_ON, RECIPES
 
     if as_json:
         _print_json(
             [
-                {**recipe.to_dict(), "options": list(get_family(recipe.family).options.names())}
+                {
+                    **recipe.to_dict(),
+                    "options": list(get_family(recipe.family).options.names()),
+                    "measured": None if recipe.measured is None else asdict(recipe.measured),
+                }
                 for recipe in RECIPES.values()
             ]
         )
@@ -155,12 +160,15 @@ def recipes(as_json: JsonOption = False) -> None:
         for recipe in RECIPES.values()
     ]
     table.add_column("recipe", no_wrap=True, min_width=max(map(len, names)))
-    for column in ("model", "source", "source's test accuracy"):
+    for column in ("model", "source", "source's test accuracy", "reviewlens: test accuracy, train s"):
         table.add_column(column, overflow="fold")
     for name, recipe in zip(names, RECIPES.values(), strict=True):
         expected = f"{recipe.expected_accuracy:.1%}" if recipe.expected_accuracy else "-"
-        table.add_row(name, recipe.summary, recipe.source, expected)
+        measured = recipe.measured
+        ours = f"{measured.accuracy:.2%}, {measured.seconds:,.0f} s" if measured else "-"
+        table.add_row(name, recipe.summary, recipe.source, expected, ours)
     out.print(table)
+    out.print(f"measured on {MEASURED_ON}", markup=False)  # reviewlens' column
 
 
 def _train(
