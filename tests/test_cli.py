@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import write_csv
+from .conftest import make_review, write_csv
 
 
 def run(
@@ -43,6 +44,10 @@ def test_recipes_lists_the_books_recipes_with_figures() -> None:
     table = run("recipes").stdout
     assert "nbsvm-plus (default)" in table and "bow-bigram" in table and "89.7%" in table
     assert "bilstm-onehot (slow)" in table
+    # reviewlens' own figures beside the source's, saying what they were measured on
+    assert recipes["nbsvm-plus"]["measured"]["accuracy"] == 0.9228 and recipes["nbsvm-plus"]["measured"]["seconds"] > 0
+    assert "25,000" in recipes["nbsvm-plus"]["measured"]["on"] and recipes["char-cnn"]["measured"] is None
+    assert "92.28%, 32 s" in table and "measured on IMDB test (25,000 reviews)" in table
 
 
 def test_recipe_names_are_never_cut_in_a_pipe() -> None:
@@ -60,6 +65,21 @@ def test_recipe_names_are_never_cut_in_a_pipe() -> None:
     names = {recipe["name"] for recipe in json.loads(run("recipes", "--json").stdout)}
     assert names <= {cell.split(" (")[0] for cell in first_cells}
     assert "transformer-posemb" in names
+
+
+def test_help_shows_flags_as_flags_and_every_default_it_names() -> None:
+    from reviewlens.recipes import DEFAULT_RECIPE
+
+    helps = {command: run(command, "--help") for command in ("train", "score", "runs")}
+    for command, result in helps.items():
+        assert result.returncode == 0, result.stderr
+        text = " ".join(result.stdout.split())  # as one line: a default may wrap
+        assert "<bool>" not in text, command  # a flag takes no value
+        assert not re.search(r" \.( |$)", text), command  # "Epochs ." was a default dropped as markup
+        assert "--json Print only JSON on stdout." in text, command
+    train = " ".join(helps["train"].stdout.split())
+    assert f"[default: {DEFAULT_RECIPE}," in train and "Epochs [default: the recipe's]." in train
+    assert "--bucket / --no-bucket" in train and "[default: bucket]" in train
 
 
 def test_train_json_prints_only_the_metadata_on_stdout(session_aclimdb: Path, tmp_path: Path) -> None:
@@ -92,7 +112,19 @@ def test_predict_reads_one_review_per_line_from_stdin_as_json(trained_run: Path)
     negative, positive = answers[0]["probabilities"]["negative"], answers[0]["probabilities"]["positive"]
     assert positive == answers[0]["score"] and negative == pytest.approx(1 - positive, abs=2e-6)
     blank = {"text": "", "label": None, "score": None, "probabilities": None, "error": "empty text"}
-    assert answers[1] == blank  # as the service's batch
+    assert answers[1] == {"line": 2, **blank}  # as the service's batch, and which line of the file
+    assert [a["line"] for a in answers] == [1, 2, 3]
+
+
+def test_predict_says_which_line_of_the_file_each_answer_is(trained_run: Path) -> None:
+    stdin = "superb brilliant wonderful film with a moving story and a fine cast\n\nawful dull\n"
+    result = run("predict", str(trained_run), "an argument", "--file", "-", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    argument, *lines = result.stdout.splitlines()
+    assert re.fullmatch(r"\d{1,3}\.\d\d% (positive|negative)", argument)  # an argument has no line
+    assert re.fullmatch(r"line 1: \d{1,3}\.\d\d% positive: superb brilliant wonderful film with a m\.\.\.", lines[0])
+    assert lines[1] == "line 2: empty text, not scored"
+    assert re.fullmatch(r"line 3: \d{1,3}\.\d\d% negative: awful dull", lines[2])
 
 
 def test_predict_refuses_a_single_blank_review_in_one_line(trained_run: Path) -> None:
@@ -135,6 +167,55 @@ def test_evaluate_reports_accuracy_auc_and_confusion(trained_run: Path, session_
     assert test["accuracy"] == pytest.approx(metadata["test_accuracy"])
     human = run("evaluate", str(trained_run), "--data", str(session_aclimdb))
     assert "ROC AUC" in human.stdout and "confusion matrix" in human.stdout
+
+
+def test_evaluate_without_data_scores_the_test_split_of_the_data_the_run_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reviewlens.training import train
+
+    rng = random.Random(5)
+    rows = [(make_review(rng, i % 2), "positive" if i % 2 else "negative") for i in range(200)]
+    data = write_csv(tmp_path / "tiny.csv", rows)
+    monkeypatch.chdir(tmp_path)  # trained on a relative path, evaluated from elsewhere: the run records where it is
+    train("nbsvm", Path("tiny.csv"), tmp_path / "runs" / "tiny")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache = {"REVIEWLENS_CACHE": str(tmp_path / "cache")}  # no download cache: the sample would be resolved
+
+    result = run("evaluate", str(tmp_path / "runs" / "tiny"), "--json", cwd=elsewhere, env=cache)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["data"], report["split"], report["test"]["examples"]) == (str(data), "test", 40)  # 20% held out
+    assert f"evaluating on {data}'s test split (recorded in the run)" in result.stderr
+
+    listed = run("runs", str(tmp_path / "runs"), cwd=elsewhere)
+    assert "data" in listed.stdout and "tiny.csv" in listed.stdout
+    [entry] = json.loads(run("runs", str(tmp_path / "runs"), "--json").stdout)["runs"]
+    assert (entry["data"], entry["data_origin"]) == (str(data), "--data")
+
+    data.unlink()
+    gone = run("evaluate", str(tmp_path / "runs" / "tiny"), cwd=elsewhere, env=cache)
+    assert gone.returncode == 2 and gone.stdout == ""
+    assert gone.stderr.count("\n") == 1 and f"{data}, the data" in gone.stderr and "--data PATH" in gone.stderr
+
+
+def test_evaluate_of_a_run_of_the_embedded_sample_or_of_no_recorded_data(trained_run: Path, tmp_path: Path) -> None:
+    # A run of the sample from another install (its recorded path is gone) gets this one's; a run recording no
+    # data gets the data resolved as for train. runs_in reads metadata.json unchecked; load checks every other file.
+    cache = {"REVIEWLENS_CACHE": str(tmp_path / "cache")}
+    for name, recorded in (("sample", {"origin": "embedded sample", "path": "/gone/imdb_sample.tar.gz"}), ("none", {})):
+        copy = tmp_path / "runs" / name
+        shutil.copytree(trained_run, copy)
+        metadata = json.loads((copy / "metadata.json").read_text())
+        (copy / "metadata.json").write_text(json.dumps({**metadata, "data": recorded}))
+        result = run("evaluate", str(copy), "--json", env=cache)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["test"]["examples"] == 1000  # the sample's test split
+        said = "evaluating on the embedded sample's test split (recorded in the run)" if recorded else "records no data"
+        assert said in result.stderr
+    table = run("runs", str(tmp_path / "runs")).stdout
+    assert "embedded sample" in table
 
 
 def test_data_info_json(session_aclimdb: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 import reviewlens
 from reviewlens.data import resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.scoring import MANIFEST_FILE, READERS, BadRow, ScoreJob, Shard, score
+from reviewlens.scoring import LOCK_FILE, MANIFEST_FILE, READERS, BadRow, ScoreJob, Shard, score
 from tests.test_cli import run as cli
 
 
@@ -148,6 +148,22 @@ def test_a_killed_job_resumes_where_it_stopped(trained_run: Path, texts: list[st
     for i in range(3):
         assert pq.read_table(job.out / f"part-{i}.parquet").num_rows == len(texts)
     assert not list(job.out.glob(".*.partial"))
+    assert not (job.out / LOCK_FILE).exists()  # a clean finish leaves no lock behind
+
+
+def test_an_output_folder_being_written_is_refused_and_freed_after(
+    trained_run: Path, texts: list[str], tmp_path: Path
+) -> None:
+    from filelock import FileLock
+
+    (tmp_path / "a.txt").write_text("superb\nawful\n", encoding="utf-8")
+    job = ScoreJob(trained_run, tmp_path / "out")
+    job.out.mkdir()
+    busy = pytest.raises(ReviewlensError, match="another reviewlens score is writing")
+    with FileLock(job.out / LOCK_FILE), busy:  # another score writing there
+        score(job, [tmp_path / "a.txt"], Recorded())
+    assert score(job, [tmp_path / "a.txt"], Recorded()).rows == 2
+    assert sorted(p.name for p in job.out.iterdir()) == ["a.parquet", MANIFEST_FILE]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")

@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,15 +26,21 @@ from rich.text import Text
 from reviewlens.data.sources import MAX_REVIEW_BYTES
 from reviewlens.errors import ReviewlensError
 
+#: Help is plain text, as click formats it: typer's rich mode reads "[default: ...]" in a help text as a markup tag
+#: and drops it (leaving "Epochs ."), and shows "<bool>" as a value of every flag.
+PLAIN_HELP = None
 app = typer.Typer(
     help="Train, compare and serve sentiment classifiers of review text.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=PLAIN_HELP,
 )
-data_app = typer.Typer(help="Download and inspect review datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Download and inspect review datasets.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP)
 app.add_typer(data_app, name="data")
-embeddings_app = typer.Typer(help="Word vectors for the pretrained-embedding recipes.", no_args_is_help=True)
+embeddings_app = typer.Typer(
+    help="Word vectors for the pretrained-embedding recipes.", no_args_is_help=True, rich_markup_mode=PLAIN_HELP
+)
 app.add_typer(embeddings_app, name="embeddings")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -132,12 +139,16 @@ def _epoch_progress(enabled: bool, epochs: int) -> Iterator[Callable[[int, int, 
 def recipes(as_json: JsonOption = False) -> None:
     """List the recipes, with their source and expected test accuracy."""
     from reviewlens.families import get_family
-    from reviewlens.recipes import DEFAULT_RECIPE, RECIPES
+    from reviewlens.recipes import DEFAULT_RECIPE, MEASURED_ON, RECIPES
 
     if as_json:
         _print_json(
             [
-                {**recipe.to_dict(), "options": list(get_family(recipe.family).options.names())}
+                {
+                    **recipe.to_dict(),
+                    "options": list(get_family(recipe.family).options.names()),
+                    "measured": None if recipe.measured is None else asdict(recipe.measured),
+                }
                 for recipe in RECIPES.values()
             ]
         )
@@ -150,12 +161,15 @@ def recipes(as_json: JsonOption = False) -> None:
         for recipe in RECIPES.values()
     ]
     table.add_column("recipe", no_wrap=True, min_width=max(map(len, names)))
-    for column in ("model", "source", "source's test accuracy"):
+    for column in ("model", "source", "source's test accuracy", "reviewlens: test accuracy, train s"):
         table.add_column(column, overflow="fold")
     for name, recipe in zip(names, RECIPES.values(), strict=True):
         expected = f"{recipe.expected_accuracy:.1%}" if recipe.expected_accuracy else "-"
-        table.add_row(name, recipe.summary, recipe.source, expected)
+        measured = recipe.measured
+        ours = f"{measured.accuracy:.2%}, {measured.seconds:,.0f} s" if measured else "-"
+        table.add_row(name, recipe.summary, recipe.source, expected, ours)
     out.print(table)
+    out.print(f"measured on {MEASURED_ON}", markup=False)  # reviewlens' column
 
 
 def _train(
@@ -259,7 +273,7 @@ def train(
         typer.Option(
             "--recipe",
             "-r",
-            help="Recipe name (see `reviewlens recipes`) [default: the fastest accurate one].",
+            help="Recipe name (see `reviewlens recipes`) [default: nbsvm-plus, the fastest accurate one].",
             show_default=False,
         ),
     ] = None,
@@ -439,7 +453,7 @@ def train(
 
 def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path | None = None) -> dict[str, Any]:
     from reviewlens import load
-    from reviewlens.data import labelled_file, read_labelled, resolve
+    from reviewlens.data import labelled_file, read_labelled
     from reviewlens.evaluation import (
         CALIBRATION_BINS,
         expected_calibration_error,
@@ -457,14 +471,14 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
         if not quiet:
             err.print(Text(f"data: {data} (--data); scoring all its {len(labels):,} reviews", style="dim"))
     else:
-        resolved = resolve(data, labels=run.metadata.data.get("labels", "sentiment"))  # read as it was trained
+        resolved, said = _evaluation_data(run_dir, run.metadata, data)
         if list(resolved.dataset.label_names) != run.labels:
             raise ReviewlensError(
                 f"{resolved.dataset.path} has the labels {', '.join(resolved.dataset.label_names)} and {run_dir} "
                 f"learned {', '.join(run.labels)}; evaluate it on data with the same labels"
             )
         if not quiet:
-            err.print(f"[dim]{resolved.describe()}; scoring its test split[/dim]")
+            err.print(Text(said, style="dim"), soft_wrap=True)
         texts, labels = resolved.dataset.read("test")
         source, split = str(resolved.dataset.path), "test"
     probabilities = label_scores_of(run.predict_proba(texts))
@@ -478,6 +492,29 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
     return report
 
 
+def _evaluation_data(run_dir: Path, metadata: Any, data: Path | None) -> tuple[Any, str]:
+    """The dataset whose test split ``evaluate`` scores, read as the run's was (its labels), and the line that says
+    which: ``--data``, else the data the run records it was trained on (another data's test split would measure
+    something else, silently), else, for a run that records none, the data resolved as for ``train``."""
+    from reviewlens.data import SAMPLE_ORIGIN, resolve
+
+    kind = metadata.data.get("labels", "sentiment")
+    if data is not None:
+        resolved = resolve(data, labels=kind)
+        return resolved, f"{resolved.describe()}; scoring its test split"
+    recorded = metadata.trained_on()
+    if recorded is None:
+        resolved = resolve(None, labels=kind)
+        return resolved, f"{run_dir} records no data; {resolved.describe()}; scoring its test split"
+    if not recorded.exists():
+        raise ReviewlensError(
+            f"{recorded}, the data {run_dir} was trained on, is gone; pass the data to evaluate on with --data PATH"
+        )
+    resolved = resolve(recorded, labels=kind)
+    name = "the embedded sample" if metadata.data.get("origin") == SAMPLE_ORIGIN else str(recorded)
+    return resolved, f"evaluating on {name}'s test split (recorded in the run)"
+
+
 @app.command()
 def evaluate(
     run_dir: RunDirArgument,
@@ -488,7 +525,7 @@ def evaluate(
             help="A dataset (its test split is scored: aclImdb directory, .tar.gz, .csv or .jsonl with a split "
             "column), or labelled reviews scored whole: a .tsv (text<TAB>label, no header), or a .csv "
             "(review,sentiment or text,label) or .jsonl (text, label) without a split column "
-            "[default: resolved as for train]",
+            "[default: the data the run was trained on, recorded in it]",
         ),
     ] = None,
     plot: Annotated[
@@ -536,7 +573,9 @@ def predict(
 
     # Arguments carry bytes that were not UTF-8 as lone surrogates: read them as a file's would be, once,
     # so that --json echoes the text that was scored.
-    reviews = [valid_text(text) for text in texts or []] + (_read_reviews(file) if file is not None else [])
+    given = [valid_text(text) for text in texts or []]
+    reviews = given + (_read_reviews(file) if file is not None else [])
+    lines = {len(given) + i: i + 1 for i in range(len(reviews) - len(given))}  # which answer is which line of --file
     if not reviews:
         raise ReviewlensError("no reviews to score; pass them as arguments or with --file PATH (- for stdin)")
     if len(reviews) == 1 and is_blank(reviews[0]):
@@ -547,16 +586,32 @@ def predict(
     if as_json:  # as the service's batch answers: a blank review has no label or score, and says why
         _print_json(
             [
-                {"text": text, **answers[i].to_json()}
-                if i in answers
-                else {"text": text, "label": None, "score": None, "probabilities": None, "error": EMPTY_TEXT}
+                ({"line": lines[i]} if i in lines else {})
+                | (
+                    {"text": text, **answers[i].to_json()}
+                    if i in answers
+                    else {"text": text, "label": None, "score": None, "probabilities": None, "error": EMPTY_TEXT}
+                )
                 for i, text in enumerate(reviews)
             ]
         )
         return
-    for i in range(len(reviews)):
+    for i, text in enumerate(reviews):
         answer = answers.get(i)
-        out.print(f"{answer.confidence:.2%} {answer.label}" if answer else f"{EMPTY_TEXT}, not scored", markup=False)
+        shown = f"{answer.confidence:.2%} {answer.label}" if answer else f"{EMPTY_TEXT}, not scored"
+        if i in lines:  # from --file: which line, and its start
+            shown = f"line {lines[i]}: {shown}" + (f": {_start(text)}" if answer else "")
+        out.print(shown, markup=False)
+
+
+#: How much of a review ``predict --file`` shows beside its answer, to tell which line it is.
+SHOWN_START = 40
+
+
+def _start(text: str) -> str:
+    """The review's first ``SHOWN_START`` characters on one line, "..." where it goes on."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SHOWN_START else flat[:SHOWN_START].rstrip() + "..."
 
 
 class ScoreFormat(StrEnum):
@@ -885,6 +940,8 @@ def list_runs(
                         "recipe": meta.recipe,
                         "val_accuracy": meta.val_accuracy,
                         "test_accuracy": meta.test_accuracy,
+                        "data": meta.data.get("path"),
+                        "data_origin": meta.data.get("origin"),
                         "created": meta.created,
                     }
                     for path, meta in finished
@@ -900,11 +957,12 @@ def list_runs(
         table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
     for column in ("val acc", "test acc"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("created", overflow="fold")
+    for column in ("data", "created"):
+        table.add_column(column, overflow="fold")
     for path, meta in finished:
         accuracies = [f"{a:.2%}" if a is not None else "-" for a in (meta.val_accuracy, meta.test_accuracy)]
         created = (meta.created or "-").replace("T", " ").removesuffix("+00:00")  # UTC, as train writes it
-        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(created))
+        table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(meta.data_shown()), Text(created))
     out.print(table)
     for k in removed:
         out.print(f"removed {k.path} (a killed run of {k.recipe or 'unknown recipe'}, {k.epoch} epoch(s) finished)",

@@ -66,6 +66,48 @@ class Recipe:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @property
+    def measured(self) -> Measured | None:
+        """reviewlens' own figure for this recipe (BENCHMARKS.md), where one was measured."""
+        return MEASURED.get(self.name)
+
+
+#: Where every ``MEASURED`` figure comes from: the full IMDB data, as BENCHMARKS.md records each run.
+MEASURED_ON = "IMDB test (25,000 reviews), 2 shared cores, no GPU (BENCHMARKS.md)"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A recipe's test accuracy and training time (train, evaluate and save) as reviewlens measured them."""
+
+    accuracy: float
+    seconds: float
+    on: str = MEASURED_ON
+
+
+#: reviewlens' own figures, beside each source's: the recipes BENCHMARKS.md measured on the full data.
+MEASURED: dict[str, Measured] = {
+    name: Measured(accuracy, seconds)
+    for name, accuracy, seconds in (
+        ("bow-unigram", 0.8852, 25.2),
+        ("bow-bigram", 0.9000, 29.9),
+        ("tfidf-bigram", 0.8928, 19.1),
+        ("dense-10k", 0.8815, 18.7),
+        ("fasttext", 0.9050, 34.0),
+        ("nbsvm", 0.9187, 32.8),
+        ("nbsvm-plus", 0.9228, 31.9),
+        ("nbsvm-plus-unlabeled", 0.9267, 40.5),
+        ("sum-embedding", 0.7796, 145),
+        ("conv1d", 0.8697, 793),
+        ("bilstm-onehot", 0.8754, 872),
+        ("bilstm-embedding", 0.8422, 1059),
+        ("bilstm-masked", 0.8694, 824),
+        ("bilstm-pretrained", 0.8685, 679),
+        ("transformer", 0.8831, 1427),
+        ("transformer-posemb", 0.8757, 1252),
+    )
+}
+
 
 RECIPES: Registry[Recipe] = Registry("recipe", ReviewlensError, "run `reviewlens recipes` to list them")
 #: What `train` without --recipe, `quickstart` and `make run` use: the most accurate supervised recipe that

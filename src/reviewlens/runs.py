@@ -92,6 +92,28 @@ class RunMetadata(msgspec.Struct, kw_only=True):
     def to_json(self) -> dict[str, Any]:
         return cast(dict[str, Any], msgspec.to_builtins(self))
 
+    def trained_on(self) -> Path | None:
+        """The data the run was trained on, as ``data`` records it; ``None`` where it records none.
+
+        A run of the embedded sample gets this install's sample: its recorded path moves with the package.
+        Other runs record the absolute path (runs written before did so as ``train`` was given it, which may be
+        relative to where it ran).
+        """
+        from reviewlens.data import SAMPLE_ORIGIN, sample_path  # here: loading a run never reads data
+
+        if self.data.get("origin") == SAMPLE_ORIGIN:
+            return sample_path()
+        path = self.data.get("path")
+        return Path(path) if isinstance(path, str) and path else None
+
+    def data_shown(self) -> str:
+        """The run's data in a few words, for tables: "embedded sample", its path, or "-" where none is recorded."""
+        from reviewlens.data import SAMPLE_ORIGIN
+
+        if self.data.get("origin") == SAMPLE_ORIGIN:
+            return SAMPLE_ORIGIN
+        return str(self.data.get("path") or "-")
+
 
 def file_digests(directory: Path) -> dict[str, str]:
     """SHA-256 of every file in ``directory`` (not recursive), by name."""

@@ -989,6 +989,9 @@ def score(
             summary.rows += result.rows
             summary.rows_skipped += result.bad_rows
         summary.seconds = time.perf_counter() - started
+        # A clean finish leaves only its shards and manifest. Unlinked while held: a process that opened the file
+        # before cannot think it holds the lock (filelock checks the inode it locked still has a name).
+        (job.out / LOCK_FILE).unlink(missing_ok=True)
     return summary
 
 

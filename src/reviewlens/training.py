@@ -323,7 +323,7 @@ def _metadata(
             **trained.hyperparameters,
         },
         "data": {
-            "path": str(dataset.path),
+            "path": str(dataset.path.resolve()),  # where `evaluate` without --data finds it, from any folder
             "origin": resolved.origin,
             "labels": dataset.label_kind,
             "fingerprint": fingerprint(*trained.digests),

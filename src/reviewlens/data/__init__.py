@@ -22,6 +22,7 @@ from reviewlens.data.stats import DataInfo, describe
 __all__ = [
     "LABEL_KINDS",
     "MAX_REVIEW_BYTES",
+    "SAMPLE_ORIGIN",
     "SPLITS",
     "DataInfo",
     "Dataset",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 SAMPLE_FILENAME = "imdb_sample.tar.gz"
+#: ``Resolved.origin`` (and a run's ``data.origin``) of the embedded sample.
+SAMPLE_ORIGIN = "embedded sample"
 
 
 def sample_path() -> Path:
@@ -54,7 +57,7 @@ def sample_path() -> Path:
 @dataclass(frozen=True)
 class Resolved:
     dataset: Dataset
-    origin: str  # "--data", "$REVIEWLENS_DATA", "download cache" or "embedded sample"
+    origin: str  # "--data", "$REVIEWLENS_DATA", "download cache" or SAMPLE_ORIGIN
 
     def describe(self) -> str:
         return f"data: {self.dataset.path} ({self.origin})"
@@ -81,7 +84,7 @@ def resolve(
     elif cached.is_file():
         resolved = Resolved(Dataset(cached, max_review_bytes=max_review_bytes, labels=labels), "download cache")
     else:
-        resolved = Resolved(Dataset(sample_path(), max_review_bytes=max_review_bytes, labels=labels), "embedded sample")
+        resolved = Resolved(Dataset(sample_path(), max_review_bytes=max_review_bytes, labels=labels), SAMPLE_ORIGIN)
     resolved.dataset.counts()
     return resolved
 

@@ -66,8 +66,7 @@ class EnsembleFamily(Family):
             return None
         from reviewlens.runs import read_metadata
 
-        path = read_metadata(members[0]).data.get("path")
-        return Path(path) if path else None
+        return read_metadata(members[0]).trained_on()
 
     def train(self, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
         options = context.options
