@@ -142,8 +142,8 @@ def _progress_line(task: Any, unit: str) -> str:
     elapsed = task.elapsed or 0.0
     rate = task.completed / elapsed if elapsed > 0 else 0.0
     if unit == "bytes":
-        far = f"{task.completed / task.total:.0%} of {task.total / 1e6:,.1f} MB" if task.total else "started"
-        shown_rate = f"{rate / 1e6:,.1f} MB/s"
+        far = f"{task.completed / task.total:.0%} of {task.total / 1e6:,.2f} MB" if task.total else "started"
+        shown_rate = f"{rate / 1e6:,.2f} MB/s"
     else:
         far = f"{unit} {task.completed:,.0f}" + (f"/{task.total:,.0f}" if task.total else "")
         shown_rate = f"{1 / rate:,.1f} s/{unit}" if 0 < rate < 1 else f"{rate:,.0f} {unit}s/s"
