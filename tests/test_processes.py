@@ -120,3 +120,47 @@ def test_kill_9_of_serve_leaves_no_process(trained_run: Path) -> None:
     serve.kill()
     serve.wait()
     _wait_for(lambda: not _session(serve.pid), 10, "the helper of a killed serve to end")
+
+
+# The README's "From Python" example as a user pastes it: no ``if __name__ == "__main__":`` guard.
+README_EXAMPLE = """
+import threading
+import reviewlens
+
+def example(data, out):
+    result = reviewlens.train("bow-bigram", data=data, out=out, epochs=1)
+    run = reviewlens.load(result.run_dir)
+    print(run.label(float(run.predict(["That was an excellent movie, I loved it."])[0])), flush=True)
+
+example({data!r}, {out!r} + "-script")
+thread = threading.Thread(target=example, args=({data!r}, {out!r} + "-thread"))
+thread.start()
+thread.join()
+print("done", flush=True)
+"""
+
+
+def test_the_readme_example_runs_from_a_script_and_a_thread_without_a_main_guard(aclimdb: Path, tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(README_EXAMPLE.format(data=str(aclimdb), out=str(tmp_path / "run")))
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "BrokenProcessPool" not in done.stderr
+    lines = done.stdout.split()
+    assert len(lines) == 3 and lines[-1] == "done" and set(lines[:2]) <= {"positive", "negative"}, done.stdout
+    assert (tmp_path / "run-script" / "metadata.json").is_file() and (
+        tmp_path / "run-thread" / "metadata.json"
+    ).is_file()
+
+
+def test_only_reviewlens_children_skip_the_main_module() -> None:
+    """A program's own spawned children still run its ``__main__`` (so they can unpickle what it defines)."""
+    import multiprocessing.spawn
+
+    from reviewlens.processes import spawn_context
+
+    before = multiprocessing.spawn.get_preparation_data("child")
+    spawn_context()
+    assert multiprocessing.spawn.get_preparation_data("child") == before
+    assert {"init_main_from_name", "init_main_from_path"} & before.keys()  # pytest's __main__ is sent

@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -112,23 +112,81 @@ def _shown(run: Any, probability: float) -> str:
     return f"{confidence:.2%} {label}"
 
 
+class _Progress(Progress):
+    """rich's live bar where stderr is a terminal; elsewhere (a log file, CI, a pipe) a plain line per update, or
+    per ``every_s`` seconds at most, that a log keeps whole: what, how far, the rate, the time left and the
+    task's ``fields`` (``"train bow-bigram: epoch 3/10, 0.5 epochs/s, 00:14 left, loss 0.2678 ..."``). A bar off
+    a terminal is drawn once, when it ends, clipped to 80 columns: "traini… epoch 3…"."""
+
+    def __init__(self, *columns: Any, unit: str, every_s: float = 0.0, **kwargs: Any):
+        console = kwargs.setdefault("console", err)
+        self._plain = not console.is_terminal
+        self._unit, self._every_s, self._last_line = unit, every_s, -float("inf")
+        super().__init__(*columns, **{**kwargs, "disable": kwargs.get("disable", False) or self._plain})
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        if self._plain:
+            self._line(task_id)
+
+    def advance(self, task_id: Any, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        if self._plain:
+            self._line(task_id)
+
+    def _line(self, task_id: Any) -> None:
+        import time
+
+        task = next(task for task in self.tasks if task.id == task_id)
+        now = time.monotonic()
+        if not task.completed or now - self._last_line < self._every_s:
+            return
+        self._last_line = now
+        self.console.print(_progress_line(task, self._unit), markup=False, highlight=False, soft_wrap=True)
+
+
+def _progress_line(task: Any, unit: str) -> str:
+    """One plain progress line of a rich task: ``what: how far, rate, time left, fields``."""
+    elapsed = task.elapsed or 0.0
+    rate = task.completed / elapsed if elapsed > 0 else 0.0
+    if unit == "bytes":
+        far = f"{task.completed / task.total:.0%} of {task.total / 1e6:,.2f} MB" if task.total else "started"
+        shown_rate = f"{rate / 1e6:,.2f} MB/s"
+    else:
+        far = f"{unit} {task.completed:,.0f}" + (f"/{task.total:,.0f}" if task.total else "")
+        shown_rate = f"{1 / rate:,.1f} s/{unit}" if 0 < rate < 1 else f"{rate:,.0f} {unit}s/s"
+    parts = [far, shown_rate]
+    if task.total and rate > 0:
+        left = max(task.total - task.completed, 0) / rate
+        parts.append(f"{int(left) // 3600:02d}:{int(left) % 3600 // 60:02d}:{int(left) % 60:02d} left")
+    parts += [str(value) for value in task.fields.values() if str(value)]
+    return f"{task.description}: " + ", ".join(parts)
+
+
+class _OnEpoch(Protocol):
+    def __call__(self, epoch: int, epochs: int, logs: dict[str, float], what: str | None = None) -> None: ...
+
+
 @contextmanager
-def _epoch_progress(enabled: bool, epochs: int) -> Iterator[Callable[[int, int, dict[str, float]], None] | None]:
+def _epoch_progress(enabled: bool, epochs: int, what: str = "training") -> Iterator[_OnEpoch | None]:
+    """A training's progress, epoch by epoch; ``on_epoch(..., what=...)`` names another training (``compare``)."""
     if not enabled:
         yield None
         return
-    with Progress(
+    with _Progress(
         TextColumn("training"),
         BarColumn(),
         TextColumn("epoch {task.completed}/{task.total}"),
         TextColumn("{task.fields[logs]}"),
         TimeElapsedColumn(),
-        console=err,
+        unit="epoch",
         transient=False,
     ) as progress:
-        task = progress.add_task("fit", total=epochs, logs="", visible=False)  # shown from the first epoch
+        task = progress.add_task(what, total=epochs, logs="", visible=False)  # shown from the first epoch
 
-        def on_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        def on_epoch(epoch: int, epochs: int, logs: dict[str, float], what: str | None = None) -> None:
+            if what is not None and what != progress.tasks[0].description:  # its own rate and time left
+                progress.reset(task, total=epochs, description=what)
             shown = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
             progress.update(task, completed=epoch, total=epochs, logs=shown, visible=True)
 
@@ -187,7 +245,7 @@ def _train(
     chosen = configured(
         recipe or DEFAULT_RECIPE, **settings
     )  # an unknown recipe or a bad setting fails here, before any work
-    with _epoch_progress(not quiet, epochs or chosen.epochs) as on_epoch:
+    with _epoch_progress(not quiet, epochs or chosen.epochs, f"train {chosen.name}") as on_epoch:
         return train_recipe(
             chosen,
             data,
@@ -630,7 +688,7 @@ class _ScoreProgress:
 
     def __init__(self, progress: Progress):
         self.progress = progress
-        self.task = progress.add_task("score", total=None, rows=0, rate="-")
+        self.task = progress.add_task("score", total=None, rows="0 reviews", rate="")
         self.started = 0.0
         self.rows = self.bad = 0
 
@@ -648,7 +706,8 @@ class _ScoreProgress:
 
         self.rows += rows
         rate = self.rows / max(time.perf_counter() - self.started, 1e-9)
-        self.progress.update(self.task, advance=bytes_read, rows=self.rows, rate=f"{rate:,.0f}")
+        reviews, shown_rate = f"{self.rows:,} reviews", f"{rate:,.0f} reviews/s"
+        self.progress.update(self.task, advance=bytes_read, rows=reviews, rate=shown_rate)
 
     def bad_row(self, bad: Any) -> None:
         from reviewlens.scoring import REPORTED_BAD_ROWS
@@ -715,9 +774,9 @@ def score(
     from reviewlens.scoring import score as score_shards
 
     job = ScoreJob(run_dir, output, output_format.value, text_column, id_column, strict, max_review_bytes)
-    with Progress(
-        TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[rows]:,} reviews, {task.fields[rate]}/s"),
-        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    with _Progress(
+        TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[rows]}, {task.fields[rate]}"),
+        TimeRemainingColumn(), unit="bytes", every_s=5.0, transient=True,
     ) as progress:  # fmt: skip
         display = _ScoreProgress(progress)
         summary = score_shards(
@@ -799,10 +858,12 @@ def compare(
     from reviewlens.compare import compare as compare_recipes
     from reviewlens.compare import label_rows, table_rows
 
-    comparison = compare_recipes(
-        recipes, data, runs, epochs=epochs, log=lambda message: err.print(Text(message, style="dim")),
-        labels=labels.value,
-    )  # fmt: skip
+    with _epoch_progress(True, epochs or 1) as show:
+        comparison = compare_recipes(
+            recipes, data, runs, epochs=epochs, log=lambda message: err.print(Text(message, style="dim")),
+            labels=labels.value,
+            on_epoch=lambda name, epoch, total, logs: show(epoch, total, logs, f"train {name}") if show else None,
+        )  # fmt: skip
     if as_json:
         _print_json(comparison.to_dict())
         return
@@ -852,18 +913,19 @@ def tune(
     from reviewlens.tuning import tune as tune_recipe
 
     seconds = parse_budget(budget)  # a malformed budget fails here, before any work
-    progress = Progress(
-        TextColumn("trial {task.fields[trial]}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
-        TextColumn("{task.fields[logs]}"), TimeElapsedColumn(), console=err, transient=True,
+    progress = _Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[logs]}"), TimeElapsedColumn(), unit="epoch", transient=True,
     )  # fmt: skip
-    task = progress.add_task("tune", total=None, trial="", logs="")
+    task = progress.add_task("", total=None, logs="")
 
     def on_epoch(trial: int, epoch: int, epochs: int, logs: dict[str, float]) -> None:
         progress.start()  # from the first epoch: an error before it is one line, nothing more
         shown = f"val_accuracy {logs['val_accuracy']:.4f}"
-        progress.update(task, trial=trial, completed=epoch, total=epochs, logs=shown)
+        progress.update(task, completed=epoch, total=epochs, logs=shown, description=f"tune {recipe} trial {trial}")
 
     def on_trial(row: TrialRow) -> None:
+        progress.reset(task, total=None)  # the next trial starts now: its rate and time left count from here
         err.print(Text(f"trial {row.number}: {_trial_summary(row)}", style="dim"), soft_wrap=True)
 
     try:
@@ -1262,14 +1324,14 @@ def pretrain(
              "learning_rate": learning_rate, "direction": direction and direction.value}  # fmt: skip
     given = {name: value for name, value in given.items() if value is not None}
     sizes = Sizes(**given) if start is None else continued_sizes(start, given)
-    with Progress(
+    with _Progress(
         TextColumn("pretraining"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err, transient=True,
+        TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), unit="step", every_s=5.0, transient=True,
     ) as progress:  # fmt: skip
-        task = progress.add_task("steps", total=None, loss="")
+        task = progress.add_task("pretrain", total=None, loss="")
 
         def on_step(step: int, steps: int, loss: float) -> None:
-            progress.update(task, completed=step, total=steps, loss=f"{loss:.4f}")
+            progress.update(task, completed=step, total=steps, loss=f"loss {loss:.4f}")
 
         metadata = run_pretraining(
             data, out_dir, sizes=sizes, epochs=epochs, seed=seed, resume=resume, require_unlabeled=require_unlabeled,

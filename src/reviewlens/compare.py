@@ -9,6 +9,7 @@ same labels.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import time
@@ -157,6 +158,7 @@ def compare(
     epochs: int | None = None,
     log: Callable[[str], None] = lambda message: None,
     labels: LabelKind = "sentiment",
+    on_epoch: Callable[[str, int, int, dict[str, float]], None] | None = None,
 ) -> Comparison:
     """Reuse or train a run of each recipe on ``data`` in ``runs_dir``; write the Markdown table and the chart.
 
@@ -187,7 +189,11 @@ def compare(
         reused = run_dir is not None
         if run_dir is None:
             log(f"{name}: no run on this data with {wanted} epochs in {root}; training one")
-            run_dir = train(name, resolved, default_run_dir(name, root), epochs=wanted, log=log).run_dir
+            each_epoch = None if on_epoch is None else functools.partial(on_epoch, name)  # (recipe, epoch, ...)
+            if each_epoch is not None:
+                each_epoch(0, wanted, {})  # its start: the rate and time left count from here
+            trained = train(name, resolved, default_run_dir(name, root), epochs=wanted, log=log, on_epoch=each_epoch)
+            run_dir = trained.run_dir
         else:
             log(f"{name}: reusing {run_dir}")
         metadata = read_metadata(run_dir)

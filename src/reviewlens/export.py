@@ -8,7 +8,6 @@ reads, vectorizes and trains, and then builds and saves the ``.keras`` file from
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import traceback
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from reviewlens.processes import child_started, quiet_stderr, starting_children
+from reviewlens.processes import child_started, quiet_stderr, spawn_context, starting_children
 from reviewlens.text import BagOfWords
 
 
@@ -71,7 +70,7 @@ class Exporter:
     """A child process, started early, that saves ``.keras`` models: ``with Exporter() as e: e.save(...)``."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = spawn_context()
         self._connection, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, os.getpid()), name="reviewlens-export", daemon=True)
         with starting_children():

@@ -8,13 +8,22 @@ parent's death, however the parent died (``kill -9`` included). A watcher rather
 signal: ``PR_SET_PDEATHSIG`` fires when the *thread* that started the child ends, and a process pool starts its
 workers from whichever thread submits first (in the service, a batcher thread); a watcher needs no system call
 and works on every platform.
+
+Every child starts from ``spawn_context()``: spawn, but without the parent's main module. Plain spawn runs the
+parent's ``__main__`` script again in each child (so that functions defined there can be unpickled), and a
+script that calls ``reviewlens.train`` at module level, with no ``if __name__ == "__main__":`` guard, would train
+again inside its vectorizer's child and break the pool. No child of reviewlens runs code from ``__main__``, so
+its children skip that step and a plain script, a notebook or a thread needs no guard.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
+import multiprocessing.context
+import multiprocessing.spawn
 import os
 import signal
 import sys
@@ -85,6 +94,50 @@ def child_started(parent_pid: int, on_parent_death: Callable[[], None] | None = 
     threading.Thread(target=watch, name="reviewlens-parent-watch", daemon=True).start()
 
 
+#: Set in the thread starting one of reviewlens's children (``_SpawnProcess``), for ``_preparation_data``.
+_starting_ours = threading.local()
+
+
+class _SpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that is not sent the parent's main module to run (``_preparation_data``)."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:  # noqa: N802  (the standard library's name)
+        _starting_ours.active = True
+        try:
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+        finally:
+            _starting_ours.active = False
+
+
+class _SpawnContext(multiprocessing.context.SpawnContext):
+    Process = _SpawnProcess
+
+
+def _preparation_data(name: str, _stdlib: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """``multiprocessing.spawn.get_preparation_data``, less the main module for reviewlens's own children.
+
+    The one place a child learns which ``__main__`` to run is this dict, computed inside the standard library's
+    ``Popen._launch``; wrapping the function, in effect only for the thread starting one of our children, is the
+    one way to change it without copying ``_launch`` (hiding ``sys.modules["__main__"]`` meanwhile would race with
+    the program's other threads)."""
+    data = _stdlib(name)
+    if getattr(_starting_ours, "active", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+@functools.cache
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    """The context every child of reviewlens starts from: spawn (nothing inherited from this process's threads),
+    without running the parent's ``__main__`` in the child; other children of the program are left as they are."""
+    stdlib = multiprocessing.spawn.get_preparation_data
+    if getattr(stdlib, "func", None) is not _preparation_data:  # two threads' first calls wrap it once
+        multiprocessing.spawn.get_preparation_data = functools.partial(_preparation_data, _stdlib=stdlib)
+    return _SpawnContext()
+
+
 class _ChildPool(ProcessPoolExecutor):
     """Starts its workers (on submit) inside ``starting_children``."""
 
@@ -102,13 +155,11 @@ def _start_worker(parent_pid: int, initializer: Callable[..., None] | None, init
 def process_pool(
     workers: int = 1, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
 ) -> ProcessPoolExecutor:
-    """A spawn process pool whose workers ignore Ctrl-C and end with this process (``child_started``), then run
-    ``initializer(*initargs)``."""
-    import multiprocessing
-
+    """A ``spawn_context`` process pool whose workers ignore Ctrl-C and end with this process
+    (``child_started``), then run ``initializer(*initargs)``."""
     return _ChildPool(
         workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=spawn_context(),
         initializer=_start_worker,
         initargs=(os.getpid(), initializer, initargs),
     )

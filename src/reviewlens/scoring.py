@@ -745,11 +745,9 @@ def _local_ray() -> Iterator[str]:
     killed. So a keeper process (``_keep_ray_head``) starts the head in a process group of its own, and ends the
     whole group when told to or when this process is gone, however it ended: Ray's processes cannot outlive it.
     """
-    import multiprocessing
+    from reviewlens.processes import spawn_context, starting_children
 
-    from reviewlens.processes import starting_children
-
-    context = multiprocessing.get_context("spawn")
+    context = spawn_context()
     ours, theirs = context.Pipe()
     with starting_children():
         keeper = context.Process(target=_keep_ray_head, args=(os.getpid(), theirs), name="reviewlens-ray-head")

@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +25,7 @@ from reviewlens.data import Dataset, Example, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, get_family, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
+from reviewlens.processes import process_pool
 from reviewlens.recipes import BOOK, Recipe, register
 from reviewlens.sequences import SIDES, SequenceVectorizer
 
@@ -223,8 +222,7 @@ def _train(family: SequenceFamily, recipe: Recipe, dataset: Dataset, context: Co
         if backend == "tensorflow":
             export(*args)
         else:  # the raw-string model needs TensorFlow's string ops: save it from a TensorFlow process
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=spawn, initializer=_use_tensorflow) as helper:
+            with process_pool(1, initializer=_use_tensorflow) as helper:
                 helper.submit(export, *args).result()
 
     return Trained(

@@ -6,7 +6,7 @@ with its NumPy predictor. A call of at least ``2 * min_chunk`` texts is cut into
 all but the first, which the calling thread scores meanwhile; smaller calls never leave the process.
 A helper that dies (killed, out of memory) breaks the pool: the call it was part of is scored in this
 process instead, and a fresh pool of helpers takes the next calls (``on_restart`` counts it).
-As with any spawned process, a script that builds the app itself needs an ``if __name__ == "__main__"`` guard.
+Helpers do not run the parent's main module (``spawn_context``): a script that builds the app needs no guard.
 """
 
 from __future__ import annotations

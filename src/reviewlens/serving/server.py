@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import copy
 import functools
-import multiprocessing
 import os
 import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, NoReturn
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.processes import process_pool
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.models import check_runs, load_run
 from reviewlens.serving.protocol import LimitedHeadersProtocol
@@ -86,7 +85,7 @@ def _stopped(signum: int, frame: object) -> NoReturn:
 def check_loadable(run_dirs: Sequence[str]) -> None:
     """Load every run once in a short-lived process, so that the worker processes will load them too; the
     server's own process stays as small as it was (a Keras run would bring TensorFlow into it)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
+    with process_pool(1) as process:
         problem = process.submit(_load_problem, list(run_dirs)).result()
     if problem is not None:
         raise ReviewlensError(problem)
