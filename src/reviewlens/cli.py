@@ -874,7 +874,7 @@ def list_runs(
     if not directory.is_dir():
         raise ReviewlensError(f"{directory} is not a folder of runs; pass the folder your runs were written to")
     removed = clean_staged(directory) if clean else []
-    finished, killed = runs_in(directory), list(staged(directory))
+    (finished, damaged), killed = runs_in(directory), list(staged(directory))
     if as_json:
         _print_json(
             {
@@ -888,6 +888,7 @@ def list_runs(
                     }
                     for path, meta in finished
                 ],
+                "damaged": [{"run_dir": str(path), "why": why} for path, why in damaged],
                 "killed": [k.to_json() for k in killed],
                 "removed": [k.to_json() for k in removed],
             }
@@ -905,6 +906,8 @@ def list_runs(
         created = (meta.created or "-").replace("T", " ").removesuffix("+00:00")  # UTC, as train writes it
         table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(created))
     out.print(table)
+    for path, why in damaged:
+        out.print(f"damaged run: {path} ({why}); train it again or remove it", markup=False)
     for k in removed:
         out.print(f"removed {k.path} (a killed run of {k.recipe or 'unknown recipe'}, {k.epoch} epoch(s) finished)",
                   markup=False)  # fmt: skip
