@@ -112,3 +112,14 @@ def test_an_encoder_whose_json_nests_deeply_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ReviewlensError, match=r"its vocabulary\.json nests deeper") as refused:
         check_encoder(encoder)
     assert "\n" not in str(refused.value)
+
+
+def test_predictions_holding_an_object_array_are_refused_in_one_line(run_copy: Path) -> None:
+    import numpy as np
+
+    from reviewlens.runs import read_predictions
+
+    np.savez(run_copy / "predictions.npz", val_probability=np.array([print], dtype=object))
+    with pytest.raises(ReviewlensError, match=r"predictions\.npz cannot be read \(Object arrays") as refused:
+        read_predictions(run_copy)
+    assert "\n" not in str(refused.value)

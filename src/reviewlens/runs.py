@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -321,8 +322,12 @@ def read_predictions(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     path = Path(run_dir) / PREDICTIONS_FILE
     if not path.is_file():
         raise ReviewlensError(f"{path} is missing: runs of format 1 did not keep their predictions; train again")
-    with np.load(path) as arrays:
-        return {name: arrays[name] for name in arrays.files}
+    check_size(path, "train the model again")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:  # an object array would need pickle: refused
+            return {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ReviewlensError(f"{path} cannot be read ({error}); train the model again") from None
 
 
 def write_json(path: Path, payload: object) -> None:
