@@ -178,6 +178,7 @@ def broken_run(trained_run: Path, tmp_path: Path) -> Path:
         (["train", "--seed", "-5"], "--seed -5"),
         (["evaluate", "{tmp}/no-run"], "{tmp}/no-run"),
         (["evaluate", "{broken}"], "vectorizer.json"),
+        (["evaluate", "{run}", "--plot", "{tmp}"], "--plot {tmp} is a folder"),
         (["predict", "{run}"], "--file"),
         (["predict", "{run}", "--file", "{tmp}/missing.txt"], "{tmp}/missing.txt"),
         (["data", "info", "{tmp}/missing"], "{tmp}/missing"),

@@ -449,6 +449,10 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
 
     if plot is not None and not plot.parent.is_dir():
         raise ReviewlensError(f"--plot {plot}: the folder {plot.parent} does not exist; create it or choose another")
+    if plot is not None and plot.is_dir():  # checked before the data is read: the diagram is a file, not a folder
+        raise ReviewlensError(
+            f"--plot {plot} is a folder; pass a file name for the diagram, such as {plot / 'reliability.png'}"
+        )
     run = load(run_dir)
     if data is not None and labelled_file(data):  # reviews from elsewhere: every row is for evaluation
         texts, labels = read_labelled(data, run.labels)
