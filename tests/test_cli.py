@@ -273,10 +273,12 @@ def broken_run(trained_run: Path, tmp_path: Path) -> Path:
         (["train", "--data", "{tmp}", "--epochs", "1"], "{tmp}"),
         (["train", "--data", "{tmp}", "--learning-rate", "0"], "--learning-rate 0.0"),
         # --out is checked before the data is read (bad.csv would be refused too)
-        (["train", "--data", "{tmp}/bad.csv", "--out", "{tmp}/bad.csv/run"], "{tmp}/bad.csv is under a file"),
+        (["train", "--data", "{tmp}/bad.csv", "--out", "{tmp}/bad.csv/run"], "--out: {tmp}/bad.csv is a file, not"),
+        (["train", "--data", "{tmp}/bad.csv", "--out", "{tmp}/bad.csv/a/run"], "{tmp}/bad.csv/a is under the file"),
         (["train", "--seed", "-5"], "--seed -5"),
         (["evaluate", "{tmp}/no-run"], "{tmp}/no-run"),
         (["evaluate", "{broken}"], "vectorizer.json"),
+        (["evaluate", "{run}", "--plot", "{tmp}"], "--plot {tmp} is a folder"),
         (["predict", "{run}"], "--file"),
         (["predict", "{run}", "--file", "{tmp}/missing.txt"], "{tmp}/missing.txt"),
         (["data", "info", "{tmp}/missing"], "{tmp}/missing"),

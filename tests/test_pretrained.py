@@ -360,7 +360,7 @@ def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
         "missing": (tmp_path / "nowhere", "no such directory"),
         "truncated": (bad("cut", lambda d: (d / ENCODER_FILE).write_bytes((d / ENCODER_FILE).read_bytes()[:500])),
                       "cannot be loaded"),
-        "metadata": (bad("meta", lambda d: (d / METADATA_FILE).write_text("{not json")), "unreadable"),
+        "metadata": (bad("meta", lambda d: (d / METADATA_FILE).write_text("{not json")), "metadata.json is corrupt"),
         "version": (bad("version", lambda d: (d / METADATA_FILE).write_text(json.dumps(
             {**json.loads((d / METADATA_FILE).read_text()), "format_version": 99}))), "format version 99"),
         "vocabulary": (bad("vocab", lambda d: (d / VOCABULARY_FILE).write_text(json.dumps(

@@ -31,6 +31,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import FileError, decode_json, read_json
 
 SUFFIX = ".partial"
 STATE_FILE = "state.json"
@@ -75,7 +76,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
         with np.load(path, allow_pickle=False) as saved:
-            progress = json.loads(saved[_PROGRESS].tobytes())
+            progress = decode_json(saved[_PROGRESS].tobytes(), path, "remove the staging directory")
             groups: dict[str, int] = progress.pop("groups")
             arrays = {group: [saved[f"{group}:{i}"] for i in range(n)] for group, n in groups.items()}
         return cls(**{**progress, "best_key": tuple(progress["best_key"]), "arrays": arrays})
@@ -108,8 +109,8 @@ def write_state(path: Path, state: Mapping[str, Any]) -> None:
 def read_state(staging: Path) -> dict[str, Any] | None:
     """The staging directory's ``state.json``; ``None`` where it is missing or unreadable (killed as it began)."""
     try:
-        state = json.loads((staging / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = read_json(staging / STATE_FILE, "")
+    except FileError:
         return None
     return state if isinstance(state, dict) else None
 
@@ -171,7 +172,7 @@ class Staging:
             if self.checkpoint_path.is_file():
                 try:
                     self.resumed = Checkpoint.load(self.checkpoint_path)
-                except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+                except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, FileError) as error:
                     raise ReviewlensError(
                         f"--resume: {self.checkpoint_path} is unreadable ({error}); remove {self.path} "
                         f"(`reviewlens runs {self.path.parent} --clean`) and train afresh"
@@ -258,8 +259,8 @@ def _last_epoch(staging: Path) -> int:
     """Finished epochs of the staging directory's checkpoint (0 without one), read from its progress only."""
     try:
         with np.load(staging / CHECKPOINT_FILE, allow_pickle=False) as saved:
-            return int(json.loads(saved[_PROGRESS].tobytes())["epoch"])
-    except (OSError, ValueError, KeyError):
+            return int(decode_json(saved[_PROGRESS].tobytes(), staging / CHECKPOINT_FILE, "")["epoch"])
+    except (OSError, ValueError, KeyError, TypeError, FileError):
         return 0
 
 

@@ -522,6 +522,10 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
 
     if plot is not None and not plot.parent.is_dir():
         raise ReviewlensError(f"--plot {plot}: the folder {plot.parent} does not exist; create it or choose another")
+    if plot is not None and plot.is_dir():  # checked before the data is read: the diagram is a file, not a folder
+        raise ReviewlensError(
+            f"--plot {plot} is a folder; pass a file name for the diagram, such as {plot / 'reliability.png'}"
+        )
     run = load(run_dir)
     if data is not None and labelled_file(data):  # reviews from elsewhere: every row is for evaluation
         texts, labels = read_labelled(data, run.labels)
@@ -992,7 +996,7 @@ def list_runs(
     if not directory.is_dir():
         raise ReviewlensError(f"{directory} is not a folder of runs; pass the folder your runs were written to")
     removed = clean_staged(directory) if clean else []
-    finished, killed = runs_in(directory), list(staged(directory))
+    (finished, damaged), killed = runs_in(directory), list(staged(directory))
     if as_json:
         _print_json(
             {
@@ -1008,6 +1012,7 @@ def list_runs(
                     }
                     for path, meta in finished
                 ],
+                "damaged": [{"run_dir": str(path), "why": why} for path, why in damaged],
                 "killed": [k.to_json() for k in killed],
                 "removed": [k.to_json() for k in removed],
             }
@@ -1026,6 +1031,8 @@ def list_runs(
         created = (meta.created or "-").replace("T", " ").removesuffix("+00:00")  # UTC, as train writes it
         table.add_row(Text(path.name), Text(meta.recipe), *accuracies, Text(meta.data_shown()), Text(created))
     out.print(table)
+    for path, why in damaged:
+        out.print(f"damaged run: {path} ({why}); train it again or remove it", markup=False)
     for k in removed:
         out.print(f"removed {k.path} (a killed run of {k.recipe or 'unknown recipe'}, {k.epoch} epoch(s) finished)",
                   markup=False)  # fmt: skip

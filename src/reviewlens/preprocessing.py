@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from reviewlens.characters import CharacterEncoder
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import read_json
 from reviewlens.registry import Registry
 from reviewlens.sequences import SequenceVectorizer
 from reviewlens.text import BagOfWords
@@ -74,13 +75,12 @@ def save_preprocessor(preprocessor: Preprocessor, directory: Path) -> None:
 
 
 def load_preprocessor(directory: Path) -> Preprocessor:
-    """The run's preprocessing step from its ``vectorizer.json`` (runs before format 2 hold a bag of words)."""
+    """The run's preprocessing step from its ``vectorizer.json`` (runs before format 2 hold a bag of words), read
+    within its bound and depth (``reviewlens.files``)."""
     path = directory / VECTORIZER_FILE
+    config = read_json(path, "train the model again")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
         kind = config.pop("kind", BagOfWords.kind)
         return PREPROCESSORS[kind].from_config(config)
-    except FileNotFoundError:
-        raise ReviewlensError(f"{path} is missing from the run; train the model again") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, LookupError, TypeError, ValueError, AttributeError) as error:
+    except (LookupError, TypeError, ValueError, AttributeError) as error:
         raise ReviewlensError(f"{path} is corrupt ({type(error).__name__}: {error}); train the model again") from None

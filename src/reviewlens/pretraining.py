@@ -40,6 +40,7 @@ from reviewlens import __version__
 from reviewlens.checkpoints import Checkpoint, Staging
 from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import FileError, read_json
 from reviewlens.runs import library_versions, write_json
 from reviewlens.sequences import SequenceVectorizer
 from reviewlens.training import check_writable
@@ -54,8 +55,6 @@ OUTPUT_FILE = "output.npz"
 OUTPUT_WARMUP_STEPS = 300
 #: What a continued encoder fixes: its sizes (and, for the Transformer, its positions) are not settings any more.
 MODEL_FIELDS = ("objective", "vocabulary", "embedding", "units", "layers", "heads", "dense", "direction")
-#: What an encoder's metadata or vocabulary may weigh: far above any real one (20,000 words are ~200 KB).
-MAX_JSON_BYTES = 64 * 2**20
 #: Reviews held out of the pretraining text to measure its validation perplexity (pretraining text, not labels).
 HELD_OUT = 256
 Log = Callable[[str], None]
@@ -517,25 +516,13 @@ def _bad(path: Path, why: str) -> ReviewlensError:
 
 
 def _read_json(path: Path, name: str) -> Any:
-    """``path/name`` decoded, read only if it is a regular file (links followed) of at most ``MAX_JSON_BYTES``:
-    a device, a FIFO or a folder is never part of an encoder, and nothing is read without a bound (the encoder's
-    ``.keras`` file is checked as a zip, which reads its members' sizes from its directory)."""
-    file = path / name
+    """``path/name`` decoded, by the one bounded reader (``reviewlens.files.read_json``: a regular file within its
+    kind's bound and nesting depth), a failure said as the encoder's (the encoder's ``.keras`` file is checked as a
+    zip, which reads its members' sizes from its directory)."""
     try:
-        if not stat.S_ISREG(file.stat().st_mode):
-            raise _bad(path, f"its {name} is not a regular file")
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise _bad(path, f"it has no {name}") from None
-    except OSError as error:
-        raise _bad(path, f"its {name} is unreadable ({type(error).__name__})") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise _bad(path, f"its {name} is larger than {MAX_JSON_BYTES:,} bytes")
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        raise _bad(path, f"its {name} is unreadable ({type(error).__name__})") from None
+        return read_json(path / name, "pretrain again")
+    except FileError as error:
+        raise _bad(path, f"its {name} {error.why}") from None
 
 
 def read_encoder_metadata(path: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
-import stat
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -24,6 +24,7 @@ import numpy as np
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import BINARY_LABELS, decide, predicted_labels
 from reviewlens.explain import Explanation
+from reviewlens.files import MAX_BYTES, FileError, check_size, read_json
 from reviewlens.predictors import PREDICTORS, Predictor
 from reviewlens.preprocessing import VECTORIZER_FILE, Preprocessor, load_preprocessor
 
@@ -36,7 +37,7 @@ PREDICTIONS_FILE = "predictions.npz"
 FORMAT_VERSION = 2
 
 #: ``metadata.json`` of the largest run is a few kB; a file far larger is not one (a link to /dev/zero...).
-MAX_METADATA_BYTES = 16 * 2**20
+MAX_METADATA_BYTES = MAX_BYTES[METADATA_FILE]
 
 Runtime = Literal["auto", "numpy", "keras"]
 RUNTIMES: tuple[str, ...] = ("auto", "numpy", "keras")
@@ -134,16 +135,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _regular_file(path: Path) -> None:
-    """Refuse what is not a regular file (links followed): a device, a FIFO or a folder is never part of a run."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as error:
-        raise ReviewlensError(f"{path} cannot be read ({error.strerror or error}); train the model again") from None
-    if not stat.S_ISREG(mode):
-        raise ReviewlensError(f"{path} is not a regular file, so it is not part of a run; train the model again")
-
-
 def _sha256(path: Path) -> str:
     """The file's SHA-256, read in chunks (a run's weights may be larger than memory should hold twice)."""
     with open(path, "rb") as handle:
@@ -152,7 +143,8 @@ def _sha256(path: Path) -> str:
 
 def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
     """The run's metadata, after checking the directory is a complete, unaltered run of a format this reviewlens
-    reads: every file regular, bounded where it is read whole, and matching its checksum."""
+    reads: every file regular, within its kind's bound (``reviewlens.files.MAX_BYTES``, checked before a byte is
+    read) and matching its checksum."""
     path = Path(run_dir)
     if not path.is_dir():
         raise ReviewlensError(f"{path} is not a run directory; pass a directory written by `reviewlens train`")
@@ -161,27 +153,17 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
         raise ReviewlensError(
             f"{path} has no {METADATA_FILE}, so it is not a complete run; train again with `reviewlens train`"
         )
-    _regular_file(meta_path)
+    decoded = read_json(meta_path, "train the model again")
+    version = decoded.get("format_version", 1) if isinstance(decoded, dict) else 1
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ReviewlensError(
+            f"{path} was written by a newer reviewlens (run format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade reviewlens to load it"
+        )
     try:
-        with open(meta_path, "rb") as handle:
-            raw = handle.read(MAX_METADATA_BYTES + 1)
-    except OSError as error:
-        raise ReviewlensError(f"{meta_path} cannot be read ({error.strerror or error}); train again") from None
-    if len(raw) > MAX_METADATA_BYTES:
-        raise ReviewlensError(f"{meta_path} is larger than {MAX_METADATA_BYTES:,} bytes, so it is not run metadata")
-    try:
-        decoded = msgspec.json.decode(raw)
-        version = decoded.get("format_version", 1) if isinstance(decoded, dict) else 1
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise ReviewlensError(
-                f"{path} was written by a newer reviewlens (run format {version}, this one reads up to "
-                f"{FORMAT_VERSION}); upgrade reviewlens to load it"
-            )
         metadata = RunMetadata.from_dict(decoded)
     except msgspec.ValidationError as error:
         raise ReviewlensError(f"{meta_path} is not reviewlens run metadata ({error}); train the model again") from None
-    except msgspec.DecodeError as error:
-        raise ReviewlensError(f"{meta_path} is corrupt ({error}); train the model again") from None
     for kind in metadata.predictors:
         if kind not in PREDICTORS:
             raise ReviewlensError(
@@ -194,24 +176,28 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
         file = path / name
         if not file.exists():
             raise ReviewlensError(f"{file} is missing from the run; train the model again")
-        _regular_file(file)
+        check_size(file, "train the model again")
         if _sha256(file) != digest:
             raise ReviewlensError(f"{file} does not match its checksum in {METADATA_FILE}; it is corrupt, train again")
     return metadata
 
 
-def runs_in(directory: Path) -> list[tuple[Path, RunMetadata]]:
-    """The run directories in ``directory`` and their metadata, by name: those with a ``metadata.json`` that
-    decodes (their files are checked where a run loads, by ``read_metadata``); hidden ones are passed over."""
-    found = []
+def runs_in(directory: Path) -> tuple[list[tuple[Path, RunMetadata]], list[tuple[Path, str]]]:
+    """The run directories in ``directory`` by name, with their metadata, and those whose ``metadata.json`` cannot
+    be read, with why (their other files are checked where a run loads, by ``read_metadata``); folders without a
+    ``metadata.json`` and hidden ones are passed over."""
+    found, damaged = [], []
     for path in sorted(directory.iterdir()) if directory.is_dir() else []:
-        if path.name.startswith(".") or not (path / METADATA_FILE).is_file():
+        meta_path = path / METADATA_FILE
+        if path.name.startswith(".") or not (meta_path.exists() or meta_path.is_symlink()):
             continue
         try:
-            found.append((path, RunMetadata.from_dict(msgspec.json.decode((path / METADATA_FILE).read_bytes()))))
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            continue
-    return found
+            found.append((path, RunMetadata.from_dict(read_json(meta_path, "train it again"))))
+        except FileError as error:
+            damaged.append((path, f"its {METADATA_FILE} {error.why}"))
+        except msgspec.ValidationError as error:
+            damaged.append((path, f"its {METADATA_FILE} is not run metadata ({error})"))
+    return found, damaged
 
 
 def choose_predictor(metadata: RunMetadata, runtime: Runtime, where: Path) -> type[Predictor]:
@@ -358,8 +344,12 @@ def read_predictions(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     path = Path(run_dir) / PREDICTIONS_FILE
     if not path.is_file():
         raise ReviewlensError(f"{path} is missing: runs of format 1 did not keep their predictions; train again")
-    with np.load(path) as arrays:
-        return {name: arrays[name] for name in arrays.files}
+    check_size(path, "train the model again")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:  # an object array would need pickle: refused
+            return {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ReviewlensError(f"{path} cannot be read ({error}); train the model again") from None
 
 
 def write_json(path: Path, payload: object) -> None:

@@ -44,6 +44,7 @@ from filelock import FileLock, Timeout
 from reviewlens.data.sources import MAX_REVIEW_BYTES
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import predicted_labels
+from reviewlens.files import read_json
 from reviewlens.runs import METADATA_FILE, read_metadata
 from reviewlens.text import is_blank
 
@@ -914,10 +915,7 @@ def _claim(job: ScoreJob, manifest: dict[str, Any]) -> None:
     out, path = job.out, job.out / MANIFEST_FILE
     others = [p for p in out.rglob("*") if p.is_file() and p != path and not _hidden(p.relative_to(out))]
     if path.is_file() and others:
-        try:
-            held = msgspec.json.decode(path.read_bytes())
-        except msgspec.DecodeError:
-            raise ReviewlensError(f"{path} is corrupt; pass another --output or remove {out}") from None
+        held = read_json(path, f"pass another --output or remove {out}")
         if not isinstance(held, dict) or held.get("metadata_sha256") != manifest["metadata_sha256"]:
             name = held.get("run") if isinstance(held, dict) else None
             raise ReviewlensError(

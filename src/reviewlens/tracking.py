@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import FileError, read_json
 
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata
@@ -265,9 +266,10 @@ def _params(values: Mapping[str, object]) -> list[Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A killed run's tracker state; ``{}`` where it cannot be read (a new tracked run then starts)."""
     try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        found = read_json(path, "")
+    except FileError:
         return {}
     return found if isinstance(found, dict) else {}
 

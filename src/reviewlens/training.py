@@ -82,7 +82,9 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise ReviewlensError(f"--out: {folder} is under a file, not a folder; choose another --out") from None
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        where = f"{folder} is a file" if file == folder else f"{folder} is under the file {file}"
+        raise ReviewlensError(f"--out: {where}, not a folder; choose another --out") from None
     except OSError as error:
         raise ReviewlensError(
             f"--out: cannot make the folder {folder} ({error.strerror or error}); choose another --out"

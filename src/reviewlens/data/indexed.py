@@ -8,7 +8,6 @@ of the vocabulary, and word of rank r (1 the most frequent) is r + 3.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import zipfile
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import read_json
 from reviewlens.text import BagOfWords, tokenize
 
 WORD_INDEX_FILE = "imdb_word_index.json"
@@ -150,10 +150,7 @@ def _read_npz(path: Path) -> tuple[tuple[list[list[int]], np.ndarray], tuple[lis
 
 def read_word_index(path: str | os.PathLike[str]) -> dict[str, int]:
     """A ``imdb_word_index.json``: each word's frequency rank."""
-    try:
-        index = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReviewlensError(f"{path} is not a word index (a JSON object of word: rank): {error}") from None
+    index = read_json(Path(path), "pass a word index (a JSON object of word: rank)")
     if not isinstance(index, dict) or not all(isinstance(v, int) for v in index.values()):
         raise ReviewlensError(f"{path} is not a word index (a JSON object of word: rank)")
     return index

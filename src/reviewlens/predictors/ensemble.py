@@ -26,6 +26,7 @@ from scipy.special import expit
 
 from reviewlens.calibration import logits
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import read_bytes, read_json
 from reviewlens.predictors import Predictor, Runtime, binary_columns, register_predictor
 from reviewlens.preprocessing import Preprocessor
 
@@ -96,13 +97,13 @@ class EnsemblePredictor(Predictor):
         from reviewlens.runs import METADATA_FILE, Run
 
         path = directory / ENSEMBLE_FILE
+        config = read_json(path, "train the ensemble again")
         try:
-            config = json.loads(path.read_text(encoding="utf-8"))
             entries, weights, bias = config["members"], config["weights"], float(config["bias"])
             combination = str(config.get("combination", "stacking"))  # ensembles before "mean" stacked
             names = [str(entry["directory"]) for entry in entries]
             digests = [str(entry["metadata_sha256"]) for entry in entries]
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise ReviewlensError(f"{path} cannot be read ({error}); train the ensemble again") from None
         members = []
         for name, digest in zip(names, digests, strict=True):
@@ -110,7 +111,8 @@ class EnsemblePredictor(Predictor):
                 raise ReviewlensError(f"{path} names the member {name!r}, which is not a folder of {MEMBERS_DIR}/")
             member_dir = directory / MEMBERS_DIR / name
             meta = member_dir / METADATA_FILE
-            if not meta.is_file() or hashlib.sha256(meta.read_bytes()).hexdigest() != digest:
+            held = read_bytes(meta, "train the ensemble again") if meta.is_file() else b""
+            if hashlib.sha256(held).hexdigest() != digest:
                 raise ReviewlensError(f"{member_dir} is missing or altered; train the ensemble again")
             members.append(Run(member_dir, runtime=cls.member_runtime))
         if combination not in COMBINATIONS:
