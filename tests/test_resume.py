@@ -136,6 +136,29 @@ def test_runs_lists_killed_runs_and_cleans_only_dead_ones(trained_run: Path, tmp
         live.remove()
 
 
+def test_runs_clean_removes_only_what_reviewlens_made_and_follows_no_link(tmp_path: Path) -> None:
+    runs, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    (runs / ".notes.partial").mkdir(parents=True)
+    (runs / ".notes.partial" / "f").write_text("x")  # a user's own folder that happens to be named so
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("y")
+    (runs / ".x.partial").symlink_to(elsewhere, target_is_directory=True)
+    killed = Staging(runs / "killed")
+    killed.begin({"recipe": "bow-bigram", "epochs": 3}, resume=False)
+    killed._lock.release()  # as a killed run leaves it
+    cleaned = run("runs", str(runs), "--clean", "--json")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert [k["path"] for k in json.loads(cleaned.stdout)["removed"]] == [str(killed.path)]
+    assert json.loads(cleaned.stdout)["killed"] == []  # nor is a user's folder or a link listed as a killed run
+    assert (runs / ".notes.partial" / "f").read_text() == "x"
+    assert (runs / ".x.partial").is_symlink() and sorted(p.name for p in elsewhere.iterdir()) == ["keep"]
+    # Training into the name of a user's folder says it is in the way, and writes nothing into it.
+    for resume in ([], ["--resume"]):
+        refused = run("train", "--recipe", "bow-bigram", "--out", str(runs / "notes"), *resume)
+        assert refused.returncode == 2 and "was not made by reviewlens" in refused.stderr, refused.stderr
+    assert sorted(p.name for p in (runs / ".notes.partial").iterdir()) == ["f"]
+
+
 def test_runs_of_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     result = run("runs", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "nowhere is not a folder of runs" in result.stderr

@@ -166,6 +166,31 @@ def test_an_output_folder_being_written_is_refused_and_freed_after(
     assert sorted(p.name for p in job.out.iterdir()) == ["a.parquet", MANIFEST_FILE]
 
 
+def test_a_rerun_scores_again_the_shards_whose_input_changed(
+    trained_run: Path, texts: list[str], tmp_path: Path
+) -> None:
+    shards, out = tmp_path / "d", tmp_path / "o"
+    shards.mkdir()
+    for i in range(3):
+        (shards / f"part-0{i}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[i::3]))
+    args = ["score", str(trained_run), str(shards), "--output", str(out), "--json"]
+    assert cli(*args).returncode == 0
+    rewritten = texts[:5]
+    (shards / "part-00.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rewritten))
+    touched = shards / "part-01.jsonl"  # a new modification time, the same content: still done
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "scoring 1 shard(s) again: their input changed" in again.stderr and "skipped 2 shard(s)" in again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["shards_done_before"], summary["shards_rescored"], summary["rows"]) == (2, 1, len(rewritten))
+    scores = pq.read_table(out / "part-00.parquet").column("score").to_numpy()
+    np.testing.assert_allclose(scores, reviewlens.load(trained_run).predict(rewritten), atol=1e-6)
+    (shards / "part-02.jsonl").write_text(json.dumps({"text": "A new review."}) + "\n")
+    plain = cli(*args[:-1])  # the closing line says so too
+    assert plain.returncode == 0 and "2 were done before; 1 rescored because their input changed" in plain.stdout
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_kill_9_mid_job_then_a_rerun_gives_the_uninterrupted_output(
     trained_run: Path, texts: list[str], tmp_path: Path

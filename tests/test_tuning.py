@@ -98,21 +98,45 @@ def test_a_killed_study_continues_its_killed_trial_from_its_checkpoint_and_count
             raise Killed
         seen.append(sorted(p.name for p in staging_dir(out).glob("*")))
 
-    scores = [(0.8, 0.8), (0.0, 0.0), (0.9, 0.9), (0.7, 0.7)]
+    scores = [(0.8, 0.8), (0.0, 0.0), (0.9, 0.9), (0.7, 0.7), (0.6, 0.6)]
     monkeypatch.setattr(tuning, "train", fake_train(trained_run, calls, scores, act))
     folder = tmp_path / "t"
     with pytest.raises(Killed):
         tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=3)
-    result = tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=3)
-    assert [row.state for row in result.trials] == ["complete", "failed or killed", "complete"]
+    result = tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=3)  # the killed one does not count
+    assert [row.state for row in result.trials] == ["complete", "failed or killed", "complete", "complete"]
     retried = calls[2]
     assert retried["recipe"] == calls[1]["recipe"] and retried["resume"] is True  # the same settings, resumed
-    assert seen[-1] == ["checkpoint.npz"]  # the killed trial's checkpoint, under the new trial's name
+    assert seen[1] == ["checkpoint.npz"]  # the killed trial's checkpoint, under the new trial's name
     assert result.best.number == 2
     # The same command with room for one more trial: one more trial, numbered after the others.
     result = tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=4)
-    assert [row.number for row in result.trials] == [0, 1, 2, 3] and len(calls) == 4
-    assert len(table(folder)) == 4
+    assert [row.number for row in result.trials] == [0, 1, 2, 3, 4] and len(calls) == 5
+    assert len(table(folder)) == 5
+
+
+def test_a_study_killed_in_its_last_trial_runs_the_retry_when_resumed(
+    trained_run: Path, session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def act(call: int, out: Path) -> None:
+        if call == 3:  # the fourth and last trial is killed
+            raise Killed
+
+    scores = [(0.8, 0.8), (0.7, 0.7), (0.6, 0.6), (0.0, 0.0), (0.9, 0.9)]
+    monkeypatch.setattr(tuning, "train", fake_train(trained_run, calls, scores, act))
+    folder = tmp_path / "t"
+    with pytest.raises(Killed):
+        tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=4)
+    logged: list[str] = []
+    result = tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=4, log=logged.append)
+    assert len(calls) == 5 and calls[4]["recipe"] == calls[3]["recipe"]  # the retry ran
+    assert [row.state for row in result.trials] == ["complete"] * 3 + ["failed or killed", "complete"]
+    assert result.best.number == 4 and not any("spent" in line for line in logged)
+    again: list[str] = []
+    tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=4, log=again.append)
+    assert len(calls) == 5 and any("has run its 4 trial(s) (--trials 4)" in line for line in again)
 
 
 def test_a_budget_that_cannot_fit_one_trial_is_one_line_and_keeps_nothing(

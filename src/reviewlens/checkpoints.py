@@ -10,7 +10,10 @@ inside it and renamed into place, then the staging directory goes: a run directo
 
 A training process holds ``lock`` (``filelock``: an OS lock, freed by the kernel when the process dies, however
 it dies) while it trains, so a staging directory whose lock is free was left by a killed or failed run:
-``train --resume`` continues it, ``reviewlens runs --clean`` removes it.
+``train --resume`` continues it, ``reviewlens runs --clean`` removes it. A hidden ``.NAME.partial`` folder is
+taken for one only where reviewlens made it (its ``state.json`` carries the staging mark, or it holds nothing but
+the lock of a run killed as it began) and it is a folder, not a link: a user's own folder of that name, or a link
+to one, is never listed, locked or removed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ SUFFIX = ".partial"
 STATE_FILE = "state.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 LOCK_FILE = "lock"
+#: In every ``state.json``: what marks a staging directory as made by reviewlens (and so one ``--clean`` removes).
+MARK = {"staging": "reviewlens"}
+_PROCESS_KEYS = {"pid", "host", "started"}  # what every state.json has named, from before the mark was written
 RUN_SUBDIR = "run"  # where the finished run is written before it is renamed into place
 _PROGRESS = "progress"  # the checkpoint's JSON member
 T = TypeVar("T")
@@ -144,7 +150,7 @@ class Staging:
         """Take the staging directory for a run of ``settings`` (JSON): a new one, or with ``resume`` the one a
         killed run of the same settings left, whose last checkpoint becomes ``resumed``."""
         settings = json.loads(json.dumps(settings, default=str))  # as state.json holds them: paths as text
-        process = {"pid": os.getpid(), "host": socket.gethostname(),
+        process = {**MARK, "pid": os.getpid(), "host": socket.gethostname(),
                    "started": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
         if not resume:
             try:
@@ -159,6 +165,8 @@ class Staging:
                 f"--resume: there is no killed run of {self.run_dir} to continue ({self.path} does not exist); "
                 "pass the --out of the killed run (`reviewlens runs` lists them), or train without --resume"
             )
+        if not is_staging(self.path):
+            raise ReviewlensError(self._not_ours_message())
         self._hold()
         try:
             saved = read_state(self.path)
@@ -192,7 +200,13 @@ class Staging:
                 "wait for it, or choose another --out"
             ) from None
 
+    def _not_ours_message(self) -> str:
+        return (f"{self.path} is in the way and was not made by reviewlens (no staging state in it, or a link); "
+                "move it away, or choose another --out")  # fmt: skip
+
     def _found_message(self) -> str:
+        if not is_staging(self.path):
+            return self._not_ours_message()
         state = read_state(self.path) or {}
         epoch = _last_epoch(self.path)
         if is_live(self.path):
@@ -281,12 +295,29 @@ class Killed:
         return {**dataclasses.asdict(self), "path": str(self.path), "run_dir": str(self.run_dir)}
 
 
+def is_staging(path: Path) -> bool:
+    """Whether ``path`` is a staging directory reviewlens made: a folder (not a link to one) whose ``state.json``
+    carries ``MARK`` (or names its process, as states did before the mark), or that holds only the empty lock a run
+    killed before it wrote its state leaves. Anything else named ``.NAME.partial`` is a user's."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    state = read_state(path)
+    if state is not None:
+        return all(state.get(key) == value for key, value in MARK.items()) or state.keys() >= _PROCESS_KEYS
+    try:
+        inside = list(path.iterdir())
+        lock = path / LOCK_FILE
+        return inside == [lock] and not lock.is_symlink() and lock.is_file() and lock.stat().st_size == 0
+    except OSError:
+        return False
+
+
 def staged(directory: Path) -> Iterator[Killed]:
-    """The staging directories in ``directory``, by name."""
+    """The staging directories reviewlens made in ``directory`` (``is_staging``), by name."""
     if not directory.is_dir():
         return
     for path in sorted(directory.glob(f".*{SUFFIX}")):
-        if not path.is_dir():
+        if not is_staging(path):
             continue
         state = read_state(path) or {}
         yield Killed(
@@ -304,7 +335,8 @@ def staged(directory: Path) -> Iterator[Killed]:
 def clean(directory: Path) -> list[Killed]:
     """Remove the staging directories in ``directory`` that no live process holds; return what was removed.
 
-    Each is removed while holding its lock, so a ``train --resume`` cannot start in it meanwhile."""
+    Each is removed while holding its lock, so a ``train --resume`` cannot start in it meanwhile; one that stopped
+    being a staging directory meanwhile (replaced by a link) is left."""
     removed = []
     for killed in staged(directory):
         lock = FileLock(killed.path / LOCK_FILE, timeout=0)
@@ -313,7 +345,9 @@ def clean(directory: Path) -> list[Killed]:
         except (Timeout, OSError):
             continue
         try:
-            shutil.rmtree(killed.path)
+            shutil.rmtree(killed.path)  # never follows a link: it refuses one at the top, unlinks those inside
+        except OSError:
+            continue
         finally:
             lock.release()
         removed.append(dataclasses.replace(killed, live=False))

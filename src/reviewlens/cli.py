@@ -696,12 +696,18 @@ class _ScoreProgress:
         self.started = 0.0
         self.rows = self.bad = 0
 
-    def plan(self, todo: list[Any], done: list[Any]) -> None:
+    def plan(self, todo: list[Any], done: list[Any], changed: list[Any]) -> None:
         import time
 
+        def names(shards: list[Any]) -> str:
+            return ", ".join(str(shard.path) for shard in shards[:3]) + (", ..." if len(shards) > 3 else "")
+
         if done:
-            names = ", ".join(str(shard.path) for shard in done[:3]) + (", ..." if len(done) > 3 else "")
-            err.print(Text(f"skipped {len(done):,} shard(s) already scored in the output folder: {names}", style="dim"))
+            err.print(Text(f"skipped {len(done):,} shard(s) already scored in the output folder: {names(done)}",
+                           style="dim"))  # fmt: skip
+        if changed:
+            err.print(Text(f"scoring {len(changed):,} shard(s) again: their input changed since they were scored "
+                           f"(or was not recorded): {names(changed)}", style="dim"))  # fmt: skip
         self.progress.update(self.task, total=sum(shard.path.stat().st_size for shard in todo) or None)
         self.started = time.perf_counter()
 
@@ -771,7 +777,7 @@ def score(
     as_json: JsonOption = False,
 ) -> None:
     """Score files of reviews in bulk, streaming: a shard of id, score, label and run per input shard; a rerun
-    skips the shards already done."""
+    skips the shards already done from the same input."""
     from rich.progress import TimeRemainingColumn
 
     from reviewlens.scoring import ScoreJob, default_workers
@@ -797,6 +803,8 @@ def score(
         return
     rate = f", {summary.rows / summary.seconds:,.0f} reviews/s" if summary.seconds > 0 and summary.rows else ""
     done = f"; {summary.shards_done_before} were done before" if summary.shards_done_before else ""
+    if summary.shards_rescored:
+        done += f"; {summary.shards_rescored} rescored because their input changed"
     out.print(
         f"scored {summary.rows:,} reviews of {summary.shards} shard(s) in {summary.seconds:.1f} s{rate}{done}; "
         f"{summary.rows_skipped:,} bad rows skipped -> {summary.out}",

@@ -135,8 +135,8 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _sha256(path: Path) -> str:
-    """The file's SHA-256, read in chunks (a run's weights may be larger than memory should hold twice)."""
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in chunks (a run's weights, or a shard to score, may be larger than memory)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
@@ -177,7 +177,7 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> RunMetadata:
         if not file.exists():
             raise ReviewlensError(f"{file} is missing from the run; train the model again")
         check_size(file, "train the model again")
-        if _sha256(file) != digest:
+        if sha256_of(file) != digest:
             raise ReviewlensError(f"{file} does not match its checksum in {METADATA_FILE}; it is corrupt, train again")
     return metadata
 

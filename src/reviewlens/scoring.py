@@ -4,9 +4,10 @@ An input is a file or a directory of shards: CSV, JSON lines, Parquet, or plain 
 each but Parquet optionally ``.gz``. Each shard is read in record batches (pyarrow's readers; JSON lines and
 text through msgspec and a line splitter, so that one bad line is one bad row, not a failed block), scored
 with ``Run.predict`` and written as it goes, so memory stays flat however large the input. A shard's output is
-written under a hidden temporary name and renamed when whole: an output file that exists is done, and a rerun
-skips it. ``score.json`` in the output folder names the run (its metadata's SHA-256) and the settings;
-another run's or other settings' output folder is refused.
+written under a hidden temporary name and renamed when whole, then its input is recorded (size, modification
+time, SHA-256) in ``.score.sources.jsonl``: a rerun skips an output shard whose input is still what it was
+scored from, and scores again one whose input changed (or is not recorded). ``score.json`` in the output folder
+names the run (its metadata's SHA-256) and the settings; another run's or other settings' output folder is refused.
 
 A bad row (a missing or non-string text, invalid UTF-8, a text over ``max_review_bytes``, a blank text, a
 line that is not JSON, a CSV row with the wrong number of fields) is reported with its file and row, counted
@@ -45,7 +46,7 @@ from reviewlens.data.sources import MAX_REVIEW_BYTES
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import predicted_labels
 from reviewlens.files import read_json
-from reviewlens.runs import METADATA_FILE, read_metadata
+from reviewlens.runs import METADATA_FILE, read_metadata, sha256_of
 from reviewlens.text import is_blank
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ OUTPUT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
 #: Input formats by file suffix (before an optional ``.gz``).
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".txt": "text"}
 MANIFEST_FILE = "score.json"
+#: A JSON line per output shard written, the input it was scored from (a shard's last line counts).
+SOURCES_FILE = ".score.sources.jsonl"
 LOCK_FILE = ".score.lock"
 #: Rows read, scored and written at a time: large enough that per-call costs vanish, small enough to stay flat.
 BATCH_ROWS = 4096
@@ -76,6 +79,62 @@ class Shard:
 
     def output_name(self, output_format: str) -> str:
         return f"{self.name}.{output_format}"
+
+
+class Source(msgspec.Struct, frozen=True):
+    """What an output shard was scored from: its input shard's path, size, modification time and SHA-256."""
+
+    shard: str  # ``Shard.name``
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, shard: Shard) -> Source:
+        """The input as it is now, taken before it is read: a change while it is scored shows at the next run."""
+        try:
+            info = shard.path.stat()
+            return cls(shard.name, str(shard.path), info.st_size, info.st_mtime_ns, sha256_of(shard.path))
+        except OSError as error:
+            raise ReviewlensError(f"{shard.path} cannot be read ({error.strerror or error}); check it") from None
+
+    def matches(self, shard: Shard) -> bool:
+        """Whether the shard's input is still what was scored: the same size, and the same modification time (as
+        make and rsync judge) or, where that moved, the same content."""
+        try:
+            info = shard.path.stat()
+            return info.st_size == self.size and (
+                info.st_mtime_ns == self.mtime_ns or sha256_of(shard.path) == self.sha256
+            )
+        except OSError:  # unreadable now: scored again, where its reader says why
+            return False
+
+
+def _recorded(out: Path) -> dict[str, Source]:
+    """The last source recorded for each shard in ``out`` (a line a crash cut short is passed over)."""
+    try:
+        lines = (out / SOURCES_FILE).read_bytes().splitlines()
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise ReviewlensError(f"{out / SOURCES_FILE} cannot be read ({error.strerror or error}); check it") from None
+    decoder = msgspec.json.Decoder(Source)
+    found = {}
+    for line in lines:
+        with contextlib.suppress(msgspec.DecodeError):  # ValidationError too
+            source = decoder.decode(line)
+            found[source.shard] = source
+    return found
+
+
+def _record(out: Path, source: Source) -> None:
+    """Append what a shard just written was scored from (after its rename: a kill between the two leaves an
+    output shard with no record, or an older one, and it is scored again)."""
+    with open(out / SOURCES_FILE, "ab") as handle:
+        handle.write(msgspec.json.encode(source) + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 @dataclass(frozen=True)
@@ -138,6 +197,7 @@ class Summary:
     rows_skipped: int
     seconds: float
     bad_rows: list[BadRow] = field(default_factory=list)  # the first REPORTED_BAD_ROWS
+    shards_rescored: int = 0  # done before, scored again: their input changed since (or was not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +205,7 @@ class Summary:
             "out": self.out,
             "shards": self.shards,
             "shards_done_before": self.shards_done_before,
+            "shards_rescored": self.shards_rescored,
             "rows": self.rows,
             "rows_skipped": self.rows_skipped,
             "seconds": round(self.seconds, 3),
@@ -519,6 +580,7 @@ class Predictions(Protocol):
 def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events, predictions: Predictions) -> ShardResult:
     """Score one shard into ``job.out``, in order: written under a hidden name and renamed when whole."""
     started = time.perf_counter()
+    source = Source.of(shard)
     final = job.out / shard.output_name(job.format)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.partial")
@@ -568,6 +630,7 @@ def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events, predictio
             writer = _Writer(temporary, job.format, output_schema(False))
         writer.close()
         os.replace(temporary, final)
+        _record(job.out, source)
     finally:
         for *_, future in pending:
             future.cancel()
@@ -944,10 +1007,11 @@ def score(
     engine: str = "local",
     workers: int = 1,
     address: str | None = None,
-    on_plan: Callable[[list[Shard], list[Shard]], None] | None = None,
+    on_plan: Callable[[list[Shard], list[Shard], list[Shard]], None] | None = None,
 ) -> Summary:
-    """Score every shard of ``inputs`` not already in ``job.out``; ``on_plan(to_score, done_before)`` is told
-    which are which before scoring starts."""
+    """Score every shard of ``inputs`` not already in ``job.out`` from the same input; ``on_plan(to_score,
+    done_before, changed)`` is told which are which before scoring starts (``changed``: in ``to_score``, output
+    shards that are there but whose input changed since, or was not recorded)."""
     if job.format not in OUTPUT_FORMATS:
         raise ReviewlensError(f"unknown output format {job.format!r}; use parquet, csv or jsonl")
     if engine not in ENGINES:
@@ -974,12 +1038,17 @@ def score(
         ) from None
     with lock:
         _claim(job, manifest)
-        done = [s for s in shards if (job.out / s.output_name(job.format)).is_file()]
-        todo = [s for s in shards if s not in done]
+        recorded = _recorded(job.out)
+        written = [s for s in shards if (job.out / s.output_name(job.format)).is_file()]
+        done = [s for s in written if s.name in recorded and recorded[s.name].matches(s)]
+        kept = set(done)
+        changed = [s for s in written if s not in kept]
+        todo = [s for s in shards if s not in kept]
         if on_plan is not None:
-            on_plan(todo, done)
+            on_plan(todo, done, changed)
         started = time.perf_counter()
         summary = Summary(manifest["run"], str(job.out), len(shards), len(done), 0, 0, 0.0)
+        summary.shards_rescored = len(changed)
         collecting = _Collecting(events, summary.bad_rows)
         for result in scorer.score(job, todo, collecting):
             summary.rows += result.rows

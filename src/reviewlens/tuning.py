@@ -288,11 +288,16 @@ def _tune(
     _retry_killed(study, folder, log)
 
     clock = _Clock(budget, float(study.user_attrs.get("spent_s", 0.0)))
-    finished = [t for t in study.trials if t.state.is_finished()]
+    retried = {t.user_attrs.get("retry_of") for t in study.trials}
+    # A killed trial does not count: its retry (queued, or run) does.
+    finished = [t for t in study.trials if t.state.is_finished() and t.number not in retried]
     left = None if trials is None else trials - len(finished)
-    if clock.left <= 0 or (left is not None and left <= 0):
-        log(f"{folder} has spent its budget ({duration(clock.spent)}) or trials ({len(finished)}); pass a larger "
-            "--budget or --trials to search further")  # fmt: skip
+    if clock.left <= 0:
+        log(f"{folder} has spent its budget ({duration(clock.spent)} of {duration(budget)}); pass a larger --budget "
+            "to search further")  # fmt: skip
+    elif left is not None and left <= 0:
+        log(f"{folder} has run its {len(finished)} trial(s) (--trials {trials}); pass a larger --trials to search "
+            "further")  # fmt: skip
     else:
         log(f"searching {', '.join(recipe.search)} for {duration(clock.left)} in {folder}")
 
@@ -368,7 +373,8 @@ def _retry_killed(study: optuna.Study, folder: Path, log: Log) -> None:
 
     for killed in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(killed.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(killed.params, user_attrs={"baseline": killed.user_attrs.get("baseline", False)})
+        study.enqueue_trial(killed.params, user_attrs={"baseline": killed.user_attrs.get("baseline", False),
+                                                       "retry_of": killed.number})  # fmt: skip
         again = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))[-1]
         old, new = (staging_dir(folder / TRIALS_DIR / f"{number:03d}") for number in (killed.number, again.number))
         if old.is_dir():
