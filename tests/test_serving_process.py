@@ -282,3 +282,17 @@ def test_slow_bodies_are_cut_off_and_connections_are_capped_beside_a_served_clie
                 assert read_response(connection).startswith(b"HTTP/1.1 408 ")
         assert time.perf_counter() - started < 10
         assert httpx.post(f"{url}/v1/predict", json={"text": "a fine film"}, timeout=30).status_code == 200
+
+
+def test_sigterm_beside_a_stalled_upload_exits_after_the_grace_period_with_one_line(trained_run: Path):
+    with server(str(trained_run), "--body-timeout", "60", "--grace-period", "1") as (process, url, _):
+        with stalled_upload(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as stalled:
+            assert httpx.get(f"{url}/health").status_code == 200  # the upload's headers are in by now
+            process.send_signal(signal.SIGTERM)
+            stalled.settimeout(20)
+            assert read_response(stalled).startswith(b"HTTP/1.1 503 ")
+        output, _ = process.communicate(timeout=20)
+    assert stopped_cleanly(process, output), output
+    assert "Traceback" not in output and "Exception" not in output and "ERROR" not in output, output
+    [line] = [line for line in output.splitlines() if "grace period" in line]
+    assert "after the 1 s grace period" in line
