@@ -246,3 +246,53 @@ def test_slow_or_huge_headers_are_cut_off_and_idle_keep_alive_is_not(trained_run
                 assert read_response(patient).startswith(b"HTTP/1.1 200 ")
                 time.sleep(1.5)
         assert httpx.get(f"{url}/health").status_code == 200
+
+
+def stalled_upload(address: tuple[str, int], length: int = 100) -> socket.socket:
+    """A connection that sends a POST's headers and the first byte of its ``length``-byte body, then nothing."""
+    connection = socket.create_connection(address)
+    head = f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    connection.sendall(head.encode() + b"{")
+    return connection
+
+
+def test_slow_bodies_are_cut_off_and_connections_are_capped_beside_a_served_client(trained_run: Path):
+    with server(str(trained_run), "--body-timeout", "3", "--max-connections", "8") as (_, url, _):
+        address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        with socket.create_connection(address) as slow:  # a whole request at one byte every 0.2 s
+            start = time.perf_counter()
+            with pytest.raises(OSError):
+                slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n")
+                for byte in b"{" + b" " * 38 + b"}":
+                    slow.sendall(bytes([byte]))
+                    time.sleep(0.2)
+                    if time.perf_counter() - start > 15:
+                        raise AssertionError("the slow body was not cut off")
+            assert time.perf_counter() - start < 8
+        stalled = [stalled_upload(address) for _ in range(7)]
+        started = time.perf_counter()
+        served = httpx.post(f"{url}/v1/predict", json={"text": "a fine film"}, timeout=30)
+        assert served.status_code == 200 and time.perf_counter() - started < 3  # beside them, not after them
+        stalled.append(stalled_upload(address))  # the eighth: now at the cap
+        refused = httpx.post(f"{url}/v1/predict", json={"text": "a fine film"}, timeout=30)
+        assert refused.status_code == 503 and time.perf_counter() - started < 3  # at once, not held
+        for connection in stalled:
+            with connection:
+                connection.settimeout(15)
+                assert read_response(connection).startswith(b"HTTP/1.1 408 ")
+        assert time.perf_counter() - started < 10
+        assert httpx.post(f"{url}/v1/predict", json={"text": "a fine film"}, timeout=30).status_code == 200
+
+
+def test_sigterm_beside_a_stalled_upload_exits_after_the_grace_period_with_one_line(trained_run: Path):
+    with server(str(trained_run), "--body-timeout", "60", "--grace-period", "1") as (process, url, _):
+        with stalled_upload(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as stalled:
+            assert httpx.get(f"{url}/health").status_code == 200  # the upload's headers are in by now
+            process.send_signal(signal.SIGTERM)
+            stalled.settimeout(20)
+            assert read_response(stalled).startswith(b"HTTP/1.1 503 ")
+        output, _ = process.communicate(timeout=20)
+    assert stopped_cleanly(process, output), output
+    assert "Traceback" not in output and "Exception" not in output and "ERROR" not in output, output
+    [line] = [line for line in output.splitlines() if "grace period" in line]
+    assert "after the 1 s grace period" in line

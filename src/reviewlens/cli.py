@@ -1227,6 +1227,18 @@ def serve(
         float,
         typer.Option("--header-timeout", min=0.001, help="Seconds a request may take to send its headers."),
     ] = 5.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", min=0.001, help="Seconds a request may take to send its body (then 408)."),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", min=1, help="Open connections per worker; requests beyond get 503."),
+    ] = 256,
+    grace_period: Annotated[
+        float,
+        typer.Option("--grace-period", min=0, help="Seconds SIGTERM waits for the requests in flight (then 503)."),
+    ] = 30.0,
 ) -> None:
     """Serve runs over HTTP: a JSON prediction API, Prometheus metrics, and a page at / (no TensorFlow needed)."""
     from reviewlens.serving.config import ServeConfig, default_processes
@@ -1251,6 +1263,9 @@ def serve(
             cors_origins=cors_origins or [],
             log_texts=log_texts,
             header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            grace_period=grace_period,
         )
     )
 

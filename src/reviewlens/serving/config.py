@@ -44,6 +44,9 @@ class ServeConfig(BaseModel):
     header_timeout: float = Field(default=5.0, gt=0, description="seconds a request may take to send its headers")
     max_header_bytes: int = Field(default=64 * 1024, ge=1, description="most bytes of request line and headers")
     max_header_count: int = Field(default=100, ge=1, description="most header lines in one request")
+    body_timeout: float = Field(default=10.0, gt=0, description="seconds a request may take to send its body")
+    max_connections: int = Field(default=256, ge=1, description="open connections per worker; beyond, 503")
+    grace_period: float = Field(default=30.0, ge=0, description="seconds stopping waits for requests in flight")
 
     @property
     def loopback(self) -> bool:

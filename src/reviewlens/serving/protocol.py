@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with bounds on request headers: how long they take, how large, how many.
+"""uvicorn's httptools protocol with bounds on a request: how long its headers and body take, how large and
+how many its headers are, and how long a stopping server waits for it.
 
 uvicorn bounds none of these with httptools (h11 bounds only the size): a connection may take forever to
 send its headers, one byte at a time, because every byte received cancels the keep-alive timer and no
@@ -10,7 +11,14 @@ other timer runs while a request's headers arrive; and llhttp buffers a header o
 - a request line and headers over ``max_header_bytes``, or more than ``max_header_count`` header lines,
   get ``431 Request Header Fields Too Large`` and the connection is closed. Counted as the parser hands
   them over, and, while headers are incomplete, as bytes arrive (llhttp hands a header over only once
-  it ends, and buffers it until then): what is buffered stays within the bound plus one read.
+  it ends, and buffers it until then): what is buffered stays within the bound plus one read;
+- the body must be complete ``body_timeout`` seconds after the headers, else the client gets ``408 Request
+  Timeout`` and the connection is closed: uvicorn gives a body all the time it takes, so a client sending
+  one byte a second, or stalling after a megabyte, would hold its connection and buffer forever;
+- once the server is stopping, a connection whose request is still unanswered ``grace_period`` seconds
+  later gets ``503`` (if nothing was answered yet) and is closed, with one log line: the app sees a
+  disconnect and returns, where uvicorn would cancel its task and log the ASGI traceback of that
+  cancellation (uvicorn's own limit is set past this one, and stays as a backstop).
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from reviewlens.serving.security import logger
+
 
 class _HeadersTooLargeError(Exception):
     pass
 
 
-class LimitedHeadersProtocol(HttpToolsProtocol):
+class BoundedProtocol(HttpToolsProtocol):
     def __init__(
         self,
         config: Config,
@@ -38,11 +48,16 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
         header_timeout: float = 5.0,
         max_header_bytes: int = 64 * 1024,
         max_header_count: int = 100,
+        body_timeout: float = 10.0,
+        grace_period: float = 30.0,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
         self.max_header_count = max_header_count
+        self.body_timeout = body_timeout
+        self.grace_period = grace_period
+        self._body_due: asyncio.TimerHandle | None = None
         self._headers_due: asyncio.TimerHandle | None = None
         self._in_message = False  # between a request's first byte and its last
         self._headers_done = False
@@ -61,6 +76,7 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._headers_arrived()
+        self._body_arrived()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -104,11 +120,18 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
         self._headers_done = True
         self._header_bytes = 0  # the next request's count starts with the bytes after this one's body
         self._headers_arrived()
+        self._body_due = self.loop.call_later(self.body_timeout, self._body_late)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._body_arrived()
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        super().shutdown()  # closes the connection if idle, else lets the request finish
+        if not self.transport.is_closing():
+            self.loop.call_later(self.grace_period, self._grace_over)
 
     def send_400_response(self, msg: str) -> None:
         if self._too_large is not None:
@@ -130,12 +153,41 @@ class LimitedHeadersProtocol(HttpToolsProtocol):
         if self._reading_headers and not self.transport.is_closing():
             self.transport.close()
 
-    def _refuse(self, detail: str) -> None:
-        """431 with ``detail`` as plain text, then close the connection (the parser cannot go on)."""
+    def _body_arrived(self) -> None:
+        if self._body_due is not None:
+            self._body_due.cancel()
+            self._body_due = None
+
+    def _body_late(self) -> None:
+        self._body_due = None
+        if self._in_message and not self.transport.is_closing():
+            self._end_request(408, f"the request body did not arrive within {self.body_timeout:g} s")
+
+    def _grace_over(self) -> None:
+        if self.transport.is_closing():
+            return
+        client = "{}:{}".format(*self.client) if self.client else "a client"
+        logger.warning(
+            "stopping: closed the connection from %s, its request still unanswered after the %g s grace period",
+            client,
+            self.grace_period,
+        )
+        self._end_request(503, f"the server stopped after waiting {self.grace_period:g} s for this request")
+
+    def _end_request(self, status: int, detail: str) -> None:
+        """Close the connection of the request under way, answering ``status`` first unless it has an answer."""
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()
+        else:
+            self._refuse(detail, status)
+
+    def _refuse(self, detail: str, status: int = 431) -> None:
+        """``status`` with ``detail`` as plain text, then close the connection (the parser cannot go on)."""
+        self._headers_arrived()
+        self._body_arrived()
         body = detail.encode()
         defaults = self.server_state.default_headers
-        head = [STATUS_LINE[431], *(name + b": " + value + b"\r\n" for name, value in defaults)]
+        head = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in defaults)]
         head += [b"content-type: text/plain; charset=utf-8\r\n", b"content-length: %d\r\n" % len(body)]
         self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", body]))
         self.transport.close()
-        self._headers_arrived()

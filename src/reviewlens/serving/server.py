@@ -19,10 +19,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.processes import process_pool
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.models import check_runs, load_run
-from reviewlens.serving.protocol import LimitedHeadersProtocol
-
-#: How long shutdown waits for in-flight requests before closing connections.
-GRACEFUL_SHUTDOWN_S = 30
+from reviewlens.serving.protocol import BoundedProtocol
 
 
 def serve(config: ServeConfig) -> None:
@@ -38,13 +35,17 @@ def serve(config: ServeConfig) -> None:
         "port": config.port,
         "access_log": False,
         "log_config": logging_config,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        # The protocol closes what is left at the end of the grace period; uvicorn's cancelling stays a backstop.
+        "timeout_graceful_shutdown": config.grace_period + 5,
+        "limit_concurrency": config.max_connections + 1,  # uvicorn counts the connection asking in
         "server_header": False,
         "http": functools.partial(
-            LimitedHeadersProtocol,
+            BoundedProtocol,
             header_timeout=config.header_timeout,
             max_header_bytes=config.max_header_bytes,
             max_header_count=config.max_header_count,
+            body_timeout=config.body_timeout,
+            grace_period=config.grace_period,
         ),
     }
     if config.workers == 1:
