@@ -217,3 +217,15 @@ def test_the_tutorials_chain_serves_a_sequence_run(sequence_run: Path, sample_te
     assert library.get("imdb_vectorizer").predict(tokens)[:3] == [words.index("the") + 2, words.index("film") + 2, 1]
     ids = library.get("imdb_vectorizer").predict(tokens, length=len(tokens) + 5)  # padded: cut and padded as it does
     assert library.get("imdb_classifier").predict(ids) == pytest.approx(float(run.predict([text])[0]), abs=1e-5)
+
+
+def test_the_tutorials_tokenizer_alone_and_vectorizer_vocabulary(library: Any, sequence_run: Path):
+    from reviewlens.library import Tokenizer
+
+    tokenizer = Tokenizer()  # the tutorial's first call: no run, no vocabulary
+    assert tokenizer.predict("Caf\u00c9, <br />GREAT film!") == ["caf\u00c9", "br", "great", "film"]
+    assert list(tokenizer.predict_gen(iter(["A b", ""]), batch_size=64)) == [["a", "b"], []]
+    for vectorizer in (library.get("imdb_vectorizer"), load_library([sequence_run]).get("imdb_vectorizer")):
+        vocabulary = vectorizer.vocabulary
+        assert len(vocabulary) > 10 and sorted(vocabulary.values()) == list(range(2, len(vocabulary) + 2))
+        assert vectorizer.predict(["film"]) == [vocabulary["film"]]

@@ -32,6 +32,8 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import OUT_OF_VOCABULARY, PADDING, Preprocessor
 from reviewlens.runs import METADATA_FILE, Answer, Run, Runtime, read_metadata, run_preprocessor
+from reviewlens.sequences import SequenceVectorizer
+from reviewlens.text import BagOfWords
 
 __all__ = [
     "Classifier",
@@ -56,7 +58,8 @@ class Tokenizer(modelkit.Model[str, list[str]]):
     CONFIGURATIONS = {"imdb_tokenizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
 
     def _load(self) -> None:
-        self.preprocessor = preprocessor_of(Path(self.asset_path))
+        # ``Tokenizer()`` alone (no asset) tokenizes as every recipe does by default; it needs no vocabulary.
+        self.preprocessor = preprocessor_of(Path(self.asset_path)) if self.asset_path else SequenceVectorizer()
 
     def _predict_batch(self, items: list[str]) -> list[list[str]]:  # type: ignore[override]
         return [self.preprocessor.tokenize(text) for text in items]
@@ -73,6 +76,8 @@ class Vectorizer(modelkit.Model[list[str], list[int]]):
 
     def _load(self) -> None:
         self.preprocessor = preprocessor_of(Path(self.asset_path))
+        #: token -> id, as the tutorial's ``vectorizer.vocabulary`` (``len(vocabulary) + 2`` rows for an Embedding)
+        self.vocabulary: dict[str, int] = token_vocabulary(self.preprocessor)
 
     def _predict_batch(  # type: ignore[override]
         self, items: list[list[str]], length: int | None = None, drop_oov: bool = False
@@ -116,6 +121,15 @@ def preprocessor_of(run_dir: Path) -> Preprocessor:
     """The run's preprocessing; where the run keeps none of its own (a format 1 sequence run keeps it in model.keras,
     an ensemble has its first member's), its predictor's."""
     return run_preprocessor(run_dir, read_metadata(run_dir)) or Run(run_dir).predictor.preprocessor
+
+
+def token_vocabulary(preprocessor: Preprocessor) -> dict[str, int]:
+    """Each known token's id (from 2: 0 is padding, 1 out of vocabulary), read from the preprocessor's own tables."""
+    if isinstance(preprocessor, SequenceVectorizer):
+        return {word: i for i, word in enumerate(preprocessor.words, start=2)}
+    if isinstance(preprocessor, BagOfWords):
+        return {token.decode("utf-8"): i + 2 for token, i in preprocessor._fitted_tables().unigram_ids.items()}
+    return {}
 
 
 class Review(pydantic.BaseModel):
