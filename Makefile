@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean browser
+.PHONY: run test test-full lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is not installed and could not be (root and apt-get needed): tests/test_browser.py will be skipped"
 
+# The default suite (at most 7 minutes on 2 cores); the tests that train on the full IMDB data are
+# `make test-full` (they skip without ../shared/data), which CI runs after it.
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not full_data"
+
+test-full: $(STAMP)
+	$(BIN)/python -m pytest -m full_data
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
