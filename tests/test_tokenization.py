@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
+import runpy
 from pathlib import Path
 
 import keras
@@ -19,7 +21,7 @@ from reviewlens.models.characters import build
 from reviewlens.recipes import get_recipe
 from reviewlens.training import train
 
-from .conftest import TRAP, make_review, write_jsonl
+from .conftest import NEGATIVE, NEUTRAL, POSITIVE, TRAP, make_review, write_jsonl
 from .test_cli import run as run_cli
 
 
@@ -247,3 +249,140 @@ def test_character_options_mistakes_are_one_line(tiny: Path, tmp_path: Path) -> 
         output = result.stdout + result.stderr
         assert result.returncode == 2, output
         assert message in output and "Traceback" not in output
+
+
+# -- the published package's import name and its IMDB example ----------------------------------------
+
+
+def test_one_hot_str_of_a_string_tensor_equals_numpy_and_maps_over_a_dataset() -> None:
+    for chars in ("abc ", "a<UNK>bc", "\u00e9t "):
+        for text in ("abca? cab", "", "\u00e9t\u00e9 caf\u00e9"):
+            tensor = tok.one_hot_str(tf.constant(text), chars)
+            assert tensor.dtype == tf.int32
+            np.testing.assert_array_equal(tensor.numpy(), one_hot_str(text, chars))
+    assert isinstance(tok.one_hot_str("abc", "abc"), np.ndarray)  # a Python string: NumPy, as before
+    # Inside tf.data the text is a symbolic tensor (the published example's ``X.map(one_hot)``).
+    dataset = tf.data.Dataset.from_tensor_slices(["abc", "cab a"]).map(lambda x: tok.one_hot_str(x, "abc "))
+    assert dataset.element_spec.shape.as_list() == [4, None]
+    assert [m.numpy().tolist() for m in dataset] == [one_hot_str(t, "abc ").tolist() for t in ("abc", "cab a")]
+    with pytest.raises(ValueError, match="one string"):
+        tok.one_hot_str(tf.constant(["a", "b"]), "ab")
+
+
+def _initializer(**kwargs: object) -> tok.PatternsInitializerMaxCover:
+    return tok.PatternsInitializerMaxCover(["abc abd abe bcd"] * 3, "abcde ", gram_lens=[2, 3], seed=0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_one_hot_input_taller_than_the_alphabet_builds_and_reads_the_same_text() -> None:
+    # The published example builds on tf.zeros([32, 31, 2000, 1]) and trains on 30-row one-hot text.
+    ids = CharacterEncoder("abcde ", length=20).transform(["abc abd abe bcd", "bcd abc", "e"])  # 6 characters, blanks
+    for implementation in tok.IMPLEMENTATIONS:
+        layer = tok.TokenizationLayer(
+            5, _initializer(padding="wildcard"), pattern_lens=3, implementation=implementation
+        )
+        with pytest.warns(UserWarning, match="7 rows for patterns of 6 characters"):
+            built = layer(tf.zeros([2, 7, 20, 1]))
+        assert built.shape == (2, 5, 20, 1) and layer.patterns.shape == (6, 3, 1, 5)
+        fitted = layer(_one_hot(ids, 6))
+        assert fitted.shape == (3, 5, 20, 1) and np.asarray(fitted).any()
+        taller = np.asarray(_one_hot(ids, 6))
+        taller = np.concatenate([taller, np.zeros_like(taller[:, :1])], axis=1)
+        taller[0, :, 0, 0], taller[0, 6, 0, 0] = 0, 1  # a character in the 7th row: outside the alphabet
+        blanked = ids.copy()
+        blanked[0, 0] = 6
+        np.testing.assert_array_equal(layer(taller), layer(_one_hot(blanked, 6)))
+
+
+class _Traced(keras.Model):
+    """A subclassed model, which Keras builds by tracing its call (deferring its variables' initializers)."""
+
+    def __init__(self, pattern_lens: int) -> None:
+        super().__init__()
+        self.tokenization = tok.TokenizationLayer(4, _initializer(padding="wildcard"), pattern_lens=pattern_lens)
+        self.flatten = keras.layers.Flatten()
+        self.batch_norm = keras.layers.BatchNormalization()
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.dense(self.batch_norm(self.flatten(self.tokenization(x)), training=training))
+
+
+def test_a_failed_build_leaves_the_next_model_whole() -> None:
+    # An initializer that raised while Keras traced a model's build stayed in Keras' global list of variables to
+    # initialize: the next traced model's variables were never made (each call drew fresh patterns), and its
+    # BatchNormalization failed in training with "'NoneType' object has no attribute 'assign'".
+    x = _one_hot(CharacterEncoder("abcde ", length=10).transform(["abc abd", "bcd abe", "e", "abcde"]), 6)
+    with pytest.raises(ValueError, match="do not fit 6 characters and grams up to 3 long"):
+        _Traced(pattern_lens=2)(x)  # grams up to 3 long: patterns of 2 columns are too short
+    model = _Traced(pattern_lens=3)
+    model(x)
+    before = np.asarray(model.batch_norm.moving_mean).copy()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(x, training=True) ** 2)
+    assert all(g is not None for g in tape.gradient(loss, model.trainable_variables))
+    assert not np.allclose(np.asarray(model.batch_norm.moving_mean), before)  # its statistics updated
+    np.testing.assert_array_equal(model(x), model(x))  # real weights, not a fresh draw per call
+
+
+#: The published example as a user pastes it (the header comment says what differs from the published cells).
+EXAMPLE = Path(__file__).with_name("examples") / "tokenization_layer_imdb.txt"
+
+
+def _sized(example: str, **sizes: tuple[str, str]) -> str:
+    """The example with the sizes it leaves to its user made small; each must be found where the example has it."""
+    for name, (published, small) in sizes.items():
+        assert published in example, name
+        example = example.replace(published, small)
+    return example
+
+
+def _imdb_csv(path: Path, n: int) -> Path:
+    """A CSV of the 50,000-review file's columns: ASCII reviews with its HTML breaks and punctuation."""
+    rng = random.Random(11)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        for i in range(n):
+            words = [rng.choice(NEUTRAL) for _ in range(rng.randint(15, 40))]
+            for _ in range(3):
+                words.insert(rng.randrange(len(words)), rng.choice(POSITIVE if i % 2 else NEGATIVE))
+            text = " ".join(words).capitalize().replace(" the ", ", the <br /><br />", 1) + "!"
+            writer.writerow([text, "positive" if i % 2 else "negative"])
+    return path
+
+
+def test_the_published_example_runs_with_only_its_import_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    example = EXAMPLE.read_text(encoding="utf-8")
+    assert "\nfrom reviewlens import tokenization_layer\n" in example and "\nimport tokenization_layer" not in example
+    # 40 reviews: 28 to train on in 7 batches of 4 (the checkpoint rule needs 5 or more), reviews cut at 300.
+    pasted = _sized(
+        example,
+        length=("2000", "300"),
+        batch=(".batch(32,", ".batch(4,"),
+        neurons=("n_neurons=500", "n_neurons=20"),
+        epochs=("epochs = 10", "epochs = 1"),
+    )
+    _imdb_csv(tmp_path / "IMDB Dataset.csv", 40)
+    (tmp_path / "model_checkpoints").mkdir()  # the notebook's folder: the example writes into it, never makes it
+    (tmp_path / "example.py").write_text(pasted, encoding="utf-8")  # tf.data's autograph reads the source
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="31 rows"):  # the build on 31 rows, for 30 characters or fewer
+        namespace = runpy.run_path(str(tmp_path / "example.py"), run_name="__main__")
+    logs = tmp_path / "model_checkpoints"
+    n_chars = len(namespace["chars"])
+    assert namespace["model"].tokenization.patterns.shape == (n_chars, 13, 1, 20)
+    (line,) = (logs / "patterns_log.txt").read_text(encoding="utf-8").splitlines()  # step 0 of 7
+    patterns = json.loads(f"[{line.rstrip(', ')}]")
+    assert len(patterns) == 20 and all(len(p) == 13 for p in patterns)
+    grads = (logs / "grads_log.csv").read_text().splitlines()
+    values = (logs / "vals_log.csv").read_text().splitlines()
+    assert len(grads) == len(values) == 1 + 7  # the header, then a row per step
+    rows = [[float(v) for v in row.rstrip(",").split(",")] for row in grads[1:] + values[1:]]
+    assert all(len(row) == 20 and np.isfinite(row).all() for row in rows)
+    assert any(row[-1] != 0 for row in rows[:7])  # the patterns' gradient is not all zeros
+    assert sorted(p.name for p in logs.glob("model_cp_*")) == [f"model_cp_{i}" for i in range(2, 8)]
+    assert namespace["train_acc_metric"].count == 0  # reset at the epoch's end

@@ -27,6 +27,7 @@ is the map's gradient summed over positions, exactly.
 from __future__ import annotations
 
 import string
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reviewlens import characters
 from reviewlens.characters import (
     GRAM_LENGTHS,
     UNK,
@@ -42,7 +44,6 @@ from reviewlens.characters import (
     corpus_ids,
     count_grams,
     greedy_cover,
-    one_hot_str,
     sample_grams,
     standardize_characters,
 )
@@ -415,20 +416,35 @@ class TokenizationLayer(keras.layers.Layer):
         self.initializer = initializer if initializer is not None else PatternsInitializerGaussian()
 
     def build(self, input_shape: Sequence[int | None]) -> None:
-        if len(input_shape) == 4:
-            self.num_chars = int(input_shape[1])  # type: ignore[arg-type]
-        if self.num_chars is None:
-            raise ValueError("character ids need TokenizationLayer(num_chars=...): the alphabet's size")
+        self.num_chars = self._alphabet_size(input_shape)
+        shape = (self.num_chars, self.pattern_lens, 1, self.n_neurons)
+        initial = _initial_patterns(self.initializer, shape)
         constraint = _KeepInside() if self.constrain else None
         self.patterns = self.add_weight(
-            name="patterns", shape=(self.num_chars, self.pattern_lens, 1, self.n_neurons),
-            initializer=self.initializer, constraint=constraint,
+            name="patterns", shape=shape, initializer=lambda shape, dtype=None: initial, constraint=constraint,
         )  # fmt: skip
+
+    def _alphabet_size(self, input_shape: Sequence[int | None]) -> int:
+        """The patterns' number of characters: ``num_chars`` where given, else the corpus initializer's alphabet,
+        else the one-hot input's height. A one-hot input of another height reads as the same text: a column whose
+        1 is past the alphabet is a character outside it (the published example builds on 31 rows, trains on 30)."""
+        height = input_shape[1] if len(input_shape) == 4 else None
+        size = self.num_chars if self.num_chars is not None else getattr(self.initializer, "num_chars", height)
+        if size is None:
+            raise ValueError("character ids need TokenizationLayer(num_chars=...): the alphabet's size")
+        if height is not None and height != size:
+            warnings.warn(
+                f"a one-hot input of {height} rows for patterns of {size} characters: rows past {size} read as "
+                "characters outside the alphabet",
+                stacklevel=2,
+            )
+        return int(size)
 
     def call(self, inputs: Any) -> Any:
         inputs = tf.convert_to_tensor(inputs)
         if self.implementation == "dense":
-            one_hot = inputs if inputs.shape.rank == 4 else _one_hot_input(inputs, self.num_chars)
+            fits = inputs.shape.rank == 4 and inputs.shape[1] == self.num_chars
+            one_hot = inputs if fits else _one_hot_input(_ids_of(inputs, self.num_chars), self.num_chars)
             return tokenize_dense(tf.cast(one_hot, self.patterns.dtype), tf.identity(self.patterns.value))
         ids = _ids_of(inputs, self.num_chars)
         if self.pooling == "sum":
@@ -461,6 +477,16 @@ class TokenizationLayer(keras.layers.Layer):
         return cls(initializer=keras.initializers.deserialize(initializer) if initializer else "zeros", **config)
 
 
+def _initial_patterns(initializer: Any, shape: tuple[int, ...]) -> tf.Tensor:
+    """The initializer's patterns, computed now, eagerly. Keras defers a variable's initializer while it builds a
+    model by tracing its call, and one that raises there stays in Keras' global list of variables to initialize:
+    every later model's build then fails on it and leaves its own variables unmade (BatchNormalization's
+    ``'NoneType' object has no attribute 'assign'``). Computed here, a bad shape raises from ``build``, before any
+    variable exists."""
+    with tf.init_scope():
+        return tf.convert_to_tensor(keras.initializers.get(initializer)(shape, dtype="float32"), tf.float32)
+
+
 def _ids_of(inputs: tf.Tensor, num_chars: int | None) -> tf.Tensor:
     if inputs.shape.rank == 2:
         return tf.cast(inputs, tf.int32)
@@ -468,8 +494,9 @@ def _ids_of(inputs: tf.Tensor, num_chars: int | None) -> tf.Tensor:
         raise ValueError(f"the tokenization layer takes ids (batch, length) or one-hot (batch, C, length, 1), "
                          f"not a tensor of shape {inputs.shape}")  # fmt: skip
     one_hot = inputs[..., 0]
-    present = tf.reduce_sum(one_hot, axis=1) > 0
-    return tf.where(present, tf.cast(tf.argmax(one_hot, axis=1), tf.int32), tf.fill(tf.shape(present), num_chars))
+    ids = tf.cast(tf.argmax(one_hot, axis=1), tf.int32)
+    inside = (tf.reduce_sum(one_hot, axis=1) > 0) & (ids < num_chars)  # a row past the alphabet: outside it
+    return tf.where(inside, ids, tf.fill(tf.shape(ids), num_chars))
 
 
 def _one_hot_input(ids: tf.Tensor, num_chars: int | None) -> tf.Tensor:
@@ -510,6 +537,35 @@ class EmbeddingLayer(keras.layers.Layer):
         return {**super().get_config(), "embedding_length": self.embedding_length}
 
 
+def _unknown_id(cats: Sequence[str]) -> int:
+    """The id of a character outside the alphabet: ``<UNK>``'s where it stands, else the blank ``C``."""
+    return cats.index(UNK) if UNK in cats else len(cats)
+
+
+def _character_table(cats: Sequence[str], default: int) -> tf.lookup.StaticHashTable:
+    """Each category's character (a string) to its id; any other string to ``default``."""
+    keys = tf.constant([c for c in cats if c != UNK], tf.string)
+    values = tf.constant([i for i, c in enumerate(cats) if c != UNK], tf.int32)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default)
+
+
+def one_hot_str(text: Any, chars: str) -> Any:
+    """``text`` one-hot encoded by ``chars``, an int32 (categories, characters) matrix, as published.
+
+    A Python string gives NumPy (``reviewlens.characters.one_hot_str``); a string tensor gives a tensor of the
+    same values by TensorFlow ops, so that it maps over a ``tf.data`` dataset of reviews as the published
+    example does. The text is encoded as it is (standardize it first).
+    """
+    if isinstance(text, str):
+        return characters.one_hot_str(text, chars)
+    text = tf.convert_to_tensor(text, tf.string)
+    if text.shape.rank != 0:
+        raise ValueError(f"one_hot_str encodes one string, not a tensor of shape {text.shape}: map it over them")
+    cats = categories(chars)
+    ids = _character_table(cats, _unknown_id(cats)).lookup(tf.strings.unicode_split(text, "UTF-8"))
+    return tf.transpose(tf.one_hot(ids, len(cats) + 1, dtype=tf.int32)[:, : len(cats)])
+
+
 @_register
 class CharacterIds(keras.layers.Layer):
     """Raw strings (batch, 1) -> character ids (batch, length), as ``CharacterEncoder.transform`` gives them."""
@@ -517,11 +573,9 @@ class CharacterIds(keras.layers.Layer):
     def __init__(self, alphabet: str, length: int, drop_unknown: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.alphabet, self.length, self.drop_unknown = alphabet, int(length), bool(drop_unknown)
-        cats = categories(alphabet)
-        self._keys = tf.constant([c for c in cats if c != UNK])
-        self._values = tf.constant([i for i, c in enumerate(cats) if c != UNK], tf.int32)
-        self._unknown = cats.index(UNK) if UNK in cats else len(cats)
-        self._blank = len(cats)
+        self._categories = categories(alphabet)
+        self._unknown = _unknown_id(self._categories)
+        self._blank = len(self._categories)
 
     def call(self, text: Any) -> Any:
         text = tf.reshape(text, [-1])
@@ -529,8 +583,7 @@ class CharacterIds(keras.layers.Layer):
         text = tf.strings.regex_replace(text, _SPACES, " ")
         text = tf.strings.regex_replace(text, _PUNCTUATION, "")
         chars = tf.strings.unicode_split(text, "UTF-8")
-        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(self._keys, self._values), -1)
-        ids = tf.ragged.map_flat_values(table.lookup, chars)
+        ids = tf.ragged.map_flat_values(_character_table(self._categories, -1).lookup, chars)
         if self.drop_unknown:
             ids = tf.ragged.boolean_mask(ids, ids >= 0)
         else:
