@@ -15,11 +15,13 @@ import reviewlens
 from reviewlens.calibration import logits
 from reviewlens.data import Dataset
 from reviewlens.errors import ReviewlensError
+from reviewlens.explain import MAX_OCCLUDED_WORDS
 from reviewlens.library import load_library
 from reviewlens.runs import read_metadata, read_predictions
 from reviewlens.serving import ServeConfig, create_app
 from reviewlens.training import train
 
+from .memory import MB, cli_peak
 from .test_cli import run as cli
 
 TEXTS = ["A wonderful, superb film.", "Dull and tedious.", "", "wonderful", "the the the"]
@@ -146,3 +148,15 @@ def test_members_may_be_given_as_strings_from_python(
         "ensemble", session_aclimdb, tmp_path / "e", options={"members": [str(linear_run), str(trained_run)]}
     )
     assert [m["recipe"] for m in result.metadata.hyperparameters["members"]] == ["nbsvm", "bow-bigram"]
+
+
+def test_explaining_a_long_text_holds_a_small_fixed_memory_and_says_which_words(ensemble_run: Path) -> None:
+    # 100,000 characters of 11,000 distinct words: one copy of the text per word held 1.1 GB of strings.
+    text = " ".join(f"word{i}" for i in range(11_000))
+    result, peak = cli_peak("explain", str(ensemble_run), text, "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["words"], answer["words_considered"]) == (11_000, MAX_OCCLUDED_WORDS)
+    assert peak < 300 * MB, f"{peak / MB:.0f} MB"
+    shown = cli("explain", str(ensemble_run), text)
+    assert f"the first {MAX_OCCLUDED_WORDS} of its 11,000 distinct words" in shown.stderr

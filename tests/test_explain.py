@@ -9,9 +9,11 @@ import pytest
 from scipy.special import expit
 
 import reviewlens
+from reviewlens.explain import MAX_OCCLUDED_WORDS
 from reviewlens.predictors.dense import DensePredictor
 
 from .conftest import NEGATIVE, POSITIVE
+from .memory import MB, python_peak
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,17 @@ def test_occlusion_is_each_word_removed_and_rescored(trained_run: Path):
         )
         assert item.contribution == pytest.approx(explanation.score - float(run.predict([rest])[0]), abs=1e-5)
     assert run.explain("").terms == []
+
+
+def test_occlusion_of_a_long_text_on_a_keras_run_holds_a_small_fixed_memory(trained_run: Path):
+    # 100,000 characters of 11,000 distinct words: a copy of the text per word held gigabytes in Keras.
+    code = (
+        "import sys, reviewlens\n"
+        "run = reviewlens.load(sys.argv[1], runtime='keras')\n"
+        "explanation = run.explain(' '.join(f'word{i}' for i in range(11_000)))\n"
+        "print(explanation.words, explanation.considered)\n"
+    )
+    result, peak = python_peak("-c", code, str(trained_run))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["11000", str(MAX_OCCLUDED_WORDS)]
+    assert peak < 1200 * MB, f"{peak / MB:.0f} MB"

@@ -835,11 +835,16 @@ def explain(
                 "score": round(explanation.score, 6),
                 "method": explanation.method,
                 "terms": [{"term": t.term, "contribution": round(t.contribution, 6)} for t in explanation.terms],
+                "words": explanation.words,
+                "words_considered": explanation.considered,
             }
         )
         return
     how = "each term taken out of the model's input" if explanation.method == "exact" else "each word removed"
-    err.print(f"[dim]{explanation.method}: the score minus the score with {how}[/dim]")
+    capped = ""
+    if explanation.capped:  # occlusion considers the first words of a long text: say how many
+        capped = f" (the first {explanation.considered:,} of its {explanation.words:,} distinct words)"
+    err.print(f"[dim]{explanation.method}: the score minus the score with {how}{capped}[/dim]")
     label = run.explained_label(explanation)
     out.print(_shown(run, explanation.score) if explanation.label is None else f"{explanation.score:.2%} {label}",
               markup=False)  # fmt: skip

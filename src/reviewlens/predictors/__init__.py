@@ -68,8 +68,9 @@ class Predictor(ABC):
         return self.calibrated(self.predict_vectors(self.preprocessor.transform_ids(rows)))
 
     def explain(self, text: str, top: int | None = None) -> Explanation:
-        """The text's score and the words that moved it most (by occlusion: each word removed in turn)."""
-        return occlusion(self.predict_proba, self.preprocessor.tokenize, text, top)
+        """The text's score and the words that moved it most (by occlusion: each word removed in turn, the first
+        ``reviewlens.explain.MAX_OCCLUDED_WORDS`` of the text)."""
+        return occlusion(self, text, top)
 
     @abstractmethod
     def save(self, directory: Path) -> None:

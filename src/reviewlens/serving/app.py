@@ -206,6 +206,8 @@ def create_app(config: ServeConfig) -> FastAPI:
             explained=True,
             method=result.method,
             terms=terms,
+            words=result.words,
+            words_considered=result.considered,
         )
 
     @app.get("/v1/models", response_model=list[ModelInfo], responses={503: NOT_READY})

@@ -90,6 +90,12 @@ class Explanation(Prediction):
         description="exact: each vocabulary term left out of the model's input; occlusion: each word removed"
     )
     terms: list[TermEffect] = Field(description="the terms that moved the score most, largest effect first")
+    words: int | None = Field(default=None, description="occlusion: the text's distinct words; null for exact")
+    words_considered: int | None = Field(
+        default=None,
+        description="occlusion: how many of them were removed in turn (the first; fewer than words "
+        "when the text has more than the cap)",
+    )
 
 
 class ModelInfo(BaseModel):
