@@ -205,8 +205,9 @@ def test_explain_json_gives_exact_contributions_for_a_bag_of_words_run(trained_r
     result = run("explain", str(trained_run), REVIEW, "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"text", "label", "score", "method", "terms"}
+    assert set(answer) == {"text", "label", "score", "method", "terms", "words", "words_considered"}
     assert answer["text"] == REVIEW and answer["method"] == "exact"
+    assert answer["words"] is None and answer["words_considered"] is None  # exact: no words are occluded
     model = reviewlens.load(trained_run)
     score = float(model.predict([REVIEW])[0])
     assert answer["score"] == pytest.approx(score, abs=1e-6) and answer["label"] == model.label(score)
