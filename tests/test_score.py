@@ -20,7 +20,7 @@ import pytest
 import reviewlens
 from reviewlens.data import resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.scoring import LOCK_FILE, MANIFEST_FILE, READERS, BadRow, ScoreJob, Shard, score
+from reviewlens.scoring import LOCK_FILE, MANIFEST_FILE, READERS, SOURCES_FILE, BadRow, ScoreJob, Shard, score
 from tests.test_cli import run as cli
 
 
@@ -163,7 +163,8 @@ def test_an_output_folder_being_written_is_refused_and_freed_after(
     with FileLock(job.out / LOCK_FILE), busy:  # another score writing there
         score(job, [tmp_path / "a.txt"], Recorded())
     assert score(job, [tmp_path / "a.txt"], Recorded()).rows == 2
-    assert sorted(p.name for p in job.out.iterdir()) == ["a.parquet", MANIFEST_FILE]
+    # no lock left behind: the scores, the manifest and the record of what each shard was made from
+    assert sorted(p.name for p in job.out.iterdir()) == [SOURCES_FILE, "a.parquet", MANIFEST_FILE]
 
 
 def test_a_rerun_scores_again_the_shards_whose_input_changed(
