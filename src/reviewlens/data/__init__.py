@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from reviewlens.data import imdb  # keras.datasets.imdb, for the book's code
 from reviewlens.data.download import ACLIMDB_FILENAME, cache_dir, download
 from reviewlens.data.indexed import decode_review, load_indexed, vectorize_sequences
 from reviewlens.data.labelled import labelled_file, read_labelled
@@ -34,7 +33,6 @@ __all__ = [
     "describe",
     "download",
     "fingerprint",
-    "imdb",
     "labelled_file",
     "load_indexed",
     "read_labelled",
