@@ -229,3 +229,90 @@ def test_the_tutorials_tokenizer_alone_and_vectorizer_vocabulary(library: Any, s
         vocabulary = vectorizer.vocabulary
         assert len(vocabulary) > 10 and sorted(vocabulary.values()) == list(range(2, len(vocabulary) + 2))
         assert vectorizer.predict(["film"]) == [vocabulary["film"]]
+
+
+#: The modelkit tutorial as a user pastes it (the header comment says what differs from the tutorial).
+TUTORIAL = Path(__file__).with_name("examples") / "modelkit_imdb.txt"
+
+
+def test_the_modelkit_tutorial_runs_with_its_own_vocabulary_and_keras_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    pytest.importorskip("sklearn")
+    from tests.conftest import write_aclimdb
+
+    tutorial = TUTORIAL.read_text(encoding="utf-8")
+    assert "from reviewlens.library import Classifier, Tokenizer, Vectorizer" in tutorial
+    assert "class Classifier" not in tutorial and "class Vectorizer" not in tutorial  # nothing of ours written out
+    for published, small in (("epochs=10", "epochs=1"), ("steps_per_epoch=100", "steps_per_epoch=3"),
+                             ("validation_steps=10", "validation_steps=1")):  # fmt: skip
+        assert published in tutorial
+        tutorial = tutorial.replace(published, small)
+    write_aclimdb(tmp_path, {"train": 40, "test": 20}, bad_utf8=False)
+    (tmp_path / "tutorial.py").write_text(tutorial, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(tmp_path / "tutorial.py"), run_name="__main__")
+
+    words = (tmp_path / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
+    vectorizer, classifier = namespace["vectorizer"], namespace["classifier"]
+    assert vectorizer.vocabulary == {word: i for i, word in enumerate(words, start=2)}  # the tutorial's ids
+    tokens = namespace["tokenized_review"]
+    assert tokens[:4] == ["i", "freaking", "love", "this"]
+    assert namespace["vectorized_review"] == [vectorizer.vocabulary.get(token, 1) for token in tokens]
+    # The user's own model, as saved: its score of the review padded to its 64 ids.
+    ids = np.zeros((1, 64), np.int32)
+    ids[0, : len(tokens)] = namespace["vectorized_review"]
+    expected = float(namespace["model"].predict(ids, verbose=0)[0, 0])
+    assert namespace["prediction"] == pytest.approx(expected, abs=1e-6)
+    assert 0.0 < namespace["prediction"] < 1.0
+    # The composed model over the same assets: a label and probabilities from the user's model.
+    import modelkit
+
+    import reviewlens.library
+
+    assets = {**namespace["VOCABULARY"], **namespace["MODEL"]}
+    library = modelkit.ModelLibrary(models=reviewlens.library, configuration=assets, required_models=["imdb_sentiment"])
+    sentiment = library.get("imdb_sentiment").predict({"text": namespace["review"]})
+    assert sentiment.score == pytest.approx(expected, abs=1e-6)
+    assert sentiment.label == ("positive" if expected >= 0.5 else "negative")
+    assert classifier.predict_batch([[], [5] * 200]) == pytest.approx(
+        [float(p) for p in namespace["model"].predict(np.array([[0] * 64, [5] * 64]), verbose=0)[:, 0]], abs=1e-6
+    )  # an empty row is all padding; a long one is cut to the model's length
+
+
+def test_a_keras_model_with_a_python_lambda_is_refused_in_one_line_unless_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+    import modelkit
+
+    from reviewlens.library import Classifier
+
+    # A lambda of no globals: Keras gives a loaded lambda none of the module it came from.
+    model = keras.Sequential([keras.Input((8,), dtype="int32"), keras.layers.Embedding(10, 4),
+                              keras.layers.Lambda(lambda x: x[:, 0] + x[:, 1]),
+                              keras.layers.Dense(1, activation="sigmoid")])  # fmt: skip
+    model.save(tmp_path / "lambda.keras")
+    assets = {"imdb_classifier": {"asset": str(tmp_path / "lambda.keras")}}
+    with pytest.raises(ReviewlensError, match=r"lambda\.keras holds a Python lambda.*safe_mode") as refused:
+        modelkit.ModelLibrary(models=[Classifier], configuration=assets).get("imdb_classifier")
+    assert "\n" not in str(refused.value)
+    trusted = {"imdb_classifier": {**assets["imdb_classifier"], "model_settings": {"safe_mode": False}}}
+    classifier = modelkit.ModelLibrary(models=[Classifier], configuration=trusted).get("imdb_classifier")
+    assert classifier.predict([3, 4]) == pytest.approx(float(model.predict(np.array([[3, 4] + [0] * 6]))[0, 0]))
+    # An .h5 read through Keras: the tutorial's model with its input named, so that Keras 3 can rebuild it.
+    from reviewlens.models.layers import SumOverTime
+
+    summed = keras.Sequential([keras.Input((8,), dtype="int32"), keras.layers.Embedding(10, 4), SumOverTime(),
+                               keras.layers.Dense(1, activation="sigmoid")])  # fmt: skip
+    summed.save(tmp_path / "imdb_model.h5")
+    h5 = {"imdb_classifier": {"asset": str(tmp_path / "imdb_model.h5")}}
+    classifier = modelkit.ModelLibrary(models=[Classifier], configuration=h5).get("imdb_classifier")
+    assert classifier.predict([3, 4]) == pytest.approx(float(summed.predict(np.array([[3, 4] + [0] * 6]))[0, 0]))
+    (tmp_path / "broken.h5").write_bytes(b"not a model")
+    with pytest.raises(ReviewlensError, match=r"broken\.h5 cannot be loaded by Keras"):
+        modelkit.ModelLibrary(
+            models=[Classifier], configuration={"imdb_classifier": {"asset": str(tmp_path / "broken.h5")}}
+        ).get("imdb_classifier")

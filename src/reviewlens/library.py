@@ -9,6 +9,13 @@ Sentiment(label='positive', score=0.93...)
 
 Each run directory is one modelkit asset. Without ``load_library``, ``ModelLibrary(models=reviewlens.library)``
 works too, with ``MODELKIT_REVIEWLENS_RUN_FILE`` naming the run directory (modelkit's own asset override).
+
+The tutorial's own files are assets too, given the modelkit way: the vectorizer reads a ``vocabulary.txt`` (one
+token a line, ids from 2) and the classifier a Keras ``.keras`` or ``.h5`` model of token ids::
+
+    modelkit.ModelLibrary(models=[Tokenizer, Vectorizer, Classifier],
+                          configuration={"imdb_vectorizer": {"asset": "vocabulary.txt"},
+                                         "imdb_classifier": {"asset": "imdb_model.keras"}})
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from modelkit.core.settings import LibrarySettings, NativeCacheSettings, RedisSe
 from modelkit.utils.cache import Cache, CacheItem
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import check_size, read_bytes
 from reviewlens.predictors import binary_columns
 from reviewlens.preprocessing import OUT_OF_VOCABULARY, PADDING, Preprocessor
 from reviewlens.runs import METADATA_FILE, Answer, Run, Runtime, read_metadata, run_preprocessor
@@ -48,6 +56,8 @@ __all__ = [
 
 #: The asset every configuration below reads: a run directory (``MODELKIT_REVIEWLENS_RUN_FILE`` sets it).
 RUN_ASSET = "reviewlens/run"
+#: modelkit's override of that asset's path, which the tokenizer (that declares no asset) reads as well
+RUN_ASSET_OVERRIDE = "MODELKIT_REVIEWLENS_RUN_FILE"
 
 CacheOption = NativeCacheSettings | RedisSettings | Mapping[str, Any] | Literal["native", "redis"] | None
 
@@ -55,11 +65,13 @@ CacheOption = NativeCacheSettings | RedisSettings | Mapping[str, Any] | Literal[
 class Tokenizer(modelkit.Model[str, list[str]]):
     """A review's tokens, standardized exactly as the run's preprocessing does in training."""
 
-    CONFIGURATIONS = {"imdb_tokenizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
+    # No asset, as in the tutorial: ``load_library`` gives it the run; ``MODELKIT_REVIEWLENS_RUN_FILE`` does too.
+    CONFIGURATIONS = {"imdb_tokenizer": {}}  # noqa: RUF012 - modelkit declares it as a plain dict
 
     def _load(self) -> None:
-        # ``Tokenizer()`` alone (no asset) tokenizes as every recipe does by default; it needs no vocabulary.
-        self.preprocessor = preprocessor_of(Path(self.asset_path)) if self.asset_path else SequenceVectorizer()
+        # ``Tokenizer()`` alone (no run) tokenizes as every recipe does by default; it needs no vocabulary.
+        run = self.asset_path or os.environ.get(RUN_ASSET_OVERRIDE)
+        self.preprocessor = preprocessor_of(Path(run)) if run and Path(run).is_dir() else SequenceVectorizer()
 
     def _predict_batch(self, items: list[str]) -> list[list[str]]:  # type: ignore[override]
         return [self.preprocessor.tokenize(text) for text in items]
@@ -75,7 +87,8 @@ class Vectorizer(modelkit.Model[list[str], list[int]]):
     CONFIGURATIONS = {"imdb_vectorizer": {"asset": RUN_ASSET}}  # noqa: RUF012 - modelkit declares it as a plain dict
 
     def _load(self) -> None:
-        self.preprocessor = preprocessor_of(Path(self.asset_path))
+        path = Path(self.asset_path)
+        self.preprocessor = vocabulary_file(path) if path.is_file() else preprocessor_of(path)
         #: token -> id, as the tutorial's ``vectorizer.vocabulary`` (``len(vocabulary) + 2`` rows for an Embedding)
         self.vocabulary: dict[str, int] = token_vocabulary(self.preprocessor)
 
@@ -98,6 +111,11 @@ class Classifier(modelkit.Model[list[int], float]):
 
     The ids go to the run's predictor as they are (its preprocessing rebuilds n-grams or pads them), so
     the scores are exactly the run's. ``model_settings["runtime"]`` picks it as ``reviewlens.load`` does.
+
+    The asset may instead be the user's own Keras model file (``.keras``, or ``.h5`` read through Keras), the
+    tutorial's ``imdb_model.h5``: token ids in, the probability of positive in its last output column. Rows are
+    padded with 0 or cut to the model's input length. It is loaded in Keras' safe mode; a model holding a Python
+    ``lambda`` loads only with ``model_settings={"safe_mode": False}``, for a file one trusts.
     """
 
     CONFIGURATIONS = {  # noqa: RUF012 - modelkit declares it as a plain dict
@@ -105,16 +123,101 @@ class Classifier(modelkit.Model[list[int], float]):
     }
 
     def _load(self) -> None:
-        self.run = Run(self.asset_path, runtime=self.model_settings.get("runtime", "auto"))
-        self.run_id = run_identity(self.asset_path)
+        path = Path(self.asset_path)
+        self.run: Run | None = None
+        self.keras_model: KerasIdModel | None = None
+        if path.is_file():
+            self.keras_model = KerasIdModel(path, safe_mode=bool(self.model_settings.get("safe_mode", True)))
+            self.run_id = self.keras_model.identity
+        else:
+            self.run = Run(path, runtime=self.model_settings.get("runtime", "auto"))
+            self.run_id = run_identity(path)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.run.labels) if self.run is not None else KerasIdModel.labels
 
     def _predict_batch(self, items: list[list[int]]) -> list[float]:  # type: ignore[override]
+        if self.keras_model is not None:
+            return self.keras_model.predict(items)
+        assert self.run is not None
         if len(self.run.labels) > 2:
             raise ReviewlensError(
                 f"{self.run.run_dir} has {len(self.run.labels)} labels and imdb_classifier gives a two-label run's "
                 "probability of positive; ask imdb_sentiment for its label and probabilities"
             )
         return [float(score) for score in self.run.predictor.predict_proba_ids(items)[:, -1]]
+
+
+#: Keras 3 rebuilds from .h5 only a model that names its input (``keras.Input``); .keras files keep every model
+KERAS_REMEDY = "give a model Keras saved (model.save('imdb_model.keras'))"
+
+
+class KerasIdModel:
+    """A user's own Keras classifier of token ids (the modelkit tutorial's ``imdb_model.h5``)."""
+
+    labels = ("negative", "positive")
+
+    def __init__(self, path: Path, safe_mode: bool = True):
+        import keras
+
+        import reviewlens.models.layers  # noqa: F401 - its layers (SumOverTime for the tutorial's Lambda) load
+
+        check_size(path, "give the Keras model file the classifier should load")
+        try:
+            self.model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        except ValueError as error:
+            if "safe_mode" in str(error):
+                raise ReviewlensError(
+                    f"{path} holds a Python lambda, which Keras loads only outside its safe mode: if you trust the "
+                    "file, give imdb_classifier model_settings={'safe_mode': False}, or build the model with "
+                    "reviewlens.models.layers.SumOverTime() in place of the tutorial's Lambda"
+                ) from None
+            raise ReviewlensError(f"{path} cannot be loaded by Keras ({error}); {KERAS_REMEDY}") from None
+        except (OSError, KeyError, TypeError) as error:
+            raise ReviewlensError(f"{path} cannot be loaded by Keras ({error}); {KERAS_REMEDY}") from None
+        #: the ids each row is padded or cut to: the model's input length, or the longest row of a batch
+        self.length: int | None = input_length(self.model)
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        self.identity = digest.hexdigest()[:16]
+
+    def predict(self, rows: Sequence[Sequence[int]]) -> list[float]:
+        if not rows:
+            return []
+        length = self.length or max(1, *(len(row) for row in rows))
+        ids = np.zeros((len(rows), length), np.int32)
+        for i, row in enumerate(rows):
+            cut = np.asarray(row[:length], np.float64)  # the tutorial's vectorizer gives floats when it pads
+            ids[i, : len(cut)] = cut
+        outputs = np.asarray(self.model.predict(ids, batch_size=1024, verbose=0), np.float32)
+        return [float(p) for p in outputs.reshape(len(rows), -1)[:, -1]]
+
+
+def input_length(model: Any) -> int | None:
+    """The sequence length a model of token ids was built for; a Sequential built by ``fit`` keeps it only in its
+    first layer's build configuration."""
+    try:
+        shape = model.input_shape
+    except AttributeError:
+        first = (getattr(model, "layers", None) or [None])[0]
+        build: dict[str, Any] = first.get_build_config() or {} if hasattr(first, "get_build_config") else {}
+        shape = build.get("input_shape")
+    if isinstance(shape, (tuple, list)) and len(shape) == 2 and isinstance(shape[1], int):
+        return shape[1]
+    return None
+
+
+def vocabulary_file(path: Path) -> SequenceVectorizer:
+    """The tutorial's ``vocabulary.txt``: one token a line, the line's index + 2 its id (0 padding, 1 unknown)."""
+    raw = read_bytes(path, "give the vocabulary file the vectorizer should read, one token a line")
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ReviewlensError(f"{path} is not UTF-8 text ({error.reason}); give the vocabulary as UTF-8") from None
+    return SequenceVectorizer(words=[line.strip() for line in lines])
 
 
 def preprocessor_of(run_dir: Path) -> Preprocessor:
@@ -167,6 +270,15 @@ class SentimentClassifier(modelkit.Model[Review, Sentiment]):
 
     def _predict_batch(self, items: list[Review]) -> list[dict[str, Any]]:  # type: ignore[override]
         texts, run = [item.text for item in items], self.classifier.run
+        if run is None:  # the user's own Keras model of token ids: its labels are negative and positive
+            length = self.classifier.keras_model.length if self.classifier.keras_model else None
+            tokens = self.tokenizer.predict_batch(texts)
+            scores = self.classifier.predict_batch(self.vectorizer.predict_batch(tokens, length=length))
+            labels = KerasIdModel.labels
+            return [
+                msgspec.structs.asdict(Answer.of(labels[score >= 0.5], row, labels))
+                for score, row in zip(scores, binary_columns(np.asarray(scores, np.float32)), strict=True)
+            ]
         if not run.predictor.accepts_ids or len(run.labels) > 2:
             # An ensemble (each member tokenizes its own way) or a run of more labels: the texts go to it whole.
             return [msgspec.structs.asdict(answer) for answer in run.answers(texts)]
@@ -233,13 +345,14 @@ def configurations(
         for model_type in MODELS:
             for key, template in model_type.CONFIGURATIONS.items():
                 settings = dict(template.get("model_settings", {}))
-                if template.get("asset"):
+                has_run = bool(template.get("asset")) or model_type is Tokenizer  # it tokenizes as this run
+                if has_run:
                     settings["asset_path"] = str(path)  # modelkit's override: the asset is this directory
                 if model_type is Classifier:
                     settings["runtime"] = runtime
                 result[key + suffix] = ModelConfiguration(
                     model_type=model_type,
-                    asset=asset if template.get("asset") else None,
+                    asset=asset if has_run else None,
                     model_settings=settings,
                     model_dependencies={
                         ref: dep + suffix for ref, dep in template.get("model_dependencies", {}).items()
