@@ -122,6 +122,23 @@ def test_kill_9_of_serve_leaves_no_process(trained_run: Path) -> None:
     _wait_for(lambda: not _session(serve.pid), 10, "the helper of a killed serve to end")
 
 
+def test_kill_9_of_serve_with_workers_leaves_no_process(trained_run: Path) -> None:
+    environment = {**os.environ, "COLUMNS": "200"}
+    command = [sys.executable, "-m", "reviewlens.cli", "serve", str(trained_run), "--port", "0", "--workers", "2"]
+    serve = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment, start_new_session=True, text=True)
+    assert serve.stderr is not None
+    started = 0
+    for line in serve.stderr:  # uvicorn's line per worker once it is serving
+        started += "Application startup complete" in line
+        if started == 2:
+            break
+    assert started == 2
+    assert len(_session(serve.pid)) >= 3  # the server and its two workers (and the resource tracker)
+    serve.kill()
+    serve.wait()
+    _wait_for(lambda: not _session(serve.pid), 10, "the workers of a killed serve to end")
+
+
 # The README's "From Python" example as a user pastes it: no ``if __name__ == "__main__":`` guard.
 README_EXAMPLE = """
 import threading

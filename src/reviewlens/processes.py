@@ -83,6 +83,12 @@ def child_started(parent_pid: int, on_parent_death: Callable[[], None] | None = 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if os.environ.get("REVIEWLENS_QUIET_TENSORFLOW"):
         quiet_tensorflow()
+    end_with_parent(parent_pid, on_parent_death)
+
+
+def end_with_parent(parent_pid: int, on_parent_death: Callable[[], None] | None = None) -> None:
+    """End this process (after ``on_parent_death()``) within ``PARENT_POLL_S`` of ``parent_pid``'s end, however
+    it ends: a process of another's making (a uvicorn worker) calls it where ``child_started`` is not run."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,9 +27,10 @@ from starlette.middleware.cors import CORSMiddleware
 from reviewlens import __version__
 from reviewlens.errors import ReviewlensError
 from reviewlens.predictors import binary_columns
+from reviewlens.processes import end_with_parent
 from reviewlens.runs import Answer
 from reviewlens.serving.batcher import BatcherClosedError
-from reviewlens.serving.config import ServeConfig
+from reviewlens.serving.config import SUPERVISOR_VARIABLE, ServeConfig
 from reviewlens.serving.limits import BodyLimitMiddleware
 from reviewlens.serving.metrics import Metrics, MetricsMiddleware
 from reviewlens.serving.models import ServedModel, load_models
@@ -272,5 +274,9 @@ def _with_bearer(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str
 
 
 def app_from_environment() -> FastAPI:
-    """The app for a worker process (``uvicorn --factory``): its configuration comes in the environment."""
+    """The app for a worker process (``uvicorn --factory``): its configuration comes in the environment, and it
+    ends with the server that started it, even one killed with SIGKILL."""
+    supervisor = os.environ.get(SUPERVISOR_VARIABLE)
+    if supervisor:
+        end_with_parent(int(supervisor))
     return create_app(ServeConfig.from_environment())

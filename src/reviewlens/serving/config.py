@@ -8,6 +8,8 @@ import os
 from pydantic import BaseModel, Field
 
 ENVIRONMENT_VARIABLE = "REVIEWLENS_SERVE_CONFIG"
+#: the pid of the server whose workers read the configuration: they end when it does
+SUPERVISOR_VARIABLE = "REVIEWLENS_SERVE_SUPERVISOR"
 
 
 def default_processes(workers: int) -> int:
@@ -54,7 +56,9 @@ class ServeConfig(BaseModel):
         return is_loopback(self.host)
 
     def to_environment(self) -> None:
+        """For the worker processes: this configuration, and the process they end with (this one)."""
         os.environ[ENVIRONMENT_VARIABLE] = self.model_dump_json()
+        os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())
 
     @classmethod
     def from_environment(cls) -> ServeConfig:
