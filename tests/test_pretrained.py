@@ -287,7 +287,10 @@ def test_an_encoder_without_an_output_layer_gets_a_new_one_trained_alone_first(
 
     old = tmp_path / "old"
     shutil.copytree(encoder_dir, old)
-    (old / OUTPUT_FILE).unlink()  # as written before the output layer was kept
+    (old / OUTPUT_FILE).unlink()  # as written before the output layer was kept (and the checksums)
+    metadata = json.loads((old / METADATA_FILE).read_text())
+    del metadata["files"]
+    (old / METADATA_FILE).write_text(json.dumps(metadata))
     logged: list[str] = []
     continued = pretrain(data, tmp_path / "new", sizes=continued_sizes(old, {}), epochs=1, start=old, log=logged.append)
     assert continued["tokens_seen"] < OUTPUT_WARMUP_STEPS * SMALL.batch_size * SMALL.length  # all within the warm-up
@@ -337,6 +340,22 @@ def _one_line(result: tuple[int, str], *words: str) -> None:
     assert all(word in line for word in words), line
 
 
+def _rewrite_encoder_weights(directory: Path) -> None:
+    """The encoder's weights changed inside a well-formed ``encoder.keras`` (its zip's own checksums hold)."""
+    import zipfile
+
+    path = directory / ENCODER_FILE
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    weights = next(name for name in members if name.endswith(".h5"))
+    spoiled = bytearray(members[weights])
+    spoiled[-64:] = bytes(64)  # the end of the last array's data
+    members[weights] = bytes(spoiled)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
 def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
     data: Path, encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,6 +393,9 @@ def test_bad_encoders_and_data_are_one_line_with_exit_code_2(
         "output": (bad("output", lambda d: (d / OUTPUT_FILE).write_bytes(b"PK\x03\x04 cut")), "output.npz"),
         "shape": (bad("shape", lambda d: np.savez(d / OUTPUT_FILE, weights=np.zeros((3, 2)), bias=np.zeros(3))),
                   "not the encoder's"),
+        "weights": (bad("weights", _rewrite_encoder_weights), "encoder.keras does not match its checksum"),
+        "unlisted": (bad("unlisted", lambda d: (d / METADATA_FILE).write_text(json.dumps(
+            {**json.loads((d / METADATA_FILE).read_text()), "files": {}}))), "lists no checksum"),
     }  # fmt: skip
     for name, (path, words) in cases.items():
         result = cli("train", "--recipe", "pretrained-vat", "--data", str(data), "--encoder", str(path),

@@ -8,7 +8,8 @@ directory is renamed into place whole:
 
     encoder.keras     ids -> states (safe mode; custom layers in ``reviewlens.models.pretrained``)
     vocabulary.json   the words, in id order from 2 (0 padding, 1 out of vocabulary)
-    metadata.json     format, version, objective, sizes, vocabulary digest, loss per epoch, tokens, seconds, machine
+    metadata.json     format, version, objective, sizes, vocabulary digest, loss per epoch, tokens, seconds, machine,
+                      the SHA-256 of each other file (an encoder written before they were kept has none)
     output.npz        the objective's output layer (``weights``, ``bias``; no pickle), so ``start=`` continues it
 
 ``start=`` (``reviewlens pretrain --from DIR``) continues pretraining an encoder on the same or other text -- a
@@ -41,7 +42,7 @@ from reviewlens.checkpoints import Checkpoint, Staging
 from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import FileError, read_json
-from reviewlens.runs import library_versions, write_json
+from reviewlens.runs import library_versions, sha256_of, write_json
 from reviewlens.sequences import SequenceVectorizer
 from reviewlens.training import check_writable
 
@@ -51,6 +52,8 @@ ENCODER_FILE = "encoder.keras"
 VOCABULARY_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
 OUTPUT_FILE = "output.npz"
+#: the files an encoder's metadata holds the SHA-256 of
+CHECKSUMMED = (ENCODER_FILE, VOCABULARY_FILE, OUTPUT_FILE)
 #: Steps a new output layer trains alone when an encoder without one is continued (about 2.5 M tokens by default).
 OUTPUT_WARMUP_STEPS = 300
 #: What a continued encoder fixes: its sizes (and, for the Transformer, its positions) are not settings any more.
@@ -505,6 +508,8 @@ def _write_encoder(
     model.save(directory / ENCODER_FILE)
     np.savez(directory / OUTPUT_FILE, weights=output[0], bias=output[1])
     (directory / VOCABULARY_FILE).write_text(json.dumps(vectorizer.words, ensure_ascii=False), encoding="utf-8")
+    # Written last, as a run's: the checksum of every other file, which check_encoder holds them to.
+    metadata = {**metadata, "files": {name: sha256_of(directory / name) for name in CHECKSUMMED}}
     write_json(directory / METADATA_FILE, metadata)
     return metadata
 
@@ -567,7 +572,31 @@ def check_encoder(path: Path) -> tuple[dict[str, Any], list[str], tuple[np.ndarr
     width = model.get("units") if metadata["objective"] == "lm" else model.get("embedding")
     if not isinstance(width, int):
         raise _bad(path, f"its {METADATA_FILE} gives no width for the encoder's states")
-    return metadata, words, _read_output(path, len(words) + 2, width)
+    output = _read_output(path, len(words) + 2, width)
+    _check_files(path, metadata)  # last: the checks above name what is wrong where they can
+    return metadata, words, output
+
+
+def _check_files(path: Path, metadata: dict[str, Any]) -> None:
+    """Each file the metadata lists matches its SHA-256 there (an encoder written before they were kept lists none,
+    and is checked by its vocabulary digest and its zip's own checksums only)."""
+    files = metadata.get("files")
+    if files is None:
+        return
+    if not isinstance(files, dict) or not all(isinstance(files.get(name), str) for name in CHECKSUMMED):
+        raise _bad(path, f"its {METADATA_FILE} lists no checksum for each of {', '.join(CHECKSUMMED)}")
+    for name in CHECKSUMMED:
+        file = path / name
+        try:
+            if not stat.S_ISREG(file.stat().st_mode):
+                raise _bad(path, f"its {name} is not a regular file")
+            digest = sha256_of(file)
+        except FileNotFoundError:
+            raise _bad(path, f"it has no {name}") from None
+        except OSError as error:
+            raise _bad(path, f"its {name} cannot be read ({error.strerror or error})") from None
+        if digest != files[name]:
+            raise _bad(path, f"its {name} does not match its checksum in {METADATA_FILE} (damaged or rewritten)")
 
 
 def load_encoder(path: str | os.PathLike[str]) -> Encoder:
