@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -173,11 +174,18 @@ def test_the_readme_example_runs_from_a_script_and_a_thread_without_a_main_guard
 
 def test_only_reviewlens_children_skip_the_main_module() -> None:
     """A program's own spawned children still run its ``__main__`` (so they can unpickle what it defines)."""
-    import multiprocessing.spawn
-
-    from reviewlens.processes import spawn_context
-
-    before = multiprocessing.spawn.get_preparation_data("child")
-    spawn_context()
-    assert multiprocessing.spawn.get_preparation_data("child") == before
-    assert {"init_main_from_name", "init_main_from_path"} & before.keys()  # pytest's __main__ is sent
+    program = (  # a program of its own, whose __main__ is a script (a test runner's worker may have none)
+        "import multiprocessing.spawn\n"
+        "from reviewlens.processes import spawn_context\n"
+        "before = multiprocessing.spawn.get_preparation_data('child')\n"
+        "spawn_context()\n"
+        "assert multiprocessing.spawn.get_preparation_data('child') == before\n"
+        "assert 'init_main_from_path' in before, before.keys()\n"
+        "print('sent')\n"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        script = Path(directory) / "program.py"
+        script.write_text(program)
+        environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment)
+    assert done.returncode == 0 and done.stdout == "sent\n", done.stderr
