@@ -317,3 +317,34 @@ def test_reading_a_large_parquet_shard_holds_a_few_row_groups_not_the_file(tmp_p
         peak, rows = max(peak, pa.total_allocated_bytes()), rows + len(batch.rows)
     assert rows == 40_000
     assert peak < path.stat().st_size / 4, f"{peak:,} bytes held while reading a {path.stat().st_size:,}-byte file"
+
+
+def test_a_line_far_over_the_bound_is_a_bad_row_read_in_fixed_memory(trained_run: Path, tmp_path: Path) -> None:
+    from tests.memory import MB, cli_peak
+
+    huge = 256 * MB  # one line of it, where --max-review-bytes is 1 MB: the reader stops keeping it at its bound
+    with gzip.open(tmp_path / "big.jsonl.gz", "wb", compresslevel=1) as out:
+        out.write(b'{"text": "A superb film."}\n{"text": "')
+        for _ in range(huge // MB):
+            out.write(b"a" * MB)
+        out.write(b'"}\n{"text": ' + b"[" * 3000 + b"]" * 3000 + b'}\n{"text": "Dull."}\n')
+    with gzip.open(tmp_path / "long.txt.gz", "wb", compresslevel=1) as out:
+        out.write(b"A superb film.\n")
+        for _ in range(huge // MB):
+            out.write(b"b" * MB)
+        out.write(b"\nDull.")
+    args = [str(tmp_path / "big.jsonl.gz"), str(tmp_path / "long.txt.gz"), "--output", str(tmp_path / "out"), "--json"]
+    result, peak = cli_peak("score", str(trained_run), *args)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["rows"], summary["rows_skipped"]) == (4, 3)
+    reasons = {(Path(b["file"]).name, b["row"]): b["reason"] for b in summary["bad_rows"]}
+    limit = 6 * 1_000_000 + 64 * 1024
+    assert reasons == {
+        ("big.jsonl.gz", 2): f"a line of {huge + 12:,} bytes, over the {limit:,} a record may take "
+        "(--max-review-bytes)",
+        ("big.jsonl.gz", 3): "nested too deeply (a record is a flat object)",
+        ("long.txt.gz", 2): f"a text of {huge:,} bytes, over --max-review-bytes 1,000,000",
+    }
+    assert pq.read_table(tmp_path / "out" / "long.parquet").num_rows == 2
+    assert peak < 400 * MB, f"peak {peak / MB:.0f} MB for a {huge // MB} MB line"

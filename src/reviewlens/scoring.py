@@ -309,25 +309,55 @@ def _unreadable(shard: Shard, error: Exception) -> ReviewlensError:
     return ReviewlensError(f"{shard.path} cannot be read as {shard.format} ({what}); check the file")
 
 
-def _lines(stream: pa.NativeFile) -> Iterator[list[bytes]]:
-    """The stream's lines (``\\n``, ``\\r\\n``), a block at a time; a UTF-8 byte-order mark is dropped."""
+@dataclass(frozen=True)
+class OverLong:
+    """A line longer than its reader's bound, in place of its bytes: only its size is kept, counted to its end."""
+
+    size: int
+
+
+def _lines(stream: pa.NativeFile, limit: int) -> Iterator[list[bytes | OverLong]]:
+    """The stream's lines (``\\n``, ``\\r\\n``), a block at a time; a UTF-8 byte-order mark is dropped. A line of
+    more than ``limit`` bytes is an ``OverLong``: its bytes are skipped as they come, so memory stays within a block
+    and ``limit`` however long the line."""
     rest = b""
+    skipped = 0  # inside an over-long line: its bytes so far
     first = True
     while block := stream.read(BLOCK_BYTES):
         if first:
             block, first = block.removeprefix(b"\xef\xbb\xbf"), False
+        out: list[bytes | OverLong] = []
+        if skipped:
+            end = block.find(b"\n")
+            if end < 0:
+                skipped += len(block)
+                continue
+            out.append(OverLong(skipped + end))
+            skipped, block = 0, block[end + 1 :]
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
-        yield [line.removesuffix(b"\r") for line in lines]
-    if rest:
+        if len(rest) > limit:
+            skipped, rest = len(rest), b""
+        for line in lines:
+            line = line.removesuffix(b"\r")
+            out.append(line if len(line) <= limit else OverLong(len(line)))
+        yield out
+    if skipped:
+        yield [OverLong(skipped)]
+    elif rest:
         yield [rest.removesuffix(b"\r")]
+
+
+def _jsonl_line_limit(max_review_bytes: int) -> int:
+    """The longest JSON line read for a text of ``max_review_bytes``: room for its escapes and other fields."""
+    return 6 * max_review_bytes + (64 << 10)
 
 
 def _read_text(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     raw, stream = _open(shard)
     row = 0
     with raw:
-        for lines in _lines(stream):
+        for lines in _lines(stream, job.max_review_bytes):
             for start in range(0, len(lines), BATCH_ROWS):
                 chunk = lines[start : start + BATCH_ROWS]
                 yield Batch(list(range(row + 1, row + len(chunk) + 1)), None, chunk, raw.tell())
@@ -343,16 +373,24 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     id_column = job.id_column
     checked = False
     row = 0
+    limit = _jsonl_line_limit(job.max_review_bytes)
     with raw:
-        for lines in _lines(stream):
+        for lines in _lines(stream, limit):
             batch = Batch([], [], [], 0)
             for line in lines:
                 row += 1
+                if isinstance(line, OverLong):
+                    reason = f"a line of {line.size:,} bytes, over the {limit:,} a record may take (--max-review-bytes)"
+                    batch.bad.append(BadRow(str(shard.path), row, reason))
+                    continue
                 try:
                     record = decoder.decode(line)
                 except msgspec.DecodeError as error:
                     reason = "not valid UTF-8" if "UTF-8" in str(error) else f"not valid JSON ({error})"
                     batch.bad.append(BadRow(str(shard.path), row, reason))
+                    continue
+                except RecursionError:
+                    batch.bad.append(BadRow(str(shard.path), row, "nested too deeply (a record is a flat object)"))
                     continue
                 if not isinstance(record, dict):
                     batch.bad.append(BadRow(str(shard.path), row, f"not a JSON object but {type(record).__name__}"))
@@ -497,6 +535,8 @@ def _text(value: Any, limit: int) -> str:
     """The review in a row's value, or ``ValueError`` saying why the row is bad."""
     if value is _MISSING or value is None:
         raise ValueError("no text")
+    if isinstance(value, OverLong):
+        raise ValueError(f"a text of {value.size:,} bytes, over --max-review-bytes {limit:,}")
     if isinstance(value, str):  # from JSON: a lone surrogate (``"\\ud800"``) is no more UTF-8 than a bad byte
         if len(value) * 4 > limit and (size := len(value.encode("utf-8", "surrogatepass"))) > limit:
             raise ValueError(f"a text of {size:,} bytes, over --max-review-bytes {limit:,}")
