@@ -528,10 +528,15 @@ def _evaluate(run_dir: Path, data: Path | None, quiet: bool = False, plot: Path 
         )
     run = load(run_dir)
     if data is not None and labelled_file(data):  # reviews from elsewhere: every row is for evaluation
-        texts, labels = read_labelled(data, run.labels)
+        cut: list[int] = []
+        texts, labels = read_labelled(data, run.labels, cut=cut)
         source, split = str(data), "all"
         if not quiet:
             err.print(Text(f"data: {data} (--data); scoring all its {len(labels):,} reviews", style="dim"))
+            if cut:
+                lines = ", ".join(map(str, cut[:5])) + (", ..." if len(cut) > 5 else "")
+                err.print(Text(f"cut {len(cut):,} reviews longer than {MAX_REVIEW_BYTES:,} bytes, as train does "
+                               f"(line {lines})", style="dim"))  # fmt: skip
     else:
         resolved, said = _evaluation_data(run_dir, run.metadata, data)
         if list(resolved.dataset.label_names) != run.labels:
@@ -609,10 +614,21 @@ def evaluate(
 
 def _read_reviews(file: Path) -> list[str]:
     """One review per line of ``file`` (``-``: stdin), decoded as UTF-8 the way datasets are: a byte-order mark
-    dropped, bytes that are not UTF-8 replaced by U+FFFD."""
+    dropped, bytes that are not UTF-8 replaced by U+FFFD, a review longer than ``MAX_REVIEW_BYTES`` cut there (read
+    by the one bounded line reader: a line's memory never grows past the bound)."""
+    from reviewlens.files import LongLine, bounded_lines, cut_utf8
+
+    def reviews(handle: Any) -> list[str]:
+        return [
+            cut_utf8(line.head if isinstance(line, LongLine) else line, MAX_REVIEW_BYTES).decode("utf-8", "replace")
+            for _, line in bounded_lines(handle, MAX_REVIEW_BYTES)
+        ]
+
     try:
-        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-        return raw.decode("utf-8-sig", errors="replace").splitlines()
+        if str(file) == "-":
+            return reviews(sys.stdin.buffer)
+        with file.open("rb") as handle:
+            return reviews(handle)
     except FileNotFoundError:
         raise ReviewlensError(
             f"{file} does not exist; pass a text file with one review per line, or - for stdin"

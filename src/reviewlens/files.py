@@ -13,8 +13,10 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -124,3 +126,70 @@ def read_json(path: Path, remedy: str, limit: int | None = None) -> Any:
     """The decoded JSON file, bounded in size (its kind's bound, or ``limit``) and in depth; any failure is one
     ``FileError`` naming the path, how it failed and ``remedy`` (what to do)."""
     return decode_json(read_bytes(path, remedy, limit), path, remedy)
+
+
+#: How much of an over-long line is read at a time while it is skipped.
+_SKIP_BYTES = 1 * MiB
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line of more bytes than its reader's bound, in its place: its size (counted to its end), its first
+    ``head`` bytes (the bound's worth) and its last ``tail`` bytes (as many as the reader asked to keep)."""
+
+    size: int
+    head: bytes
+    tail: bytes
+
+
+def bounded_lines(
+    handle: IO[bytes], limit: int, tail: int = 0, keep_ends: bool = False
+) -> Iterator[tuple[int, bytes | LongLine]]:
+    """Each line of a binary stream as (line number from 1, its bytes without ``\\n`` or ``\\r\\n``); a UTF-8
+    byte-order mark at the start is dropped. A line over ``limit`` bytes is a ``LongLine``: it is read on in
+    pieces and only its head and last ``tail`` bytes are kept, so memory never grows with a line, however long.
+    ``keep_ends`` leaves each line's end on it (the csv module reads ``\\r\\n`` inside a quoted field). The one
+    line reader for reviews in text files (``predict --file``, data sources, ``evaluate --data``)."""
+    number = 0
+    while piece := handle.readline(limit + 2):  # room for the line's end
+        number += 1
+        if number == 1:
+            piece = piece.removeprefix(b"\xef\xbb\xbf")
+        if piece.endswith(b"\n") or len(piece) < limit + 2:  # the whole line (the last may have no end)
+            line = piece.removesuffix(b"\n").removesuffix(b"\r")
+            if len(line) <= limit:
+                yield number, piece if keep_ends else line
+                continue
+        head, size, last = piece[:limit], len(piece), piece[-tail:] if tail else b""
+        while not piece.endswith(b"\n") and (piece := handle.readline(_SKIP_BYTES)):
+            size += len(piece)
+            if tail:
+                last = (last + piece)[-tail:]
+        ending = 2 if last.endswith(b"\r\n") or piece.endswith(b"\r\n") else 1 if piece.endswith(b"\n") else 0
+        yield number, LongLine(size - ending, head, last[: max(0, len(last) - ending)] if tail else b"")
+
+
+def json_line_limit(max_review_bytes: int) -> int:
+    """The longest JSON line read for a review of ``max_review_bytes``: room for its escapes and other fields."""
+    return 6 * max_review_bytes + (64 << 10)
+
+
+def text_lines(path: Path, limit: int, errors: str) -> Iterator[str]:
+    """The lines of a UTF-8 text file (a byte-order mark dropped), each with its end, for the csv module (``errors``
+    as for ``bytes.decode``); a physical line over ``limit`` bytes is refused in one line naming it."""
+    with open(path, "rb") as handle:
+        for number, line in bounded_lines(handle, limit, keep_ends=True):
+            if isinstance(line, LongLine):
+                raise ReviewlensError(
+                    f"{path} line {number} is {line.size:,} bytes, over the {limit:,} a record may take; "
+                    "cut the review or raise --max-review-bytes"
+                )
+            yield line.decode("utf-8", errors)
+
+
+def cut_utf8(raw: bytes, limit: int) -> bytes:
+    """``raw`` cut to at most ``limit`` bytes, at a character boundary (never half a UTF-8 character)."""
+    end = limit
+    while 0 < end < len(raw) and raw[end] & 0xC0 == 0x80:  # a continuation byte: the cut is inside a character
+        end -= 1
+    return raw[:end]

@@ -45,7 +45,7 @@ from filelock import FileLock, Timeout
 from reviewlens.data.sources import MAX_REVIEW_BYTES
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import predicted_labels
-from reviewlens.files import read_json
+from reviewlens.files import json_line_limit, read_json
 from reviewlens.runs import METADATA_FILE, read_metadata, sha256_of
 from reviewlens.text import is_blank
 
@@ -348,11 +348,6 @@ def _lines(stream: pa.NativeFile, limit: int) -> Iterator[list[bytes | OverLong]
         yield [rest.removesuffix(b"\r")]
 
 
-def _jsonl_line_limit(max_review_bytes: int) -> int:
-    """The longest JSON line read for a text of ``max_review_bytes``: room for its escapes and other fields."""
-    return 6 * max_review_bytes + (64 << 10)
-
-
 def _read_text(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     raw, stream = _open(shard)
     row = 0
@@ -373,7 +368,7 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     id_column = job.id_column
     checked = False
     row = 0
-    limit = _jsonl_line_limit(job.max_review_bytes)
+    limit = json_line_limit(job.max_review_bytes)
     with raw:
         for lines in _lines(stream, limit):
             batch = Batch([], [], [], 0)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.files import LongLine, bounded_lines, cut_utf8, json_line_limit, text_lines
 from reviewlens.text import valid_text
 
 SplitName = Literal["train", "validation", "test"]
@@ -95,7 +96,7 @@ class ReadReport:
         """The review in ``raw`` (which may hold one byte past the limit, to tell that it was cut)."""
         if len(raw) > self.max_review_bytes:
             self._note(self.truncated, "truncated", id)
-            raw = _cut_utf8(raw, self.max_review_bytes)
+            raw = cut_utf8(raw, self.max_review_bytes)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -139,14 +140,6 @@ class ReadReport:
         if self.undecodable:
             lines.append(f"{len(self.undecodable):,} reviews were not UTF-8, read with U+FFFD: {few(self.undecodable)}")
         return lines
-
-
-def _cut_utf8(raw: bytes, limit: int) -> bytes:
-    """``raw`` cut to at most ``limit`` bytes, at a character boundary (never half a UTF-8 character)."""
-    end = limit
-    while 0 < end < len(raw) and raw[end] & 0xC0 == 0x80:  # a continuation byte: the cut is inside a character
-        end -= 1
-    return raw[:end]
 
 
 def _aclimdb_entry(split: str, category: str, name: str, kind: LabelKind, where: Path) -> Entry:
@@ -356,23 +349,24 @@ class CsvSource(_RecordSource):
     text_field, label_field = "review", "sentiment"
 
     def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
-        # utf-8-sig: spreadsheet programs start a CSV with a byte-order mark; newline="" lets csv take CRLF.
-        with open(self.path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
-            dialect = csv.excel_tab if self.path.name.lower().endswith(".tsv") else csv.excel
-            reader = csv.DictReader(handle, dialect=dialect)
-            _allow_fields_of(4 * self._decode.max_review_bytes + 1)  # an over-long review is cut, not refused
-            try:
-                fields = [name.strip().lower() for name in reader.fieldnames or []]
-                if "review" not in fields:
-                    raise ReviewlensError(
-                        f"{self.path} needs a header with the columns review,sentiment (review alone: unlabeled "
-                        f"reviews) (found {', '.join(reader.fieldnames or []) or 'no header'})"
-                    )
-                reader.fieldnames = fields  # " Review" and "SENTIMENT" as a spreadsheet may write them
-                for record in reader:
-                    yield reader.line_num, dict(record)
-            except csv.Error as error:
-                raise ReviewlensError(f"{self.path} line {reader.line_num} is not valid CSV ({error})") from None
+        # The one bounded line reader: it drops the byte-order mark spreadsheet programs start a CSV with, keeps the
+        # CRLF inside a quoted field, and refuses a line longer than any review within the bound fills.
+        lines = text_lines(self.path, 4 * self._decode.max_review_bytes + (64 << 10), "surrogateescape")
+        dialect = csv.excel_tab if self.path.name.lower().endswith(".tsv") else csv.excel
+        reader = csv.DictReader(lines, dialect=dialect)
+        _allow_fields_of(4 * self._decode.max_review_bytes + 1)  # an over-long review is cut, not refused
+        try:
+            fields = [name.strip().lower() for name in reader.fieldnames or []]
+            if "review" not in fields:
+                raise ReviewlensError(
+                    f"{self.path} needs a header with the columns review,sentiment (review alone: unlabeled "
+                    f"reviews) (found {', '.join(reader.fieldnames or []) or 'no header'})"
+                )
+            reader.fieldnames = fields  # " Review" and "SENTIMENT" as a spreadsheet may write them
+            for record in reader:
+                yield reader.line_num, dict(record)
+        except csv.Error as error:
+            raise ReviewlensError(f"{self.path} line {reader.line_num} is not valid CSV ({error})") from None
 
 
 def _allow_fields_of(characters: int) -> None:
@@ -387,13 +381,23 @@ class JsonlSource(_RecordSource):
     text_field, label_field = "text", "label"
 
     def _records(self) -> Iterator[tuple[int, dict[str, object]]]:
-        return jsonl_records(self.path, errors="surrogateescape")
+        return jsonl_records(self.path, "surrogateescape", self._decode.max_review_bytes)
 
 
-def jsonl_records(path: Path, errors: str) -> Iterator[tuple[int, dict[str, object]]]:
-    """Each non-blank line of a JSON lines file as (line number, object); ``errors`` as for ``open``."""
-    with open(path, encoding="utf-8-sig", errors=errors) as handle:
-        for number, line in enumerate(handle, start=1):
+def jsonl_records(
+    path: Path, errors: str, max_review_bytes: int = MAX_REVIEW_BYTES
+) -> Iterator[tuple[int, dict[str, object]]]:
+    """Each non-blank line of a JSON lines file as (line number, object); ``errors`` as for ``bytes.decode``. A line
+    longer than a record of a ``max_review_bytes`` review may take is refused in one line, read in fixed memory."""
+    limit = json_line_limit(max_review_bytes)
+    with open(path, "rb") as handle:
+        for number, raw in bounded_lines(handle, limit):
+            if isinstance(raw, LongLine):
+                raise ReviewlensError(
+                    f"{path} line {number} is {raw.size:,} bytes, over the {limit:,} a record may take; "
+                    "cut the review or raise --max-review-bytes"
+                )
+            line = raw.decode("utf-8", errors)
             if not line.strip():
                 continue
             try:
