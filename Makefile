@@ -26,10 +26,11 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is not installed and could not be (root and apt-get needed): tests/test_browser.py will be skipped"
 
-# The default suite (at most 7 minutes on 2 cores); the tests that train on the full IMDB data are
-# `make test-full` (they skip without ../shared/data), which CI runs after it.
+# The default suite (at most 7 minutes on 2 cores), in two processes (pytest-xdist): its last line says the time
+# against that budget, and REVIEWLENS_SUITE_BUDGET=enforce makes going over it fail. The tests that train on the
+# full IMDB data are `make test-full` (they skip without ../shared/data), which CI runs after it.
 test: lint browser
-	$(BIN)/python -m pytest -m "not full_data"
+	$(BIN)/python -m pytest -m "not full_data" -n 2
 
 test-full: $(STAMP)
 	$(BIN)/python -m pytest -m full_data

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,42 @@ def three_label_run(three_labels: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("runs") / "three"
     train("bow-bigram", three_labels, out, epochs=10)
     return out
+
+
+#: The default suite's budget on 2 cores (``make test``): the whole of it, not a selection.
+SUITE_BUDGET_S = 420.0
+_started = time.monotonic()
+_TOOK = pytest.StashKey[float]()
+
+
+def _whole_default_suite(config: pytest.Config) -> bool:
+    """Whether this session is the default suite: every test file, ``-m "not full_data"``, no ``-k``."""
+    given = [arg for arg in config.invocation_params.args if not arg.startswith("-")]
+    return (
+        config.getoption("markexpr") == "not full_data"
+        and not config.getoption("keyword")
+        and all(Path(arg).resolve() == Path(__file__).parent.resolve() for arg in given if Path(arg).exists())
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Time the whole default suite against its budget; ``REVIEWLENS_SUITE_BUDGET=enforce`` fails it when over."""
+    config = session.config
+    if os.environ.get("PYTEST_XDIST_WORKER") or not _whole_default_suite(config):
+        return
+    took = time.monotonic() - _started
+    config.stash[_TOOK] = took
+    if took > SUITE_BUDGET_S and os.environ.get("REVIEWLENS_SUITE_BUDGET") == "enforce" and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    took = config.stash.get(_TOOK, None)
+    if took is None:
+        return
+    over = took > SUITE_BUDGET_S
+    terminalreporter.write_line(
+        f"default suite: {took:.0f} s of its {SUITE_BUDGET_S:.0f} s budget on 2 cores"
+        + (" -- OVER BUDGET: find the slow tests above (--durations) and make them faster" if over else ""),
+        red=over, green=not over,
+    )  # fmt: skip
