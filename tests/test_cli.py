@@ -26,6 +26,7 @@ def run(
         input=stdin,
         capture_output=True,
         text=True,
+        errors="surrogateescape",  # a file name that is not UTF-8 is printed as its bytes, as ls prints it
         cwd=cwd,
         env=environment,
         timeout=300,

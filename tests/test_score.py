@@ -348,3 +348,58 @@ def test_a_line_far_over_the_bound_is_a_bad_row_read_in_fixed_memory(trained_run
     }
     assert pq.read_table(tmp_path / "out" / "long.parquet").num_rows == 2
     assert peak < 400 * MB, f"peak {peak / MB:.0f} MB for a {huge // MB} MB line"
+
+
+def test_inputs_that_are_not_what_their_names_say_are_one_line(trained_run: Path, tmp_path: Path) -> None:
+    whole = gzip.compress(b"".join(b'{"text": "A fine film number %d."}\n' % i for i in range(5000)))
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])  # a download that stopped halfway
+    (tmp_path / "plain.txt.gz").write_bytes(b"A fine film.\nnot gzip at all\n")
+    (tmp_path / "wide.csv").write_bytes("text\nA fine film.\n".encode("utf-16"))
+    for name in ("cut.jsonl.gz", "plain.txt.gz", "wide.csv"):
+        result = cli("score", str(trained_run), str(tmp_path / name), "--output", str(tmp_path / f"out-{name}"))
+        assert result.returncode == 2, (name, result.stderr)
+        assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, (name, result.stderr)
+        assert str(tmp_path / name) in result.stderr and "check the file" in result.stderr, result.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_named(trained_run: Path, tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9 reviews.jsonl")  # a Latin-1 name on a UTF-8 system
+    (tmp_path / name).write_bytes(b'{"text": "A superb film."}\n{"text": 5}\n')
+    result = cli("score", str(trained_run), str(tmp_path / name), "--output", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["rows"], summary["rows_skipped"]) == (1, 1)
+    shown = f"{tmp_path}/caf\\xe9 reviews.jsonl"  # the name's bytes that are not UTF-8, escaped
+    assert f"{shown}:2: a text that is not a string" in result.stderr and "Traceback" not in result.stderr
+    (output,) = (tmp_path / "out").glob("*.parquet")
+    assert pq.read_table(pa.OSFile(os.fsencode(output))).column("file").to_pylist() == [shown]
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_finished_shards(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from reviewlens import scoring
+
+    for name in ("a", "b"):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"{name}.jsonl").write_text('{"text": "A superb film."}\n')
+    written = scoring._Writer.write
+
+    def fills_up(self: scoring._Writer, table: pa.Table) -> None:
+        if self.path.name.startswith(".b."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written(self, table)
+
+    monkeypatch.setattr(scoring._Writer, "write", fills_up)
+    job = ScoreJob(trained_run, tmp_path / "out", "parquet")
+    events = type("Quiet", (), {"advance": lambda *a: None, "bad_row": lambda *a: None})()
+    with pytest.raises(ReviewlensError, match=r"the disk is full .* the 1 shard\(s\) finished are kept") as full:
+        score(job, [tmp_path / "in"], events)
+    assert "\n" not in str(full.value)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "a.parquet" in names and not [n for n in names if n.startswith(("b", ".b"))]  # no half-written shard
+    monkeypatch.undo()
+    again = score(job, [tmp_path / "in"], events)
+    assert (again.rows, again.shards_done_before) == (1, 1)

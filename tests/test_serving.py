@@ -162,7 +162,6 @@ def test_openapi_describes_requests_and_responses(client: TestClient):
         (b"", {"content-type": "application/json"}),
         (b'{"text": "\\ud800 lone surrogate"}', {"content-type": "application/json"}),
         (b'{"text": "\xff\xfe not UTF-8"}', {"content-type": "application/json"}),
-        (b"text=form+encoded", {"content-type": "application/x-www-form-urlencoded"}),
         (b'{"text": "ok", "model": 7}', {"content-type": "application/json"}),
     ],
 )
@@ -354,3 +353,20 @@ def test_a_failure_is_a_500_logged_without_the_review(
     logged = record.getMessage()
     assert "POST /v1/predict failed" in logged and "ValueError" in logged and "in fail" in logged
     assert (review in logged) is log_texts
+
+
+def test_422_answers_are_json_even_for_nan_and_a_wrong_content_type_is_415(client: TestClient):
+    for raw in (b'{"text": NaN}', b'{"text": Infinity}', b'{"texts": [-Infinity]}'):
+        url = "/v1/predict/batch" if b"texts" in raw else "/v1/predict"
+        answer = client.post(url, content=raw, headers={"content-type": "application/json"})
+        assert answer.status_code == 422
+        body = json.loads(answer.text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+        assert body["detail"][0]["input"] in ("NaN", "Infinity", "-Infinity")
+    wrong = client.post("/v1/predict", content=b'{"text": "A fine film."}', headers={"content-type": "text/plain"})
+    assert wrong.status_code == 415 and "application/json" in wrong.json()["detail"]
+    form = client.post("/v1/predict", data={"text": "A fine film."})  # a form, as an HTML form posts it
+    assert form.status_code == 415
+    fine = client.post(
+        "/v1/predict", content=b'{"text": "A fine film."}', headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert fine.status_code == 200

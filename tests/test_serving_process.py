@@ -296,3 +296,18 @@ def test_sigterm_beside_a_stalled_upload_exits_after_the_grace_period_with_one_l
     assert "Traceback" not in output and "Exception" not in output and "ERROR" not in output, output
     [line] = [line for line in output.splitlines() if "grace period" in line]
     assert "after the 1 s grace period" in line
+
+
+def test_a_port_in_use_is_one_line_and_exit_code_2(trained_run: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "reviewlens.cli", "serve", str(trained_run), "--port", str(port)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: --port {port} is in use on 127.0.0.1; stop what serves there, or pass another --port"
+    )

@@ -23,6 +23,7 @@ processes (``--workers``) or here; ``RayEngine`` the same way, its batches predi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -95,7 +96,8 @@ class Source(msgspec.Struct, frozen=True):
         """The input as it is now, taken before it is read: a change while it is scored shows at the next run."""
         try:
             info = shard.path.stat()
-            return cls(shard.name, str(shard.path), info.st_size, info.st_mtime_ns, sha256_of(shard.path))
+            return cls(_path_text(shard.name), _path_text(shard.path), info.st_size, info.st_mtime_ns,
+                       sha256_of(shard.path))  # fmt: skip
         except OSError as error:
             raise ReviewlensError(f"{shard.path} cannot be read ({error.strerror or error}); check it") from None
 
@@ -298,7 +300,7 @@ class Batch:
 def _open(shard: Shard) -> tuple[pa.NativeFile, pa.NativeFile]:
     """The raw file (its position is progress) and the stream of its decompressed bytes."""
     try:
-        raw = pa.OSFile(str(shard.path))
+        raw = pa.OSFile(os.fsencode(shard.path))  # its bytes: a name that is not UTF-8 is a name all the same
     except OSError as error:
         raise ReviewlensError(f"{shard.path} cannot be read ({error}); check its permissions") from None
     return raw, pa.CompressedInputStream(raw, "gzip") if shard.compressed else raw
@@ -316,14 +318,33 @@ class OverLong:
     size: int
 
 
-def _lines(stream: pa.NativeFile, limit: int) -> Iterator[list[bytes | OverLong]]:
+def _blocks(shard: Shard, stream: pa.NativeFile) -> Iterator[bytes]:
+    """The stream's bytes a block at a time; a file cut short or not what its name says (a ``.gz`` that is not
+    gzip) is one line naming it."""
+    while True:
+        try:
+            block = stream.read(BLOCK_BYTES)
+        except (pa.ArrowInvalid, OSError) as error:
+            if _disk_full(error):
+                raise
+            raise _unreadable(shard, error) from None
+        if not block:
+            return
+        yield block
+
+
+def _disk_full(error: Exception) -> bool:
+    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
+
+
+def _lines(shard: Shard, stream: pa.NativeFile, limit: int) -> Iterator[list[bytes | OverLong]]:
     """The stream's lines (``\\n``, ``\\r\\n``), a block at a time; a UTF-8 byte-order mark is dropped. A line of
     more than ``limit`` bytes is an ``OverLong``: its bytes are skipped as they come, so memory stays within a block
     and ``limit`` however long the line."""
     rest = b""
     skipped = 0  # inside an over-long line: its bytes so far
     first = True
-    while block := stream.read(BLOCK_BYTES):
+    for block in _blocks(shard, stream):
         if first:
             block, first = block.removeprefix(b"\xef\xbb\xbf"), False
         out: list[bytes | OverLong] = []
@@ -352,7 +373,7 @@ def _read_text(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     raw, stream = _open(shard)
     row = 0
     with raw:
-        for lines in _lines(stream, job.max_review_bytes):
+        for lines in _lines(shard, stream, job.max_review_bytes):
             for start in range(0, len(lines), BATCH_ROWS):
                 chunk = lines[start : start + BATCH_ROWS]
                 yield Batch(list(range(row + 1, row + len(chunk) + 1)), None, chunk, raw.tell())
@@ -369,26 +390,27 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     checked = False
     row = 0
     limit = json_line_limit(job.max_review_bytes)
+    where = _path_text(shard.path)
     with raw:
-        for lines in _lines(stream, limit):
+        for lines in _lines(shard, stream, limit):
             batch = Batch([], [], [], 0)
             for line in lines:
                 row += 1
                 if isinstance(line, OverLong):
                     reason = f"a line of {line.size:,} bytes, over the {limit:,} a record may take (--max-review-bytes)"
-                    batch.bad.append(BadRow(str(shard.path), row, reason))
+                    batch.bad.append(BadRow(where, row, reason))
                     continue
                 try:
                     record = decoder.decode(line)
                 except msgspec.DecodeError as error:
                     reason = "not valid UTF-8" if "UTF-8" in str(error) else f"not valid JSON ({error})"
-                    batch.bad.append(BadRow(str(shard.path), row, reason))
+                    batch.bad.append(BadRow(where, row, reason))
                     continue
                 except RecursionError:
-                    batch.bad.append(BadRow(str(shard.path), row, "nested too deeply (a record is a flat object)"))
+                    batch.bad.append(BadRow(where, row, "nested too deeply (a record is a flat object)"))
                     continue
                 if not isinstance(record, dict):
-                    batch.bad.append(BadRow(str(shard.path), row, f"not a JSON object but {type(record).__name__}"))
+                    batch.bad.append(BadRow(where, row, f"not a JSON object but {type(record).__name__}"))
                     continue
                 if not checked:  # the first record says which fields the shard has
                     _require(shard, job.text_column, list(record), "field")
@@ -453,7 +475,10 @@ def _csv_reader(shard: Shard, stream: pa.NativeFile, **options: Any) -> pa_csv.C
 def _read_csv(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     raw, stream = _open(shard)
     with raw:  # the header first: only the text and id columns are then parsed, as text (no type guessed)
-        names = _csv_reader(shard, stream, invalid=lambda row: "skip", column_types={}).schema.names
+        try:
+            names = _csv_reader(shard, stream, invalid=lambda row: "skip", column_types={}).schema.names
+        except UnicodeDecodeError as error:  # a header that is not UTF-8 (a spreadsheet's UTF-16, say)
+            raise _unreadable(shard, error) from None
     ids = _id_column(shard, job, names, "column")
     wrong: list[int] = []  # records with the wrong number of fields, by number (the header is record 1)
 
@@ -492,12 +517,13 @@ def _read_csv(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
 
 
 def _wrong_fields(shard: Shard, row: int) -> BadRow:
-    return BadRow(str(shard.path), row, "a record with the wrong number of fields")
+    return BadRow(_path_text(shard.path), row, "a record with the wrong number of fields")
 
 
 def _read_parquet(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     try:
-        parquet = pq.ParquetFile(shard.path, pre_buffer=False)  # pre-buffering keeps every row group read
+        # pre-buffering keeps every row group read; the file by its bytes' name (it may not be UTF-8)
+        parquet = pq.ParquetFile(pa.OSFile(os.fsencode(shard.path)), pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as error:
         raise _unreadable(shard, error) from None
     with parquet:
@@ -573,10 +599,11 @@ class _Writer:
         self.path, self.format, self.schema = path, output_format, schema
         self._closed = False
         self._handle: Any
+        # Opened by their bytes' names: an input's name that is not UTF-8 gives an output name that is not either.
         if output_format == "parquet":
-            self._handle = pq.ParquetWriter(path, schema)
+            self._handle = pq.ParquetWriter(pa.OSFile(os.fsencode(path), "wb"), schema)
         elif output_format == "csv":
-            self._handle = pa_csv.CSVWriter(str(path), schema)
+            self._handle = pa_csv.CSVWriter(pa.OSFile(os.fsencode(path), "wb"), schema)
         else:
             self._handle = open(path, "wb")  # noqa: SIM115 (closed in close())
             self._encoder = msgspec.json.Encoder()
@@ -643,7 +670,7 @@ def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events, predictio
                     texts.append(_text(value, job.max_review_bytes))
                     kept.append(i)
                 except ValueError as error:
-                    batch.bad.append(BadRow(str(shard.path), batch.rows[i], str(error)))
+                    batch.bad.append(BadRow(_path_text(shard.path), batch.rows[i], str(error)))
             for bad in sorted(batch.bad, key=lambda b: b.row):
                 if job.strict:
                     raise ReviewlensError(f"{bad} (--strict); fix or drop the row, or score without --strict")
@@ -675,6 +702,12 @@ def score_shard(run: Run, job: ScoreJob, shard: Shard, events: Events, predictio
     return ShardResult(shard, rows, bad_rows, time.perf_counter() - started)
 
 
+def _path_text(path: str | os.PathLike[str]) -> str:
+    """A path as UTF-8 text (for the output's ``file`` column and the sources record): the bytes of a name that is
+    not UTF-8 written as ``\\xe9`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _ready(scores: np.ndarray) -> Future[np.ndarray]:
     future: Future[np.ndarray] = Future()
     future.set_result(scores)
@@ -687,7 +720,7 @@ def _scored(run: Run, shard: Shard, batch: Batch, kept: list[int], scores: np.nd
     if batch.ids is not None:
         where = {"id": pa.array([batch.ids[i] for i in kept], pa.string())}
     else:
-        where = {"file": pa.array([str(shard.path)] * len(kept), pa.string()),
+        where = {"file": pa.array([_path_text(shard.path)] * len(kept), pa.string()),
                  "row": pa.array([batch.rows[i] for i in kept], pa.int64())}  # fmt: skip
     # As Run.answers: the label decided from each row of probabilities, the score positive's for two labels
     # and the answered label's for more.
@@ -1071,11 +1104,11 @@ def score(
         raise ReviewlensError(
             f"--output {job.out} cannot be written ({error.strerror or error}); pass another"
         ) from None
-    with lock:
+    try:  # held once (acquired above): released however the job ends, so this process may score again
         _claim(job, manifest)
         recorded = _recorded(job.out)
         written = [s for s in shards if (job.out / s.output_name(job.format)).is_file()]
-        done = [s for s in written if s.name in recorded and recorded[s.name].matches(s)]
+        done = [s for s in written if _path_text(s.name) in recorded and recorded[_path_text(s.name)].matches(s)]
         kept = set(done)
         changed = [s for s in written if s not in kept]
         todo = [s for s in shards if s not in kept]
@@ -1085,13 +1118,25 @@ def score(
         summary = Summary(manifest["run"], str(job.out), len(shards), len(done), 0, 0, 0.0)
         summary.shards_rescored = len(changed)
         collecting = _Collecting(events, summary.bad_rows)
-        for result in scorer.score(job, todo, collecting):
-            summary.rows += result.rows
-            summary.rows_skipped += result.bad_rows
+        finished = 0
+        try:
+            for result in scorer.score(job, todo, collecting):
+                summary.rows += result.rows
+                summary.rows_skipped += result.bad_rows
+                finished += 1
+        except OSError as error:
+            if not _disk_full(error):
+                raise
+            raise ReviewlensError(
+                f"--output {job.out}: the disk is full (No space left on device); free some space and run the same "
+                f"command again: the {len(done) + finished} shard(s) finished are kept and skipped"
+            ) from None
         summary.seconds = time.perf_counter() - started
         # A clean finish leaves only its shards and manifest. Unlinked while held: a process that opened the file
         # before cannot think it holds the lock (filelock checks the inode it locked still has a name).
         (job.out / LOCK_FILE).unlink(missing_ok=True)
+    finally:
+        lock.release()
     return summary
 
 

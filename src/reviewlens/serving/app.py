@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -141,8 +142,13 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
-        # ASCII-escaped JSON: the echoed input may hold lone surrogates, which UTF-8 cannot encode.
-        body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+            detail = f"the body is sent as {media_type}; send it as application/json"
+            return JSONResponse({"detail": detail}, status_code=415)
+        # ASCII-escaped JSON: the echoed input may hold lone surrogates, which UTF-8 cannot encode; a NaN or an
+        # infinity it echoes is written as a string, since JSON has no such number.
+        body = json.dumps({"detail": _finite(jsonable_encoder(error.errors()))}, ensure_ascii=True, allow_nan=False)
         return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(BatcherClosedError)
@@ -271,6 +277,17 @@ def _with_bearer(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str
         return schema
 
     return secured
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float that JSON cannot write (NaN, infinities) given as its name instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"  # as the client wrote it
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def app_from_environment() -> FastAPI:

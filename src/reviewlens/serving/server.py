@@ -7,9 +7,11 @@ stops accepting, answers the requests in flight, and exits with 0.
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from reviewlens.serving.protocol import BoundedProtocol
 def serve(config: ServeConfig) -> None:
     """Serve until SIGINT or SIGTERM; shutdown stops accepting, then answers the requests in flight."""
     check_runs(config.run_dirs)  # a bad run fails here, in one line, before uvicorn starts
+    check_port(config.host, config.port)
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
@@ -77,6 +80,29 @@ def serve(config: ServeConfig) -> None:
             )
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def check_port(host: str, port: int) -> None:
+    """One line, before anything is loaded, where the port cannot be had (uvicorn would log an error and exit 3)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ReviewlensError(f"--host {host} cannot be resolved ({error.strerror}); pass an address") from None
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ReviewlensError(
+                    f"--port {port} is in use on {host}; stop what serves there, or pass another --port"
+                ) from None
+            raise ReviewlensError(
+                f"--host {host} --port {port} cannot be served ({error.strerror or error}); pass another"
+            ) from None
 
 
 def _stopped(signum: int, frame: object) -> NoReturn:
