@@ -403,3 +403,52 @@ def test_a_full_disk_is_one_line_and_keeps_the_finished_shards(
     monkeypatch.undo()
     again = score(job, [tmp_path / "in"], events)
     assert (again.rows, again.shards_done_before) == (1, 1)
+
+
+def test_inputs_that_are_there_but_not_files_say_what_they_are(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
+    (tmp_path / "gone.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "A fine film."}\n')
+    os.mkfifo(folder / "b.jsonl")
+    cases = {
+        "loop.jsonl": "is a symbolic link that loops back on itself",
+        "gone.jsonl": f"is a symbolic link to {tmp_path / 'nowhere.jsonl'}, which does not exist",
+        "zero.jsonl": "is a device, not a file of reviews",
+        "pipe.jsonl": "is a pipe (FIFO)",
+        "folder": f"{folder / 'b.jsonl'} in {folder} is a pipe (FIFO)",
+    }
+    for name, said in cases.items():
+        result = cli("score", str(trained_run), str(tmp_path / name), "--output", str(tmp_path / f"out-{name}"))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (name, result.stderr)
+        assert said in result.stderr, (name, result.stderr)
+
+
+def test_one_rule_for_rows_without_text_and_lines_that_are_not_json(trained_run: Path, tmp_path: Path) -> None:
+    rows = [b'{"id": 1, "review": "no text field"}', b"", b'{"id": 2, "text": "A superb film."}', b"   ",
+            b'{"id": 3, "text": "\\ud800 lone"}', b'{"id": 4, "text": "cut sho', b'{"id": 5}']  # fmt: skip
+    (tmp_path / "r.jsonl").write_bytes(b"\n".join(rows) + b"\n")
+    result = cli("score", str(trained_run), str(tmp_path / "r.jsonl"), "--output", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    reasons = {b["row"]: b["reason"] for b in summary["bad_rows"]}
+    assert reasons == {1: "no text", 5: "not valid UTF-8 (a lone surrogate)",
+                       6: "not valid JSON (the record is cut short)", 7: "no text"}  # fmt: skip
+    assert summary["rows"] == 1  # the blank lines hold no record: no bad rows
+    assert pq.read_table(tmp_path / "out" / "r.parquet").column("id").to_pylist() == ["2"]
+    (tmp_path / "named.jsonl").write_text('{"review": "A fine film."}\n{"review": "Dull."}\n')
+    named = cli("score", str(trained_run), str(tmp_path / "named.jsonl"), "--output", str(tmp_path / "o2"))
+    assert named.returncode == 2 and "has no field 'text' (it has: review); pass --text-column NAME" in named.stderr
+
+
+def test_a_csv_field_far_over_the_bound_is_one_line(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "big.csv").write_bytes(b"text\nA fine film.\n" + b"x" * (50 << 20) + b"\n")
+    result = cli("score", str(trained_run), str(tmp_path / "big.csv"), "--output", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "longer than score parses at a time" in result.stderr and "block size" not in result.stderr
+    fits = cli("score", str(trained_run), str(tmp_path / "big.csv"), "--output", str(tmp_path / "o2"), "--json",
+               "--max-review-bytes", str(20 << 20))  # fmt: skip
+    assert fits.returncode == 0 and json.loads(fits.stdout)["rows_skipped"] == 1  # parsed whole: a bad row

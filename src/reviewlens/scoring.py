@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -246,7 +248,11 @@ def find_shards(inputs: Sequence[Path]) -> list[Shard]:
     shards: list[Shard] = []
     for given in inputs:
         if given.is_dir():
-            found = sorted(p for p in given.rglob("*") if p.is_file() and not _hidden(p.relative_to(given)))
+            entries = [p for p in given.rglob("*") if not _hidden(p.relative_to(given)) and not p.is_dir()]
+            for entry in entries:  # an input of the folder that cannot be read as a file is said, not passed over
+                if _format_of(entry) is not None and (problem := _not_a_file(entry)):
+                    raise ReviewlensError(f"{entry} in {given} {problem}; move it out of the folder")
+            found = sorted(p for p in entries if p.is_file())
             matched = [(p, _format_of(p)) for p in found]
             in_dir = [
                 Shard(p, str(p.relative_to(given).parent / _stem(p)).removeprefix("./"), *kind)
@@ -266,7 +272,8 @@ def find_shards(inputs: Sequence[Path]) -> list[Shard]:
                 )
             shards.append(Shard(given, _stem(given), *kind))
         else:
-            raise ReviewlensError(f"{given} does not exist; pass files or directories of reviews to score")
+            problem = _not_a_file(given) or "does not exist"
+            raise ReviewlensError(f"{given} {problem}; pass files or directories of reviews to score")
     seen: dict[str, Path] = {}
     for shard in shards:
         if shard.name in seen:
@@ -276,6 +283,29 @@ def find_shards(inputs: Sequence[Path]) -> list[Shard]:
             )
         seen[shard.name] = shard.path
     return shards
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is, where it is there but not a regular file or folder (None for those, or for nothing)."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return None  # nothing there
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symbolic link that loops back on itself"
+        if error.errno == errno.ENOENT:
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISFIFO(mode):
+        return "is a pipe (FIFO): score reads each input twice (its checksum, then its rows); save it to a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file of reviews"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a file of reviews"
+    return None
 
 
 def _hidden(relative: Path) -> bool:
@@ -308,7 +338,17 @@ def _open(shard: Shard) -> tuple[pa.NativeFile, pa.NativeFile]:
 
 def _unreadable(shard: Shard, error: Exception) -> ReviewlensError:
     what = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "straddl" in what:  # pyarrow: a record longer than the block it parses at a time
+        return ReviewlensError(
+            f"{shard.path} holds a CSV record longer than score parses at a time (4 times --max-review-bytes), far "
+            "over a review's bound; cut that review, or raise --max-review-bytes"
+        )
     return ReviewlensError(f"{shard.path} cannot be read as {shard.format} ({what}); check the file")
+
+
+def _csv_block(max_review_bytes: int) -> int:
+    """The bytes a CSV is parsed in at a time: room for any record whose review is within the bound."""
+    return max(BLOCK_BYTES, 4 * max_review_bytes + (64 << 10))
 
 
 @dataclass(frozen=True)
@@ -391,6 +431,7 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     row = 0
     limit = json_line_limit(job.max_review_bytes)
     where = _path_text(shard.path)
+    fields: list[str] = []  # the first record's, for the message when no record has the text
     with raw:
         for lines in _lines(shard, stream, limit):
             batch = Batch([], [], [], 0)
@@ -400,11 +441,12 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
                     reason = f"a line of {line.size:,} bytes, over the {limit:,} a record may take (--max-review-bytes)"
                     batch.bad.append(BadRow(where, row, reason))
                     continue
+                if not line.strip():  # a blank line holds no record, as in every JSON lines reader
+                    continue
                 try:
                     record = decoder.decode(line)
                 except msgspec.DecodeError as error:
-                    reason = "not valid UTF-8" if "UTF-8" in str(error) else f"not valid JSON ({error})"
-                    batch.bad.append(BadRow(where, row, reason))
+                    batch.bad.append(BadRow(where, row, _json_problem(line, error)))
                     continue
                 except RecursionError:
                     batch.bad.append(BadRow(where, row, "nested too deeply (a record is a flat object)"))
@@ -412,8 +454,11 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
                 if not isinstance(record, dict):
                     batch.bad.append(BadRow(where, row, f"not a JSON object but {type(record).__name__}"))
                     continue
-                if not checked:  # the first record says which fields the shard has
-                    _require(shard, job.text_column, list(record), "field")
+                if not checked:  # the first record with the text says which fields the shard has
+                    if job.text_column not in record:  # a bad row, as anywhere else in the shard
+                        fields = fields or list(record)
+                        batch.bad.append(BadRow(where, row, "no text"))
+                        continue
                     if id_column is None:
                         id_column = "id" if "id" in record else None
                     else:
@@ -427,6 +472,22 @@ def _read_jsonl(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
                 batch.ids = None
             batch.position = raw.tell()
             yield batch
+    if not checked and fields:  # no record has the text: the field is named otherwise, not a few rows bad
+        _require(shard, job.text_column, fields, "field")
+
+
+def _json_problem(line: bytes, error: msgspec.DecodeError) -> str:
+    """Why a JSON line is a bad row. msgspec says "truncated" of a lone surrogate's escape (``"\\ud800"``), which the
+    standard library decodes: that is a text that is not UTF-8, not JSON cut short."""
+    if "UTF-8" in str(error):
+        return "not valid UTF-8"
+    if "truncated" in str(error) or "surrogate" in str(error):
+        try:
+            json.loads(line)
+        except (ValueError, RecursionError):
+            return "not valid JSON (the record is cut short)"
+        return "not valid UTF-8 (a lone surrogate)"
+    return f"not valid JSON ({error})"
 
 
 def _json_id(value: Any) -> str | None:
@@ -460,11 +521,11 @@ def _arrow_batch(batch: pa.RecordBatch, rows: list[int], text: str, ids: str | N
     )
 
 
-def _csv_reader(shard: Shard, stream: pa.NativeFile, **options: Any) -> pa_csv.CSVStreamingReader:
+def _csv_reader(shard: Shard, stream: pa.NativeFile, block: int, **options: Any) -> pa_csv.CSVStreamingReader:
     try:
         return pa_csv.open_csv(
             stream,
-            read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+            read_options=pa_csv.ReadOptions(block_size=block, use_threads=False),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=options.pop("invalid")),
             convert_options=pa_csv.ConvertOptions(**options),
         )
@@ -473,10 +534,11 @@ def _csv_reader(shard: Shard, stream: pa.NativeFile, **options: Any) -> pa_csv.C
 
 
 def _read_csv(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
+    block = _csv_block(job.max_review_bytes)
     raw, stream = _open(shard)
     with raw:  # the header first: only the text and id columns are then parsed, as text (no type guessed)
         try:
-            names = _csv_reader(shard, stream, invalid=lambda row: "skip", column_types={}).schema.names
+            names = _csv_reader(shard, stream, block, invalid=lambda row: "skip", column_types={}).schema.names
         except UnicodeDecodeError as error:  # a header that is not UTF-8 (a spreadsheet's UTF-16, say)
             raise _unreadable(shard, error) from None
     ids = _id_column(shard, job, names, "column")
@@ -489,7 +551,7 @@ def _read_csv(shard: Shard, job: ScoreJob) -> Iterator[Batch]:
     raw, stream = _open(shard)
     with raw:
         reader = _csv_reader(
-            shard, stream, invalid=invalid, include_columns=[job.text_column] + ([ids] if ids else []),
+            shard, stream, block, invalid=invalid, include_columns=[job.text_column] + ([ids] if ids else []),
             column_types={job.text_column: pa.binary(), **({ids: pa.string()} if ids else {})},
         )  # fmt: skip
         row = 0
