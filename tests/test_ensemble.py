@@ -160,3 +160,24 @@ def test_explaining_a_long_text_holds_a_small_fixed_memory_and_says_which_words(
     assert peak < 300 * MB, f"{peak / MB:.0f} MB"
     shown = cli("explain", str(ensemble_run), text)
     assert f"the first {MAX_OCCLUDED_WORDS} of its 11,000 distinct words" in shown.stderr
+
+
+def test_a_member_that_cannot_predict_is_refused_when_built(
+    linear_run: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    member = tmp_path / "nan"
+    shutil.copytree(linear_run, member)
+    with np.load(member / "weights.npz") as arrays:
+        kept = {name: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for name, v in arrays.items()}
+    np.savez(member / "weights.npz", **kept)
+    metadata = json.loads((member / "metadata.json").read_text())
+    metadata["files"]["weights.npz"] = hashlib.sha256((member / "weights.npz").read_bytes()).hexdigest()
+    (member / "metadata.json").write_text(json.dumps(metadata))  # checksums that match: only predicting tells
+    out = tmp_path / "ensemble"
+    result = cli("train", "--recipe", "ensemble", "--members", f"{member},{trained_run}", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {member}") and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists()

@@ -219,3 +219,24 @@ def test_every_search_space_holds_its_recipes_own_settings(name: str) -> None:
         space = recipe.search[setting]
         assert value in space.values if isinstance(space, Choice) else space.low <= value <= space.high, setting
     assert tuning.with_settings(recipe, tuning.own_settings(recipe)) == recipe
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut"])
+def test_a_damaged_study_is_one_line_and_left_as_it_is(session_aclimdb: Path, tmp_path: Path, damage: str) -> None:
+    import optuna
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    study = folder / tuning.STUDY_FILE
+    if damage == "garbage":
+        study.write_bytes(b"not a database at all" * 100)
+    else:  # a whole study, cut short (a copy that stopped halfway)
+        whole = tmp_path / "whole.db"
+        made = optuna.create_study(storage=f"sqlite:///{whole}", study_name="x")
+        made.optimize(lambda trial: trial.suggest_float("a", 0, 1), n_trials=3)
+        study.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    before = study.read_bytes()
+    with pytest.raises(ReviewlensError, match=r"study\.db is damaged .*move it away to start the study again") as bad:
+        tuning.tune(RECIPE, session_aclimdb, folder, budget=600, trials=1)
+    assert "\n" not in str(bad.value)
+    assert study.read_bytes() == before  # the user's study is not touched

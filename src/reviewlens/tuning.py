@@ -243,6 +243,26 @@ def tune(
                 folder.rmdir()
 
 
+def _open_study(folder: Path, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """The study in ``folder/study.db``, made or continued; a file that is not a whole SQLite database (cut short,
+    overwritten) is one line saying what to do, never SQLAlchemy's traceback."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = folder / STUDY_FILE
+    try:
+        return optuna.create_study(
+            storage=f"sqlite:///{path.resolve()}", study_name=_STUDY_NAME, direction="maximize", load_if_exists=True,
+            pruner=pruner,
+        )  # fmt: skip
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise ReviewlensError(
+            f"{path} is damaged ({reason}); its trials cannot be read: move it away to start the study again, "
+            "or choose another --out"
+        ) from None
+
+
 def _tune(
     recipe: Recipe, data: str | os.PathLike[str] | Dataset | Resolved | None, folder: Path, budget: float,
     trials: int | None, seed: int, log: Log, on_epoch: TrialEpoch | None,
@@ -260,13 +280,7 @@ def _tune(
     log(resolved.describe())
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI shows the progress its own way
     fresh = not (folder / STUDY_FILE).exists()
-    study = optuna.create_study(
-        storage=f"sqlite:///{(folder / STUDY_FILE).resolve()}",
-        study_name=_STUDY_NAME,
-        direction="maximize",
-        load_if_exists=True,
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
-    )
+    study = _open_study(folder, pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2))
     settings = {
         "recipe": recipe.name,
         "search": json.loads(json.dumps(recipe.to_dict()["search"])),  # as the study's JSON holds it

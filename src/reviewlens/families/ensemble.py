@@ -76,6 +76,7 @@ class EnsembleFamily(Family):
         splits = dataset.read_splits("train", "validation", "test")
         digests = tuple(split_digest(*splits[name]) for name in ("train", "validation", "test"))
         _check_data(members, fingerprint(*digests), dataset.path)
+        _check_predicting(members, splits["validation"][0][:CHECKED_REVIEWS])
         context.lap("read_s")
 
         val_labels, test_labels = splits["validation"][1], splits["test"][1]
@@ -122,6 +123,10 @@ class EnsembleFamily(Family):
             write_model=write_model,
             predictors=kinds,
         )
+
+
+#: The validation reviews each member predicts when an ensemble is built, checked against its stored predictions.
+CHECKED_REVIEWS = 32
 
 
 def _members(paths: Sequence[Path], with_predictions: bool = True) -> list[Member]:
@@ -181,6 +186,22 @@ def _averaged(
         write_model=write_model,
         predictors=kinds,
     )
+
+
+def _check_predicting(members: Sequence[Member], texts: Sequence[str]) -> None:
+    """Each member loads and gives finite probabilities for the first validation reviews: the ensemble is fitted on
+    the predictions the members stored, and a member that cannot predict would only fail once the ensemble is
+    loaded or served. (Its stored validation predictions are not compared: a refit recipe stores the held-out
+    predictions of the model it had before refitting on train and validation.)"""
+    from reviewlens.runs import Run
+
+    for member in members:
+        got = np.asarray(Run(member.path).predict_proba(list(texts)), np.float64)
+        if got.shape != (len(texts), len(member.metadata.labels)) or not np.isfinite(got).all():
+            raise ReviewlensError(
+                f"{member.path} gives no probabilities for validation reviews ({'not finite' if got.size else 'none'}"
+                "); it cannot serve in an ensemble: train it again"
+            )
 
 
 def _check_data(members: Sequence[Member], data_fingerprint: str, path: Path) -> None:
