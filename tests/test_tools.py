@@ -279,8 +279,11 @@ def test_compare_reuses_the_newest_matching_run_trains_the_rest_and_writes_the_r
     (corrupt / "vectorizer.json").write_text("{}")
     assert created and older.exists()
 
-    first = compare("bow-bigram, bow-unigram", session_aclimdb, runs, epochs=4)
+    logged: list[str] = []
+    first = compare("bow-bigram, bow-unigram", session_aclimdb, runs, epochs=4, log=logged.append)
     bigram, unigram = first.rows
+    damaged = [line for line in logged if line.startswith("passed over a damaged run")]
+    assert len(damaged) == 1 and f"{corrupt}/vectorizer.json" in damaged[0]  # said, once: not passed over silently
     assert (bigram.recipe, bigram.reused, bigram.run_dir) == ("bow-bigram", True, str(newest))
     metadata = json.loads((newest / "metadata.json").read_text())
     assert bigram.test_accuracy == metadata["test_accuracy"] and bigram.val_accuracy == metadata["val_accuracy"]

@@ -90,11 +90,12 @@ def data_fingerprint(resolved: Resolved) -> tuple[str, list[str]]:
     return fingerprint(*digests), splits["test"][0]
 
 
-def find_run(runs_dir: Path, recipe: str, data: str, epochs: int) -> Path | None:
+def find_run(runs_dir: Path, recipe: str, data: str, epochs: int, damaged: list[str] | None = None) -> Path | None:
     """The newest complete, unaltered run of ``recipe`` in ``runs_dir`` with this data fingerprint and epochs.
 
-    Hidden directories (a training in progress, or a killed one, is in ``.NAME.partial``) and directories that do
-    not load as runs are passed over. Newest means the latest ``created`` time, then the name.
+    Hidden directories (a training in progress, or a killed one, is in ``.NAME.partial``) are passed over, and so
+    are directories that do not load as runs: why each of those does not goes to ``damaged``, so that a retraining
+    in their place is said. Newest means the latest ``created`` time, then the name.
     """
     if not runs_dir.is_dir():
         return None
@@ -104,7 +105,9 @@ def find_run(runs_dir: Path, recipe: str, data: str, epochs: int) -> Path | None
             continue
         try:
             metadata = read_metadata(path)
-        except ReviewlensError:
+        except ReviewlensError as error:
+            if damaged is not None:
+                damaged.append(str(error))
             continue
         if _matches(metadata, recipe, data, epochs):
             found.append((metadata.created or "", path.name, path))
@@ -185,8 +188,12 @@ def compare(
     first_run: Path | None = None
     for name in names:
         wanted = epochs or get_recipe(name).epochs
-        run_dir = find_run(root, name, digest, wanted)
+        damaged: list[str] = []
+        run_dir = find_run(root, name, digest, wanted, damaged)
         reused = run_dir is not None
+        if name == names[0]:  # said once: they are passed over for every recipe
+            for problem in damaged:
+                log(f"passed over a damaged run ({problem})")
         if run_dir is None:
             log(f"{name}: no run on this data with {wanted} epochs in {root}; training one")
             each_epoch = None if on_epoch is None else functools.partial(on_epoch, name)  # (recipe, epoch, ...)
