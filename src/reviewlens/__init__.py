@@ -12,7 +12,8 @@ import os
 
 # The one place reviewlens sets its environment: before any of its modules (or a helper process that
 # imports one) can import TensorFlow, which reads this once, at import.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:  # the user's own setting is kept; this one is marked as ours
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ["REVIEWLENS_TF_LOG_LEVEL_SET"] = "2"
 
 from typing import TYPE_CHECKING, Any
 

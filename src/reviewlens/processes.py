@@ -237,8 +237,11 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's start-up lines off stderr in this process and the children it spawns (the CLI calls it
     first, unless ``REVIEWLENS_VERBOSE`` is set); a library user's process is left alone."""
-    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:  # the rest of TensorFlow's C++ info and warnings
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ["REVIEWLENS_TF_LOG_LEVEL_SET"] = "2"
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ or os.environ.get("REVIEWLENS_TF_LOG_LEVEL_SET"):
+        # All of TensorFlow's C++ lines: info, warnings and the "errors" that are notes to its developers, such as
+        # oneDNN's "E0000 ... supports DT_BOOL only on platforms with AVX-512" on the first boolean op. A real
+        # failure reaches the command as a Python exception; --verbose shows everything.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ["REVIEWLENS_TF_LOG_LEVEL_SET"] = "3"
     os.environ["REVIEWLENS_QUIET_TENSORFLOW"] = "1"  # children (spawn) call this again: see child_started
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlow())
