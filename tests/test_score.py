@@ -347,7 +347,7 @@ def test_a_line_far_over_the_bound_is_a_bad_row_read_in_fixed_memory(trained_run
         ("long.txt.gz", 2): f"a text of {huge:,} bytes, over --max-review-bytes 1,000,000",
     }
     assert pq.read_table(tmp_path / "out" / "long.parquet").num_rows == 2
-    assert peak < 400 * MB, f"peak {peak / MB:.0f} MB for a {huge // MB} MB line"
+    assert peak < 320 * MB, f"peak {peak / MB:.0f} MB for a {huge // MB} MB line"  # 180 MB measured; 164 without it
 
 
 def test_inputs_that_are_not_what_their_names_say_are_one_line(trained_run: Path, tmp_path: Path) -> None:
