@@ -104,15 +104,13 @@ def test_a_signal_stops_train_with_one_line(aclimdb: Path, tmp_path: Path, signu
         assert left == [".run.partial", "aclImdb"]
 
 
-def test_tensorflow_start_up_lines_stay_off_stderr(sequence_run: Path, aclimdb: Path, tmp_path: Path) -> None:
-    result = run_cli("predict", str(sequence_run), "a fine film")
-    assert result.returncode == 0
-    assert result.stderr == ""
-    # Pretraining's first boolean op has oneDNN log "E0000 ... supports DT_BOOL only on platforms with AVX-512"
-    # on most CPUs: a note to TensorFlow's developers, not an error of the user's.
+def test_tensorflow_start_up_lines_stay_off_stderr(aclimdb: Path, tmp_path: Path) -> None:
+    # Pretraining imports TensorFlow (absl's and oneDNN's start-up lines) and its first boolean op has oneDNN log
+    # "E0000 ... supports DT_BOOL only on platforms with AVX-512" on most CPUs: notes to TensorFlow's developers.
     pretrained = run_cli("pretrain", "--data", str(aclimdb), "--out", str(tmp_path / "encoder"), "--epochs", "1")
     assert pretrained.returncode == 0, pretrained.stderr
-    assert "E0000" not in pretrained.stderr and "oneDNN" not in pretrained.stderr, pretrained.stderr
+    for line in pretrained.stderr.splitlines():  # reviewlens' own lines only
+        assert not line.startswith(("E0000", "I0000", "W0000", "WARNING: All log")) and "oneDNN" not in line, line
 
 
 def test_kill_9_of_serve_leaves_no_process(trained_run: Path) -> None:

@@ -3,13 +3,18 @@
 Importing TensorFlow takes seconds of one core; the bag-of-words family trains without it. So
 ``Exporter`` starts a child process that imports TensorFlow on the other core while the parent
 reads, vectorizes and trains, and then builds and saves the ``.keras`` file from the weights.
+``shared_exporter()`` keeps that process for the trainings that follow in the same process (``tune``'s
+trials, ``compare``'s recipes, a notebook's next run): TensorFlow is imported once, and the child ends
+``IDLE_S`` seconds after its last save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -71,6 +76,7 @@ class Exporter:
 
     def __init__(self) -> None:
         context = spawn_context()
+        self._lock = threading.Lock()  # one request and its answer at a time on the pipe
         self._connection, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, os.getpid()), name="reviewlens-export", daemon=True)
         with starting_children():
@@ -86,13 +92,18 @@ class Exporter:
         biases: list[np.ndarray],
     ) -> None:
         """Build and save the end-to-end model at ``path``; raises with the child's traceback if it fails."""
-        self._connection.send((path, vectorizer.get_config(), model_config, kernels, biases))
-        try:
-            status, detail = self._connection.recv()
-        except EOFError:
-            raise RuntimeError(f"the export process died (exit code {self._process.exitcode})") from None
+        with self._lock:
+            try:
+                self._connection.send((path, vectorizer.get_config(), model_config, kernels, biases))
+                status, detail = self._connection.recv()
+            except (EOFError, BrokenPipeError):
+                raise RuntimeError(f"the export process died (exit code {self._process.exitcode})") from None
         if status != "ok":
             raise RuntimeError(f"saving {path} failed in the export process:\n{detail}")
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
 
     def close(self, at_once: bool = False) -> None:
         """Stop the child: it finishes what it was sent, or stops now (``at_once``: an error or a signal)."""
@@ -113,3 +124,48 @@ class Exporter:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close(at_once=kind is not None)
+
+
+#: Seconds a shared exporter waits for another save before its process ends.
+IDLE_S = 60.0
+
+_shared: Exporter | None = None
+_idle: threading.Timer | None = None
+_shared_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_exporter() -> Iterator[Exporter]:
+    """This process's exporter for one training: started on first use (its TensorFlow import overlapping the
+    training), kept for the next one, ended ``IDLE_S`` after its last use. A training that fails or is stopped
+    ends it at once, as its own exporter did; the next training starts another."""
+    global _shared, _idle
+    with _shared_lock:
+        if _idle is not None:
+            _idle.cancel()
+            _idle = None
+        if _shared is None or not _shared.alive:
+            _shared = Exporter()
+        exporter = _shared
+    try:
+        yield exporter
+    except BaseException:
+        with _shared_lock:
+            if _shared is exporter:
+                _shared = None
+        exporter.close(at_once=True)
+        raise
+    with _shared_lock:
+        if _shared is exporter:
+            _idle = threading.Timer(IDLE_S, _end_idle, args=(exporter,))
+            _idle.daemon = True
+            _idle.start()
+
+
+def _end_idle(exporter: Exporter) -> None:
+    global _shared
+    with _shared_lock:
+        if _shared is not exporter:
+            return
+        _shared = None
+    exporter.close()

@@ -16,7 +16,7 @@ import numpy as np
 
 from reviewlens.data import Dataset, LabelKind, split_digest
 from reviewlens.evaluation import label_scores_of, metrics
-from reviewlens.export import Exporter
+from reviewlens.export import shared_exporter
 from reviewlens.families import BestEpoch, Context, Family, Trained, register_family
 from reviewlens.models.sparse_mlp import SparseMLP, initial_weights
 from reviewlens.predictors.dense import DensePredictor
@@ -75,7 +75,7 @@ BOW = register_family(
 
 
 def _train(family: BagOfWordsFamily, recipe: Recipe, dataset: Dataset, context: Context) -> Trained:
-    exporter = context.resources.enter_context(Exporter())  # starts importing TensorFlow now
+    exporter = context.resources.enter_context(shared_exporter())  # importing TensorFlow from now, or done before
     helper = context.resources.enter_context(stopping(process_pool(1)))
 
     context.log("reading train and validation reviews")
