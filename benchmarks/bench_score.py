@@ -97,7 +97,7 @@ def run_score(run: Path, source: Path, out: Path, workers: int | None, src: Path
 
 def python_tokenizer_predict(run: Run, texts: list[str]) -> np.ndarray:
     """The run's probabilities with the vectors made by the Python tokenizer (the runtime before Arrow)."""
-    from reviewlens.text import BagOfWords, _chunks, _stack, _token_ids
+    from reviewlens.text.words import BagOfWords, _chunks, _stack, _token_ids
 
     predictor = run.predictor
     bow = predictor.preprocessor

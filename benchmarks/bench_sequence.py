@@ -50,7 +50,7 @@ def worker(recipe_name: str, mode: str, subset: Path) -> dict[str, object]:
     from reviewlens.families import get_family
     from reviewlens.families.sequence import bucketed, bucketing
     from reviewlens.recipes import get_recipe
-    from reviewlens.sequences import SequenceVectorizer
+    from reviewlens.text.sequences import SequenceVectorizer
 
     recipe = get_recipe(recipe_name)
     records = [json.loads(line) for line in subset.read_text().splitlines()]

@@ -79,9 +79,9 @@ def speed(rounds: int) -> None:
 def accuracy(data: str, sizes: list[int]) -> None:
     import keras
 
-    from reviewlens.characters import CharacterEncoder
     from reviewlens.data import Dataset
     from reviewlens.models.tokenization import PatternsInitializerMaxCover
+    from reviewlens.text.characters import CharacterEncoder
 
     started = time.time()
     splits = Dataset(data).read_splits("train", "validation")

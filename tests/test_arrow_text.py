@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reviewlens import arrow_text
-from reviewlens.text import CHUNK, PUNCTUATION, SEPARATORS, BagOfWords, Standardization, _token_ids, tokenize
+from reviewlens.text import CHUNK, PUNCTUATION, SEPARATORS, BagOfWords, Standardization, tokenize
+from reviewlens.text import arrow as arrow_text
+from reviewlens.text.words import _token_ids
 
 from .conftest import TRAP, make_review
 

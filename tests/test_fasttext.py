@@ -15,11 +15,11 @@ from scipy.special import expit
 
 import reviewlens
 from reviewlens.data import Dataset
-from reviewlens.keras_text import bag_of_words_layers
 from reviewlens.models.fasttext import FastText
 from reviewlens.predictors.dense import WEIGHTS_FILE, DensePredictor
 from reviewlens.runs import read_predictions
 from reviewlens.text import BagOfWords
+from reviewlens.text.keras import bag_of_words_layers
 
 from .test_linear import corpus
 

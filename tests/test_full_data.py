@@ -12,8 +12,8 @@ import tensorflow as tf
 
 import reviewlens
 from reviewlens.data import Dataset
-from reviewlens.keras_text import standardize as tf_standardize
 from reviewlens.text import SPACE_LIKE, BagOfWords
+from reviewlens.text.keras import standardize as tf_standardize
 
 from .conftest import FULL_ARCHIVE
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 import reviewlens.models.characters as characters
 import reviewlens.models.layers as layers
 import reviewlens.models.tokenization as tokenization
+import reviewlens.text.keras as text_layers
 
 IDS = np.array([[3, 5, 2, 0, 0], [1, 4, 4, 6, 2], [0, 0, 0, 0, 0]], "int32")  # one all-padding row
 VECTORS = np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32")
@@ -46,10 +47,10 @@ def _on_strings(layer: keras.layers.Layer) -> tuple[Any, list[np.ndarray]]:
 
 
 EXAMPLES: dict[str, Callable[[], tuple[Any, list[np.ndarray]]]] = {
-    "FitLength": lambda: _on_ids(layers.FitLength(4, truncate="head", padding="head")),
+    "FitLength": lambda: _on_ids(text_layers.FitLength(4, truncate="head", padding="head")),
     "OneHot": lambda: _on_ids(layers.OneHot(8)),
     "ReverseTokens": lambda: _on_ids(layers.ReverseTokens()),
-    "RowMean": lambda: _on_counts(layers.RowMean()),
+    "RowMean": lambda: _on_counts(text_layers.RowMean()),
     "SumOverTime": lambda: _after_masked_embedding(layers.SumOverTime()),
     "MaxOverTime": lambda: _after_masked_embedding(layers.MaxOverTime()),
     "ZeroPadding": lambda: _on_vectors_and_ids(layers.ZeroPadding()),

@@ -15,11 +15,11 @@ from scipy import sparse
 
 import reviewlens
 from reviewlens.data import Dataset
-from reviewlens.keras_text import standardize_split_punctuation, text_vectorization
 from reviewlens.library import load_library
 from reviewlens.models.nb_linear import interpolated, nb_ratios
 from reviewlens.runs import read_predictions
 from reviewlens.text import BagOfWords, standardize, tokenize
+from reviewlens.text.keras import standardize_split_punctuation, text_vectorization
 
 from .conftest import TRAP, make_review
 from .test_text import LINE_BREAKS, keras_vectorizer

@@ -133,7 +133,7 @@ def test_fine_tuned_run_loads_in_safe_mode_and_predicts_as_its_keras_model(
 def test_reverse_tokens_reads_each_review_from_its_end_and_keeps_the_padding_last() -> None:
     from reviewlens.models.layers import ReverseTokens
     from reviewlens.pretraining import review_ids
-    from reviewlens.sequences import SequenceVectorizer
+    from reviewlens.text.sequences import SequenceVectorizer
 
     ids = np.array([[5, 6, 7, 0, 0], [1, 2, 0, 0, 0], [0, 0, 0, 0, 0], [3, 4, 5, 6, 7]], np.int32)
     reverse = ReverseTokens()

@@ -22,10 +22,10 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import metrics
 from reviewlens.families import get_family
 from reviewlens.families.sequence import SequenceFamily
-from reviewlens.keras_text import int_vectorization, standardize
 from reviewlens.predictors.keras_model import MODEL_FILE, load_keras_model
 from reviewlens.recipes import RECIPES, Recipe, get_recipe
-from reviewlens.sequences import SequenceVectorizer
+from reviewlens.text.keras import int_vectorization, standardize
+from reviewlens.text.sequences import SequenceVectorizer
 from reviewlens.training import train
 
 from .conftest import NEUTRAL, TRAP, make_review, write_aclimdb

@@ -11,9 +11,10 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reviewlens.keras_text import standardize as tf_standardize
-from reviewlens.keras_text import text_vectorization
-from reviewlens.text import OOV_TOKEN, SPACE_LIKE, BagOfWords, _KeyIndex, standardize, tokenize
+from reviewlens.text import OOV_TOKEN, SPACE_LIKE, BagOfWords, standardize, tokenize
+from reviewlens.text.keras import standardize as tf_standardize
+from reviewlens.text.keras import text_vectorization
+from reviewlens.text.words import _KeyIndex
 
 from .conftest import TRAP, make_review
 

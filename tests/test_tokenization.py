@@ -14,11 +14,12 @@ import pytest
 import tensorflow as tf
 
 import reviewlens
-from reviewlens.characters import CharacterEncoder, categories, count_grams, greedy_cover, one_hot_str
 from reviewlens.families.characters import GRADS_LOG, PATTERNS_LOG, VALS_LOG, published_split
 from reviewlens.models import tokenization as tok
 from reviewlens.models.characters import build
 from reviewlens.recipes import get_recipe
+from reviewlens.text.characters import CharacterEncoder, categories, count_grams, greedy_cover, one_hot_str
+from reviewlens.text.keras import keras_layers
 from reviewlens.training import train
 
 from .conftest import NEGATIVE, NEUTRAL, POSITIVE, TRAP, make_review, write_jsonl
@@ -117,7 +118,7 @@ def test_character_ids_layer_equals_the_encoder() -> None:
     texts = [make_review(rng, i % 2) for i in range(20)] + ["", "!!!", "A<br />B", *TRAP, "Caf\u00e9 \u00c9T\u00c9"]
     for drop in (True, False):
         encoder = CharacterEncoder(length=50, size=20, drop_unknown=drop).fit(texts)
-        (layer,) = encoder.keras_layers()
+        (layer,) = keras_layers(encoder)
         keras_ids = np.asarray(layer(tf.constant([[t] for t in texts])))
         np.testing.assert_array_equal(keras_ids, encoder.transform(texts))
     assert (encoder.transform([""]) == encoder.blank).all()

@@ -32,6 +32,7 @@ def keras_model(
     import keras
 
     from reviewlens.models import bow
+    from reviewlens.text.keras import keras_layers
 
     core = bow.build(len(vectorizer.vocabulary), **model_config)
     dense = [layer for layer in core.layers if isinstance(layer, keras.layers.Dense)]
@@ -41,7 +42,7 @@ def keras_model(
         layer.set_weights([kernel, bias])
     text = keras.Input(shape=(1,), dtype="string", name="text")
     x = text
-    for layer in [*vectorizer.keras_layers(), *core.layers[1:]]:
+    for layer in [*keras_layers(vectorizer), *core.layers[1:]]:
         x = layer(x)
     return keras.Model(text, x, name=core.name)
 

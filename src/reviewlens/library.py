@@ -38,10 +38,10 @@ from modelkit.utils.cache import Cache, CacheItem
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import check_size, read_bytes
 from reviewlens.predictors import binary_columns
-from reviewlens.preprocessing import OUT_OF_VOCABULARY, PADDING, Preprocessor
 from reviewlens.runs import METADATA_FILE, Answer, Run, Runtime, read_metadata, run_preprocessor
-from reviewlens.sequences import SequenceVectorizer
 from reviewlens.text import BagOfWords
+from reviewlens.text.preprocessor import OUT_OF_VOCABULARY, PADDING, Preprocessor
+from reviewlens.text.sequences import SequenceVectorizer
 
 __all__ = [
     "Classifier",

@@ -43,7 +43,7 @@ from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import FileError, read_json
 from reviewlens.runs import library_versions, sha256_of, write_json
-from reviewlens.sequences import SequenceVectorizer
+from reviewlens.text.sequences import SequenceVectorizer
 from reviewlens.training import check_writable
 
 ENCODER_FORMAT = "reviewlens.encoder"

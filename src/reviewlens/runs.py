@@ -26,7 +26,7 @@ from reviewlens.evaluation import BINARY_LABELS, decide, predicted_labels
 from reviewlens.explain import Explanation
 from reviewlens.files import MAX_BYTES, FileError, check_size, read_json
 from reviewlens.predictors import PREDICTORS, Predictor
-from reviewlens.preprocessing import VECTORIZER_FILE, Preprocessor, load_preprocessor
+from reviewlens.text.preprocessor import VECTORIZER_FILE, Preprocessor, load_preprocessor
 
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.json"

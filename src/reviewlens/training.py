@@ -32,7 +32,6 @@ from reviewlens.families import FAMILIES, BestEpoch, Context, Trained, get_famil
 from reviewlens.families.base import SELECTIONS, EpochCallback, Log, _quiet
 from reviewlens.imbalance import ClassWeight, ThresholdRule
 from reviewlens.predictors import binary_columns
-from reviewlens.preprocessing import save_preprocessor
 from reviewlens.recipes import Recipe, get_recipe
 from reviewlens.runs import (
     CURVES_FILE,
@@ -45,6 +44,7 @@ from reviewlens.runs import (
     library_versions,
     write_json,
 )
+from reviewlens.text.preprocessor import save_preprocessor
 from reviewlens.tracking import Tracker
 
 

@@ -27,8 +27,8 @@ from reviewlens.errors import ReviewlensError
 if TYPE_CHECKING:
     from reviewlens.checkpoints import Staging
     from reviewlens.data import Dataset
-    from reviewlens.preprocessing import Preprocessor
     from reviewlens.recipes import Recipe
+    from reviewlens.text.preprocessor import Preprocessor
 
 Log = Callable[[str], None]
 EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, logs)

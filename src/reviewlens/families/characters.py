@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from reviewlens.characters import CharacterEncoder
 from reviewlens.checkpoints import keras_arrays, restore_keras
 from reviewlens.data import Dataset, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, KerasPredictor, save_text_model
 from reviewlens.recipes import Recipe, register
+from reviewlens.text.characters import CharacterEncoder
 
 SPLITS = ("standard", "published")
 PATTERNS_LOG, VALS_LOG, GRADS_LOG = "patterns_log.txt", "vals_log.csv", "grads_log.csv"

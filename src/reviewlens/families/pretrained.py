@@ -24,7 +24,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
 from reviewlens.recipes import Choice, Range, Recipe, Search, register
-from reviewlens.sequences import SequenceVectorizer
+from reviewlens.text.sequences import SequenceVectorizer
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Sequence families (rnn, conv, transformer, embedding-sum): int sequences, Keras ``fit``, a raw-string model.
 
-Reviews become padded token ids (``reviewlens.sequences``), in memory or streamed batch by batch
+Reviews become padded token ids (``reviewlens.text.sequences``), in memory or streamed batch by batch
 (``stream``); the saved ``model.keras`` is Input(string) -> TextVectorization(int) -> FitLength -> the
 trained model, and runs predict with ``keras.v1``. Keras is imported lazily so that ``--backend jax`` can
 choose it first. Each family's Keras builder is a module of ``reviewlens.models``; the recipes are below.
@@ -27,7 +27,7 @@ from reviewlens.families import BestEpoch, Context, Family, Options, Trained, ge
 from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
 from reviewlens.processes import process_pool
 from reviewlens.recipes import BOOK, Recipe, register
-from reviewlens.sequences import SIDES, SequenceVectorizer
+from reviewlens.text.sequences import SIDES, SequenceVectorizer
 
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 BACKENDS = ("tensorflow", "jax")

@@ -12,8 +12,8 @@ from typing import Any
 
 import keras
 
-from reviewlens.characters import GRAM_LENGTHS
 from reviewlens.models.tokenization import EmbeddingLayer, PatternsInitializerMaxCover, TokenizationLayer
+from reviewlens.text.characters import GRAM_LENGTHS
 
 _register = keras.saving.register_keras_serializable(package="reviewlens")
 KINDS = ("published", "pooled", "cnn")

@@ -1,7 +1,7 @@
-"""Custom Keras layers of reviewlens' recipes, registered so saved models load in safe mode.
+"""Custom Keras layers of reviewlens' recipes' models, registered so saved models load in safe mode.
 
-``reviewlens.runs.load_keras_model`` imports this module (and ``reviewlens.keras_text``) before
-loading any ``model.keras``; every custom layer a recipe uses is defined here.
+``reviewlens.predictors.keras_model.load_keras_model`` imports this module (and ``reviewlens.text.keras``, which
+holds the layers from raw strings to a model's input) before loading any ``model.keras``.
 """
 
 from __future__ import annotations
@@ -12,48 +12,6 @@ import keras
 from keras import ops
 
 _register = keras.saving.register_keras_serializable(package="reviewlens")
-
-
-@_register
-class FitLength(keras.layers.Layer):
-    """Cut and pad int sequences (0 is padding, tokens are never 0) to ``length``.
-
-    TextVectorization keeps the first tokens and pads after them; this also keeps the last ones
-    (``truncate="head"``) or pads before them (``padding="head"``), as ``pad_sequences`` does.
-    """
-
-    def __init__(self, length: int, truncate: str = "tail", padding: str = "tail", **kwargs: object):
-        super().__init__(**kwargs)
-        self.length, self.truncate, self.padding = length, truncate, padding
-
-    def call(self, ids: object) -> object:
-        n = self.length
-        ids = ops.pad(ids, [[0, 0], [0, n]])  # at least n columns, even for a batch of empty reviews
-        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
-        steps = ops.arange(n, dtype="int32")[None, :]
-        start = ops.maximum(lengths - n, 0) if self.truncate == "head" else ops.zeros_like(lengths)
-        kept = ops.take_along_axis(ids, start[:, None] + steps, axis=1)
-        if self.padding == "head":
-            shift = (n - ops.minimum(lengths, n))[:, None]
-            moved = ops.take_along_axis(kept, ops.maximum(steps - shift, 0), axis=1)
-            kept = ops.where(steps >= shift, moved, ops.zeros_like(moved))
-        return kept
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], self.length)
-
-    def get_config(self) -> dict[str, object]:
-        return {**super().get_config(), "length": self.length, "truncate": self.truncate, "padding": self.padding}
-
-
-@_register
-class RowMean(keras.layers.Layer):
-    """Each row divided by its sum; a row of zeros stays zeros. After TextVectorization(count) it gives the
-    text's average bag of terms (``BagOfWords(output_mode="mean")``)."""
-
-    def call(self, counts: object) -> object:
-        totals = ops.sum(counts, axis=-1, keepdims=True)
-        return counts / ops.where(totals > 0, totals, ops.ones_like(totals))
 
 
 @_register

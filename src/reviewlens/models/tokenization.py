@@ -26,7 +26,6 @@ is the map's gradient summed over positions, exactly.
 
 from __future__ import annotations
 
-import string
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -35,10 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reviewlens import characters
-from reviewlens.characters import (
+from reviewlens.text import characters
+from reviewlens.text.characters import (
     GRAM_LENGTHS,
-    UNK,
     CharacterEncoder,
     categories,
     corpus_ids,
@@ -47,7 +45,7 @@ from reviewlens.characters import (
     sample_grams,
     standardize_characters,
 )
-from reviewlens.text import SEPARATORS
+from reviewlens.text.keras import CharacterIds, character_table, unknown_id
 
 __all__ = [
     "CharacterIds",
@@ -63,8 +61,6 @@ __all__ = [
 ]
 
 _register = keras.saving.register_keras_serializable(package="reviewlens")
-_SPACES = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SEPARATORS) + "]"
-_PUNCTUATION = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in string.punctuation) + "]"
 IMPLEMENTATIONS = ("gather", "dense")
 POOLINGS = (None, "sum")
 BLANK_COLUMN = "\u2588"  # how a wildcard column reads when patterns are decoded (the published logs' █)
@@ -537,22 +533,10 @@ class EmbeddingLayer(keras.layers.Layer):
         return {**super().get_config(), "embedding_length": self.embedding_length}
 
 
-def _unknown_id(cats: Sequence[str]) -> int:
-    """The id of a character outside the alphabet: ``<UNK>``'s where it stands, else the blank ``C``."""
-    return cats.index(UNK) if UNK in cats else len(cats)
-
-
-def _character_table(cats: Sequence[str], default: int) -> tf.lookup.StaticHashTable:
-    """Each category's character (a string) to its id; any other string to ``default``."""
-    keys = tf.constant([c for c in cats if c != UNK], tf.string)
-    values = tf.constant([i for i, c in enumerate(cats) if c != UNK], tf.int32)
-    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default)
-
-
 def one_hot_str(text: Any, chars: str) -> Any:
     """``text`` one-hot encoded by ``chars``, an int32 (categories, characters) matrix, as published.
 
-    A Python string gives NumPy (``reviewlens.characters.one_hot_str``); a string tensor gives a tensor of the
+    A Python string gives NumPy (``reviewlens.text.characters.one_hot_str``); a string tensor gives a tensor of the
     same values by TensorFlow ops, so that it maps over a ``tf.data`` dataset of reviews as the published
     example does. The text is encoded as it is (standardize it first).
     """
@@ -562,40 +546,8 @@ def one_hot_str(text: Any, chars: str) -> Any:
     if text.shape.rank != 0:
         raise ValueError(f"one_hot_str encodes one string, not a tensor of shape {text.shape}: map it over them")
     cats = categories(chars)
-    ids = _character_table(cats, _unknown_id(cats)).lookup(tf.strings.unicode_split(text, "UTF-8"))
+    ids = character_table(cats, unknown_id(cats)).lookup(tf.strings.unicode_split(text, "UTF-8"))
     return tf.transpose(tf.one_hot(ids, len(cats) + 1, dtype=tf.int32)[:, : len(cats)])
-
-
-@_register
-class CharacterIds(keras.layers.Layer):
-    """Raw strings (batch, 1) -> character ids (batch, length), as ``CharacterEncoder.transform`` gives them."""
-
-    def __init__(self, alphabet: str, length: int, drop_unknown: bool = True, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.alphabet, self.length, self.drop_unknown = alphabet, int(length), bool(drop_unknown)
-        self._categories = categories(alphabet)
-        self._unknown = _unknown_id(self._categories)
-        self._blank = len(self._categories)
-
-    def call(self, text: Any) -> Any:
-        text = tf.reshape(text, [-1])
-        text = tf.strings.lower(tf.strings.regex_replace(text, "<br />", " "), encoding="utf-8")
-        text = tf.strings.regex_replace(text, _SPACES, " ")
-        text = tf.strings.regex_replace(text, _PUNCTUATION, "")
-        chars = tf.strings.unicode_split(text, "UTF-8")
-        ids = tf.ragged.map_flat_values(_character_table(self._categories, -1).lookup, chars)
-        if self.drop_unknown:
-            ids = tf.ragged.boolean_mask(ids, ids >= 0)
-        else:
-            ids = tf.ragged.map_flat_values(lambda v: tf.where(v >= 0, v, self._unknown), ids)
-        return ids[:, : self.length].to_tensor(default_value=self._blank, shape=[None, self.length])
-
-    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        return (input_shape[0], self.length)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "alphabet": self.alphabet, "length": self.length,
-                "drop_unknown": self.drop_unknown}  # fmt: skip
 
 
 def decode_patterns(patterns: Any, chars: str) -> list[str]:

@@ -18,8 +18,8 @@ import numpy as np
 
 from reviewlens.calibration import scale
 from reviewlens.explain import Explanation, occlusion
-from reviewlens.preprocessing import Preprocessor
 from reviewlens.registry import Registry
+from reviewlens.text.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata

@@ -20,8 +20,8 @@ from scipy.special import expit, softmax
 from reviewlens.errors import ReviewlensError
 from reviewlens.explain import Explanation, explained_column, ranked
 from reviewlens.predictors import Predictor, binary_columns, register_predictor
-from reviewlens.preprocessing import VECTORIZER_FILE, Preprocessor
 from reviewlens.text import BagOfWords
+from reviewlens.text.preprocessor import VECTORIZER_FILE, Preprocessor
 
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata

@@ -28,7 +28,7 @@ from reviewlens.calibration import logits
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import read_bytes, read_json
 from reviewlens.predictors import Predictor, Runtime, binary_columns, register_predictor
-from reviewlens.preprocessing import Preprocessor
+from reviewlens.text.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
     from reviewlens.runs import Run, RunMetadata

@@ -17,9 +17,9 @@ from scipy import sparse
 
 from reviewlens.errors import ReviewlensError
 from reviewlens.predictors import Predictor, binary_columns, register_predictor
-from reviewlens.preprocessing import Preprocessor
-from reviewlens.sequences import SequenceVectorizer
 from reviewlens.text import valid_text
+from reviewlens.text.preprocessor import Preprocessor
+from reviewlens.text.sequences import SequenceVectorizer
 
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata
@@ -35,9 +35,9 @@ def load_keras_model(path: Path) -> Any:
     """A reviewlens ``model.keras`` (imports TensorFlow), loaded in safe mode."""
     import keras
 
-    import reviewlens.keras_text
     import reviewlens.models.characters
-    import reviewlens.models.layers  # noqa: F401 - registers the recipes' custom layers
+    import reviewlens.models.layers
+    import reviewlens.text.keras  # noqa: F401 - registers the recipes' custom layers
 
     try:
         return keras.saving.load_model(path)
@@ -49,9 +49,11 @@ def save_text_model(path: Path, core: Any, preprocessor: Preprocessor) -> None:
     """Save ``core`` behind the preprocessor's Keras layers as one model.keras: raw strings in, its output out."""
     import keras
 
+    from reviewlens.text.keras import keras_layers
+
     text = keras.Input(shape=(1,), dtype="string", name="text")
     x = text
-    for layer in preprocessor.keras_layers():
+    for layer in keras_layers(preprocessor):
         x = layer(x)
     keras.Model(text, core(x), name=f"{core.name}_text").save(path)
 

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from reviewlens.text import SEPARATORS
+from reviewlens.text.rules import SEPARATORS
 
 if TYPE_CHECKING:
-    import keras
+    pass
 
 UNK = "<UNK>"
 ALPHABET_SIZE = 30
@@ -171,12 +171,6 @@ class CharacterEncoder:
             ids = ids[: self.length]
             matrix[i, : len(ids)] = ids
         return matrix
-
-    def keras_layers(self) -> list[keras.layers.Layer]:
-        """Layers from a string tensor to the same ids (imports TensorFlow)."""
-        from reviewlens.models.tokenization import CharacterIds
-
-        return [CharacterIds(self.alphabet, self.length, self.drop_unknown)]
 
     def get_config(self) -> dict[str, Any]:
         return {"alphabet": self.alphabet, "length": self.length, "size": self.size, "drop_unknown": self.drop_unknown}

@@ -1,7 +1,7 @@
 """Preprocessing, the one protocol every text-to-input step follows, and how a run stores its step.
 
-Word bags (``reviewlens.text.BagOfWords``), word-id sequences (``reviewlens.sequences.SequenceVectorizer``) and
-character ids (``reviewlens.characters.CharacterEncoder``) are peers: each is fitted with ``fit``, applied with
+Word bags (``reviewlens.text.BagOfWords``), word-id sequences (``reviewlens.text.sequences.SequenceVectorizer``) and
+character ids (``reviewlens.text.characters.CharacterEncoder``) are peers: each is fitted with ``fit``, applied with
 ``transform`` (texts) or ``transform_ids`` (texts already tokenized to ids, the model library's path), saved
 with ``get_config`` and rebuilt with ``from_config``, and gives the Keras layers that do the same from raw
 strings. A run keeps its step in ``vectorizer.json``, tagged with the step's ``kind``.
@@ -14,15 +14,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
-from reviewlens.characters import CharacterEncoder
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import read_json
 from reviewlens.registry import Registry
-from reviewlens.sequences import SequenceVectorizer
-from reviewlens.text import BagOfWords
+from reviewlens.text.characters import CharacterEncoder
+from reviewlens.text.sequences import SequenceVectorizer
+from reviewlens.text.words import BagOfWords
 
 if TYPE_CHECKING:
-    import keras
+    pass
 
 VECTORIZER_FILE = "vectorizer.json"
 #: Token id conventions shared by every preprocessor's ``token_ids``.
@@ -58,10 +58,6 @@ class Preprocessor(Protocol):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self: ...
-
-    def keras_layers(self) -> list[keras.layers.Layer]:
-        """Layers from a string tensor to the same model input (imports TensorFlow)."""
-        ...
 
 
 PREPROCESSORS: Registry[type[Preprocessor]] = Registry("preprocessor kind")

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reviewlens.text import LINE_BREAK_PATTERN, PUNCTUATION, SEPARATORS, Standardization, valid_text
+from reviewlens.text.rules import LINE_BREAK_PATTERN, PUNCTUATION, SEPARATORS, Standardization, valid_text
 
 
 def _re2_class(characters: str) -> str:

@@ -2,7 +2,7 @@
 
 The vocabulary is fitted with ``BagOfWords`` (Keras' order: count, then token, both descending) and
 laid out as Keras' int mode does: 0 is padding, 1 the out-of-vocabulary token, 2... the words.
-``reviewlens.keras_text.int_vectorization`` builds the Keras layers that give the same sequences.
+``reviewlens.text.keras.int_vectorization`` builds the Keras layers that give the same sequences.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from reviewlens.text import BagOfWords, tokenize
+from reviewlens.text.rules import tokenize
+from reviewlens.text.words import BagOfWords
 
 if TYPE_CHECKING:
-    import keras
+    pass
 
 Side = Literal["head", "tail"]
 PAD, OOV = 0, 1
@@ -89,12 +90,6 @@ class SequenceVectorizer:
     def transform_ids(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """``transform``'s output for texts given as ``token_ids`` lists (any padding in them is dropped first)."""
         return self.pad([[i for i in row if i != PAD] for row in rows])
-
-    def keras_layers(self) -> list[keras.layers.Layer]:
-        """The Keras layers that give the same sequences from raw strings (imports TensorFlow)."""
-        from reviewlens.keras_text import int_vectorization
-
-        return int_vectorization(self)
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Cut and pad id lists to the sequence length, at the configured ends."""
