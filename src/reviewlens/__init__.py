@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from reviewlens.errors import ReviewlensError
 from reviewlens.runs import Run, load
+from reviewlens.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["ReviewlensError", "Run", "TrainResult", "__version__", "load", "train"]
 
 if TYPE_CHECKING:

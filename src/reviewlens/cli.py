@@ -197,7 +197,9 @@ def _epoch_progress(enabled: bool, epochs: int, what: str = "training") -> Itera
 def recipes(as_json: JsonOption = False) -> None:
     """List the recipes, with their source and expected test accuracy."""
     from reviewlens.families import get_family
-    from reviewlens.recipes import DEFAULT_RECIPE, MEASURED_ON, RECIPES
+    from reviewlens.recipes import DEFAULT_RECIPE, MEASURED_ON, catalogue
+
+    recipes = catalogue()
 
     if as_json:
         _print_json(
@@ -207,7 +209,7 @@ def recipes(as_json: JsonOption = False) -> None:
                     "options": list(get_family(recipe.family).options.names()),
                     "measured": None if recipe.measured is None else asdict(recipe.measured),
                 }
-                for recipe in RECIPES.values()
+                for recipe in recipes.values()
             ]
         )
         return
@@ -216,12 +218,12 @@ def recipes(as_json: JsonOption = False) -> None:
     # other columns fold instead.
     names = [
         recipe.name + (" (default)" if recipe.name == DEFAULT_RECIPE else "") + (" (slow)" if recipe.slow else "")
-        for recipe in RECIPES.values()
+        for recipe in recipes.values()
     ]
     table.add_column("recipe", no_wrap=True, min_width=max(map(len, names)))
     for column in ("model", "source", "source's test accuracy", "reviewlens: test accuracy, train s"):
         table.add_column(column, overflow="fold")
-    for name, recipe in zip(names, RECIPES.values(), strict=True):
+    for name, recipe in zip(names, recipes.values(), strict=True):
         expected = f"{recipe.expected_accuracy:.1%}" if recipe.expected_accuracy else "-"
         measured = recipe.measured
         ours = f"{measured.accuracy:.2%}, {measured.seconds:,.0f} s" if measured else "-"

@@ -193,3 +193,19 @@ def cut_utf8(raw: bytes, limit: int) -> bytes:
     while 0 < end < len(raw) and raw[end] & 0xC0 == 0x80:  # a continuation byte: the cut is inside a character
         end -= 1
     return raw[:end]
+
+
+def check_writable(folder: Path) -> None:
+    """The folder a run will be written in can be made and written, or one line saying why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        where = f"{folder} is a file" if file == folder else f"{folder} is under the file {file}"
+        raise ReviewlensError(f"--out: {where}, not a folder; choose another --out") from None
+    except OSError as error:
+        raise ReviewlensError(
+            f"--out: cannot make the folder {folder} ({error.strerror or error}); choose another --out"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ReviewlensError(f"--out: the folder {folder} is not writable; choose another --out")

@@ -37,14 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from reviewlens import __version__
 from reviewlens.checkpoints import Checkpoint, Staging
 from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
-from reviewlens.files import FileError, read_json
+from reviewlens.files import FileError, check_writable, read_json
 from reviewlens.runs import library_versions, sha256_of, write_json
 from reviewlens.text.sequences import SequenceVectorizer
-from reviewlens.training import check_writable
+from reviewlens.version import __version__
 
 ENCODER_FORMAT = "reviewlens.encoder"
 ENCODER_VERSION = 1

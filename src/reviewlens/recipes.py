@@ -6,6 +6,7 @@ own recipes (importing this module imports the built-in families); ``reviewlens 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -121,7 +122,12 @@ def register(recipe: Recipe) -> Recipe:
 
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; a user's typo gets the closest names."""
-    return RECIPES[name]
+    return catalogue()[name]
 
 
-from reviewlens import families  # noqa: E402, F401 - the built-in families register their recipes
+def catalogue() -> Registry[Recipe]:
+    """Every recipe, the built-in families' included. They register themselves when ``reviewlens.families`` is
+    imported, which this does by name on first use (as spaCy's registry fills itself): the catalogue sits below the
+    families that fill it, and no import points back up."""
+    importlib.import_module("reviewlens.families")
+    return RECIPES

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from reviewlens import __version__
 from reviewlens.calibration import fit_temperature, scale
 from reviewlens.checkpoints import Staging
 from reviewlens.data import MAX_REVIEW_BYTES, Dataset, LabelKind, Resolved, fingerprint, resolve
@@ -30,6 +29,7 @@ from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import FAMILIES, BestEpoch, Context, Trained, get_family
 from reviewlens.families.base import SELECTIONS, EpochCallback, Log, _quiet
+from reviewlens.files import check_writable
 from reviewlens.imbalance import ClassWeight, ThresholdRule
 from reviewlens.predictors import binary_columns
 from reviewlens.recipes import Recipe, get_recipe
@@ -46,6 +46,7 @@ from reviewlens.runs import (
 )
 from reviewlens.text.preprocessor import save_preprocessor
 from reviewlens.tracking import Tracker
+from reviewlens.version import __version__
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,6 @@ def configured(recipe: str | Recipe, batch_size: int | None = None, learning_rat
 
 #: A full disk, a quota, a read-only file system: the user's to fix, not a bug.
 _CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
-def check_writable(folder: Path) -> None:
-    """The folder a run will be written in can be made and written, or one line saying why not."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
-        where = f"{folder} is a file" if file == folder else f"{folder} is under the file {file}"
-        raise ReviewlensError(f"--out: {where}, not a folder; choose another --out") from None
-    except OSError as error:
-        raise ReviewlensError(
-            f"--out: cannot make the folder {folder} ({error.strerror or error}); choose another --out"
-        ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ReviewlensError(f"--out: the folder {folder} is not writable; choose another --out")
 
 
 def train(

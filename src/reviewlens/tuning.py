@@ -36,10 +36,11 @@ from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import get_family
 from reviewlens.families.base import Log, _quiet
-from reviewlens.recipes import RECIPES, Choice, Recipe, get_recipe
+from reviewlens.files import check_writable
+from reviewlens.recipes import Choice, Recipe, catalogue, get_recipe
 from reviewlens.runs import METADATA_FILE, read_metadata
 from reviewlens.tracking import require_extra
-from reviewlens.training import check_writable, train
+from reviewlens.training import train
 
 if TYPE_CHECKING:
     import optuna
@@ -76,7 +77,7 @@ def duration(seconds: float) -> str:
 
 def tunable() -> list[str]:
     """The recipes that declare a search space."""
-    return [name for name, recipe in RECIPES.items() if recipe.search]
+    return [name for name, recipe in catalogue().items() if recipe.search]
 
 
 def with_settings(recipe: Recipe, params: Mapping[str, Any]) -> Recipe:

@@ -23,6 +23,7 @@ import numpy as np
 
 from reviewlens.checkpoints import Checkpoint
 from reviewlens.errors import ReviewlensError
+from reviewlens.registry import Registry
 
 if TYPE_CHECKING:
     from reviewlens.checkpoints import Staging
@@ -226,3 +227,16 @@ class Family(ABC):
     def default_data(self, options: Options) -> Path | None:
         """The data a run of these options trains on when none is given (``None``: the usual resolution)."""
         return None
+
+
+FAMILIES: Registry[Family] = Registry("family")
+F = TypeVar("F", bound=Family)
+
+
+def register_family(family: F) -> F:
+    FAMILIES.register(family.name, family)
+    return family
+
+
+def get_family(name: str) -> Family:
+    return FAMILIES[name]

@@ -17,7 +17,7 @@ import numpy as np
 from reviewlens.data import Dataset, LabelKind, split_digest
 from reviewlens.evaluation import label_scores_of, metrics
 from reviewlens.export import shared_exporter
-from reviewlens.families import BestEpoch, Context, Family, Trained, register_family
+from reviewlens.families.base import BestEpoch, Context, Family, Trained, register_family
 from reviewlens.models.sparse_mlp import SparseMLP, initial_weights
 from reviewlens.predictors.dense import DensePredictor
 from reviewlens.predictors.keras_model import MODEL_FILE

@@ -27,7 +27,7 @@ import numpy as np
 from reviewlens.checkpoints import keras_arrays, restore_keras
 from reviewlens.data import Dataset, split_digest
 from reviewlens.errors import ReviewlensError
-from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
+from reviewlens.families.base import BestEpoch, Context, Family, Options, Trained, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, KerasPredictor, save_text_model
 from reviewlens.recipes import Recipe, register
 from reviewlens.text.characters import CharacterEncoder

@@ -23,7 +23,7 @@ from reviewlens.calibration import fit_stacking, logits
 from reviewlens.data import Dataset, fingerprint, split_digest
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import metrics
-from reviewlens.families import Context, Family, Options, Trained, register_family
+from reviewlens.families.base import Context, Family, Options, Trained, register_family
 from reviewlens.predictors import PREDICTORS
 from reviewlens.predictors.ensemble import EnsemblePredictor, KerasEnsemblePredictor, save_ensemble
 from reviewlens.recipes import Recipe, register

@@ -18,7 +18,7 @@ from scipy import sparse
 from scipy.special import expit, softmax
 
 from reviewlens.evaluation import metrics
-from reviewlens.families import BestEpoch, Context, register_family
+from reviewlens.families.base import BestEpoch, Context, register_family
 from reviewlens.families.bow import BagOfWordsFamily, Fitted, Vectors
 from reviewlens.models.fasttext import FastText
 from reviewlens.predictors.dense import DensePredictor

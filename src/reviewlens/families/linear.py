@@ -18,8 +18,7 @@ from scipy.special import expit, softmax
 
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import metrics
-from reviewlens.families import BestEpoch, Context, register_family
-from reviewlens.families.base import SELECTIONS
+from reviewlens.families.base import SELECTIONS, BestEpoch, Context, register_family
 from reviewlens.families.bow import BagOfWordsFamily, Fitted, Vectors
 from reviewlens.models.nb_linear import NBLinear, NBSoftmax, interpolated, nb_ratios, nb_ratios_per_label
 from reviewlens.predictors.dense import DensePredictor

@@ -21,7 +21,7 @@ import numpy as np
 
 from reviewlens.data import Dataset, split_digest
 from reviewlens.errors import ReviewlensError
-from reviewlens.families import BestEpoch, Context, Family, Options, Trained, register_family
+from reviewlens.families.base import BestEpoch, Context, Family, Options, Trained, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
 from reviewlens.recipes import Choice, Range, Recipe, Search, register
 from reviewlens.text.sequences import SequenceVectorizer

@@ -23,7 +23,7 @@ import numpy as np
 from reviewlens.checkpoints import keras_arrays, restore_keras
 from reviewlens.data import Dataset, Example, split_digest
 from reviewlens.errors import ReviewlensError
-from reviewlens.families import BestEpoch, Context, Family, Options, Trained, get_family, register_family
+from reviewlens.families.base import BestEpoch, Context, Family, Options, Trained, get_family, register_family
 from reviewlens.predictors.keras_model import MODEL_FILE, PREDICT_BATCH, KerasPredictor, save_text_model
 from reviewlens.processes import process_pool
 from reviewlens.recipes import BOOK, Recipe, register

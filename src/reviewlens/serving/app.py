@@ -25,7 +25,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from reviewlens import __version__
 from reviewlens.errors import ReviewlensError
 from reviewlens.predictors import binary_columns
 from reviewlens.processes import end_with_parent
@@ -51,6 +50,7 @@ from reviewlens.serving.schemas import (
 )
 from reviewlens.serving.security import BearerAuthMiddleware, ErrorLogMiddleware, logger
 from reviewlens.text import is_blank
+from reviewlens.version import __version__
 
 ENDPOINTS = ("/", "/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/models", "/health", "/metrics")
 #: What needs no API key: the readiness probe, and the pages a browser opens (they hold no served data).
