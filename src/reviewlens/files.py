@@ -23,6 +23,8 @@ import numpy as np
 from reviewlens.errors import ReviewlensError
 
 MiB = 2**20
+#: A run's (and an encoder's) record of itself: what it is, how it was made, each other file's checksum.
+METADATA_FILE = "metadata.json"
 #: The most bytes each kind of file may hold, by name: far above what the largest run, encoder or study writes
 #: (a 1,000,000-word ``vectorizer.json`` is about 40 MB), far below what would hurt to hold in memory.
 MAX_BYTES: dict[str, int] = {

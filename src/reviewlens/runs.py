@@ -24,11 +24,10 @@ import numpy as np
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import BINARY_LABELS, decide, predicted_labels
 from reviewlens.explain import Explanation
-from reviewlens.files import MAX_BYTES, FileError, check_size, read_json
+from reviewlens.files import MAX_BYTES, METADATA_FILE, FileError, check_size, read_json
 from reviewlens.predictors import PREDICTORS, Predictor
 from reviewlens.text.preprocessor import VECTORIZER_FILE, Preprocessor, load_preprocessor
 
-METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
 PREDICTIONS_FILE = "predictions.npz"
@@ -332,6 +331,9 @@ class Answer(msgspec.Struct, frozen=True):
         """``{"label", "score", "probabilities"}``, each probability to six places."""
         return {"label": self.label, "score": round(self.score, 6),
                 "probabilities": {name: round(p, 6) for name, p in self.probabilities.items()}}  # fmt: skip
+
+
+Predictor.open_run = Run  # an ensemble's members are runs: how a predictor opens one (see ``Predictor.open_run``)
 
 
 def load(run_dir: str | os.PathLike[str], runtime: Runtime = "auto") -> Run:

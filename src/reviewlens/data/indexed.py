@@ -57,7 +57,7 @@ def load_indexed(
         index_file = Path(path).with_name(WORD_INDEX_FILE)
         _last_word_index = read_word_index(index_file) if index_file.is_file() else None
     else:
-        from reviewlens.data import resolve
+        from reviewlens.data.resolved import resolve
 
         dataset = resolve(path).dataset
         train_texts, train_labels = dataset.read("train")

@@ -19,7 +19,7 @@ from scipy.special import expit, softmax
 
 from reviewlens.errors import ReviewlensError
 from reviewlens.explain import Explanation, explained_column, ranked
-from reviewlens.predictors import Predictor, binary_columns, register_predictor
+from reviewlens.predictors.base import Predictor, binary_columns, register_predictor
 from reviewlens.text import BagOfWords
 from reviewlens.text.preprocessor import VECTORIZER_FILE, Preprocessor
 

@@ -26,8 +26,8 @@ from scipy.special import expit
 
 from reviewlens.calibration import logits
 from reviewlens.errors import ReviewlensError
-from reviewlens.files import read_bytes, read_json
-from reviewlens.predictors import Predictor, Runtime, binary_columns, register_predictor
+from reviewlens.files import METADATA_FILE, read_bytes, read_json
+from reviewlens.predictors.base import Predictor, Runtime, binary_columns, register_predictor
 from reviewlens.text.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
@@ -94,8 +94,6 @@ class EnsemblePredictor(Predictor):
 
     @classmethod
     def load(cls, directory: Path, metadata: RunMetadata, preprocessor: Preprocessor | None) -> Self:
-        from reviewlens.runs import METADATA_FILE, Run
-
         path = directory / ENSEMBLE_FILE
         config = read_json(path, "train the ensemble again")
         try:
@@ -114,7 +112,7 @@ class EnsemblePredictor(Predictor):
             held = read_bytes(meta, "train the ensemble again") if meta.is_file() else b""
             if hashlib.sha256(held).hexdigest() != digest:
                 raise ReviewlensError(f"{member_dir} is missing or altered; train the ensemble again")
-            members.append(Run(member_dir, runtime=cls.member_runtime))
+            members.append(cls.open_run(member_dir, runtime=cls.member_runtime))
         if combination not in COMBINATIONS:
             raise ReviewlensError(f"{path} names the combination {combination!r}; train the ensemble again")
         return cls(members, weights, bias, metadata.labels, combination)
@@ -129,8 +127,6 @@ def save_ensemble(
 ) -> None:
     """Copy each member run into ``directory/members/`` and write ``ensemble.json`` (``"combination"`` only where
     it is not stacking, so a binary ensemble's file is as it always was)."""
-    from reviewlens.runs import METADATA_FILE
-
     entries = []
     for index, member in enumerate(members):
         name = f"{index}-" + re.sub(r"[^A-Za-z0-9._-]+", "-", member.resolve().name)

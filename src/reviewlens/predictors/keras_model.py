@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from reviewlens.errors import ReviewlensError
-from reviewlens.predictors import Predictor, binary_columns, register_predictor
+from reviewlens.predictors.base import Predictor, binary_columns, register_predictor
 from reviewlens.text import valid_text
 from reviewlens.text.preprocessor import Preprocessor
 from reviewlens.text.sequences import SequenceVectorizer
