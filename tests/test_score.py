@@ -380,7 +380,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_finished_shards(
 ) -> None:
     import errno
 
-    from reviewlens import scoring
+    from reviewlens.scoring import stream as scoring
 
     for name in ("a", "b"):
         (tmp_path / "in").mkdir(exist_ok=True)

@@ -34,8 +34,8 @@ def local_ray() -> Iterator[None]:
 def test_ray_actors_score_as_the_local_engine_row_for_row(
     local_ray: None, trained_run: Path, session_aclimdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reviewlens import scoring
     from reviewlens.data import resolve
+    from reviewlens.scoring import engines as scoring
 
     on_actors: list[int] = []  # every batch's scores come from an actor: none falls back to this process
     monkeypatch.setattr(
