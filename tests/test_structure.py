@@ -117,7 +117,7 @@ LAYERS = [
     ["reviewlens.text"],
     ["reviewlens.checkpoints", "reviewlens.imbalance"],
     ["reviewlens.evaluation", "reviewlens.calibration", "reviewlens.explain", "reviewlens.processes",
-     "reviewlens.files", "reviewlens.registry", "reviewlens.errors", "reviewlens.version"],
+     "reviewlens.files", "reviewlens.registry", "reviewlens.errors", "reviewlens.version", "reviewlens.logs"],
 ]  # fmt: skip
 
 

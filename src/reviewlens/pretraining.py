@@ -41,6 +41,7 @@ from reviewlens.checkpoints import Checkpoint, Staging
 from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import FileError, check_writable, read_json
+from reviewlens.logs import Log, silent
 from reviewlens.runs import library_versions, sha256_of, write_json
 from reviewlens.text.sequences import SequenceVectorizer
 from reviewlens.version import __version__
@@ -59,7 +60,6 @@ OUTPUT_WARMUP_STEPS = 300
 MODEL_FIELDS = ("objective", "vocabulary", "embedding", "units", "layers", "heads", "dense", "direction")
 #: Reviews held out of the pretraining text to measure its validation perplexity (pretraining text, not labels).
 HELD_OUT = 256
-Log = Callable[[str], None]
 StepCallback = Callable[[int, int, float], None]  # (steps done this epoch, steps per epoch, running loss)
 
 
@@ -294,10 +294,6 @@ class _Objective:
             variable.assign(value)
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def pretrain(
     data: str | os.PathLike[str] | Dataset | Resolved | None,
     out: str | os.PathLike[str],
@@ -310,7 +306,7 @@ def pretrain(
     checkpoint_steps: int = 200,
     time_budget_s: float | None = None,
     start: str | os.PathLike[str] | None = None,
-    log: Log = _quiet,
+    log: Log = silent,
     on_step: StepCallback | None = None,
 ) -> dict[str, Any]:
     """Pretrain an encoder on the train split and the unlabeled reviews; write its directory at ``out``; return

@@ -28,9 +28,10 @@ from reviewlens.data import MAX_REVIEW_BYTES, Dataset, LabelKind, Resolved, fing
 from reviewlens.errors import ReviewlensError
 from reviewlens.evaluation import DEFAULT_THRESHOLD, expected_calibration_error, metrics, plot_curves
 from reviewlens.families import FAMILIES, BestEpoch, Context, Trained, get_family
-from reviewlens.families.base import SELECTIONS, EpochCallback, Log, _quiet
+from reviewlens.families.base import SELECTIONS, EpochCallback
 from reviewlens.files import check_writable
 from reviewlens.imbalance import ClassWeight, ThresholdRule
+from reviewlens.logs import Log, silent
 from reviewlens.predictors import binary_columns
 from reviewlens.recipes import Recipe, get_recipe
 from reviewlens.runs import (
@@ -85,7 +86,7 @@ def train(
     *,
     epochs: int | None = None,
     seed: int = 1337,
-    log: Log = _quiet,
+    log: Log = silent,
     on_epoch: EpochCallback | None = None,
     options: dict[str, Any] | None = None,
     batch_size: int | None = None,

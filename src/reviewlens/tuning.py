@@ -35,8 +35,8 @@ from reviewlens.checkpoints import differences, staging_dir
 from reviewlens.data import Dataset, Resolved, resolve
 from reviewlens.errors import ReviewlensError
 from reviewlens.families import get_family
-from reviewlens.families.base import Log, _quiet
 from reviewlens.files import check_writable
+from reviewlens.logs import Log, silent
 from reviewlens.recipes import Choice, Recipe, catalogue, get_recipe
 from reviewlens.runs import METADATA_FILE, read_metadata
 from reviewlens.tracking import require_extra
@@ -201,7 +201,7 @@ def tune(
     budget: float,
     trials: int | None = None,
     seed: int = 1337,
-    log: Log = _quiet,
+    log: Log = silent,
     on_epoch: TrialEpoch | None = None,
     on_trial: Callable[[TrialRow], None] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,

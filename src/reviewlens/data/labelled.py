@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from reviewlens.data.sources import _TEXT_LABELS, MAX_REVIEW_BYTES, _allow_fields_of, jsonl_records
+from reviewlens.data.sources import MAX_REVIEW_BYTES, TEXT_LABELS, allow_csv_fields, jsonl_records
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import LongLine, bounded_lines, cut_utf8, text_lines
 
@@ -66,7 +66,7 @@ def read_labelled(
     """
     known = {name: index for index, name in enumerate(names)}
     if tuple(names) == ("negative", "positive"):
-        known = _TEXT_LABELS
+        known = TEXT_LABELS
     path = Path(path)
     if not path.is_file():
         raise ReviewlensError(f"{path} is not a file; pass a .tsv, .csv or .jsonl of labelled reviews")
@@ -89,9 +89,9 @@ def read_labelled(
             raise ReviewlensError(f"{where} lacks a text or a label; every row needs both")
         if not isinstance(text, str):
             raise ReviewlensError(f"{where}: the text must be a string, not {text!r}")
-        word = str(label).strip().lower() if known is _TEXT_LABELS else str(label).strip()
+        word = str(label).strip().lower() if known is TEXT_LABELS else str(label).strip()
         if word not in known:
-            expected = "0/1 or negative/positive" if known is _TEXT_LABELS else "one of " + ", ".join(names)
+            expected = "0/1 or negative/positive" if known is TEXT_LABELS else "one of " + ", ".join(names)
             raise ReviewlensError(f"{where} has the label {label!r}; use {expected}")
         if len(text) * 4 > max_review_bytes and len(raw := text.encode("utf-8", "replace")) > max_review_bytes:
             text = cut_utf8(raw, max_review_bytes).decode("utf-8")
@@ -127,7 +127,7 @@ def _tsv_rows(path: Path, max_review_bytes: int) -> Iterator[tuple[int, object, 
 
 
 def _csv_rows(path: Path, max_review_bytes: int) -> Iterator[tuple[int, object, object]]:
-    _allow_fields_of(4 * max_review_bytes + 1)  # an over-long review is cut, not refused
+    allow_csv_fields(4 * max_review_bytes + 1)  # an over-long review is cut, not refused
     reader = csv.DictReader(text_lines(path, 4 * max_review_bytes + (64 << 10), "replace"))
     try:
         fields = {name.strip().lower(): name for name in reader.fieldnames or []}

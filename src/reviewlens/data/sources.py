@@ -41,7 +41,7 @@ SPLIT_SEED = 1337
 _ACLIMDB_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/([^/]+\.txt)$")
 _RATING = re.compile(r"^\d+_(\d+)\.txt$")  # aclImdb's ID_RATING.txt
 #: The words a binary label column may hold; a column of nothing else is read as negative/positive.
-_TEXT_LABELS = {
+TEXT_LABELS = {
     "positive": 1, "pos": 1, "1": 1, "true": 1,
     "negative": 0, "neg": 0, "0": 0, "false": 0,
 }  # fmt: skip
@@ -330,8 +330,8 @@ class _RecordSource:
                 raise ReviewlensError(f"{self.path} holds no reviews; it needs one review per record")
             labeled = any(entry.label != UNLABELED for entry in entries)
             entries = [self._unlabeled_mistake(entry, labeled) for entry in entries]
-            if all(e.label.lower() in _TEXT_LABELS for e in entries if e.label != UNLABELED):  # today's binary words
-                binary = {word: LABELS["pos" if value else "neg"] for word, value in _TEXT_LABELS.items()}
+            if all(e.label.lower() in TEXT_LABELS for e in entries if e.label != UNLABELED):  # today's binary words
+                binary = {word: LABELS["pos" if value else "neg"] for word, value in TEXT_LABELS.items()}
                 binary[UNLABELED] = UNLABELED
                 entries = [Entry(e.id, e.split, binary[e.label.lower()]) for e in entries]
             self._catalog = entries
@@ -354,7 +354,7 @@ class CsvSource(_RecordSource):
         lines = text_lines(self.path, 4 * self._decode.max_review_bytes + (64 << 10), "surrogateescape")
         dialect = csv.excel_tab if self.path.name.lower().endswith(".tsv") else csv.excel
         reader = csv.DictReader(lines, dialect=dialect)
-        _allow_fields_of(4 * self._decode.max_review_bytes + 1)  # an over-long review is cut, not refused
+        allow_csv_fields(4 * self._decode.max_review_bytes + 1)  # an over-long review is cut, not refused
         try:
             fields = [name.strip().lower() for name in reader.fieldnames or []]
             if "review" not in fields:
@@ -369,7 +369,7 @@ class CsvSource(_RecordSource):
             raise ReviewlensError(f"{self.path} line {reader.line_num} is not valid CSV ({error})") from None
 
 
-def _allow_fields_of(characters: int) -> None:
+def allow_csv_fields(characters: int) -> None:
     """Let the csv module read fields this long (its default stops at 131,072 characters)."""
     if csv.field_size_limit() < characters:
         csv.field_size_limit(characters)

@@ -23,6 +23,7 @@ import numpy as np
 
 from reviewlens.checkpoints import Checkpoint
 from reviewlens.errors import ReviewlensError
+from reviewlens.logs import Log, silent
 from reviewlens.registry import Registry
 
 if TYPE_CHECKING:
@@ -31,13 +32,8 @@ if TYPE_CHECKING:
     from reviewlens.recipes import Recipe
     from reviewlens.text.preprocessor import Preprocessor
 
-Log = Callable[[str], None]
 EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, logs)
 T = TypeVar("T")
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,7 @@ class Context:
 
     epochs: int
     seed: int
-    log: Log = _quiet
+    log: Log = silent
     options: Options = field(default_factory=Options)
     on_epoch: EpochCallback | None = None
     resources: ExitStack = field(default_factory=ExitStack)  # closed once the run is written
