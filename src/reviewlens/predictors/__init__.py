@@ -8,7 +8,7 @@ whose model needs TensorFlow imports it only when a run is loaded with it.
 """
 
 from reviewlens.predictors import dense, ensemble, keras_model
-from reviewlens.predictors.base import PREDICTORS, Predictor, Runtime, binary_columns, register_predictor
+from reviewlens.predictors.base import PREDICTORS, Predictor, PredictorRuntime, binary_columns, register_predictor
 
-__all__ = ["PREDICTORS", "Predictor", "Runtime", "binary_columns", "register_predictor"]
+__all__ = ["PREDICTORS", "Predictor", "PredictorRuntime", "binary_columns", "register_predictor"]
 BUILT_IN = (dense, ensemble, keras_model)  # registered by their import

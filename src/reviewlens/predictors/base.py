@@ -24,7 +24,9 @@ from reviewlens.text.preprocessor import Preprocessor
 if TYPE_CHECKING:
     from reviewlens.runs import RunMetadata
 
-Runtime = Literal["numpy", "keras"]
+#: What a predictor kind computes with: NumPy alone (never TensorFlow) or Keras. A run is loaded with a ``Runtime``
+#: (``reviewlens.runs``), which adds ``auto``: the first of its kinds.
+PredictorRuntime = Literal["numpy", "keras"]
 
 
 class Predictor(ABC):
@@ -37,7 +39,7 @@ class Predictor(ABC):
     """
 
     kind: ClassVar[str]
-    runtime: ClassVar[Runtime]
+    runtime: ClassVar[PredictorRuntime]
     #: How a predictor that holds whole runs (an ensemble's members) opens one: ``reviewlens.runs.Run``, which
     #: ``reviewlens.runs`` sets when it is imported (runs sit above the predictors they load).
     open_run: ClassVar[Callable[..., Any]]

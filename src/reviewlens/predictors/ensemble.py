@@ -27,7 +27,7 @@ from scipy.special import expit
 from reviewlens.calibration import logits
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import METADATA_FILE, read_bytes, read_json
-from reviewlens.predictors.base import Predictor, Runtime, binary_columns, register_predictor
+from reviewlens.predictors.base import Predictor, PredictorRuntime, binary_columns, register_predictor
 from reviewlens.text.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
@@ -42,11 +42,11 @@ MEMBERS_DIR = "members"
 @register_predictor
 class EnsemblePredictor(Predictor):
     kind = "ensemble.v1"
-    runtime: ClassVar[Runtime] = "numpy"
+    runtime: ClassVar[PredictorRuntime] = "numpy"
     files = (ENSEMBLE_FILE,)
     accepts_ids = False
     #: The runtime each member is loaded with.
-    member_runtime: ClassVar[Runtime] = "numpy"
+    member_runtime: ClassVar[PredictorRuntime] = "numpy"
 
     def __init__(
         self,
