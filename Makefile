@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-full lint bench clean browser
+.PHONY: run test test-full lint docs bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 
+# The reference in docs/ as a site (site/index.html); --strict: a dead link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # The browser test drives Debian's chromium; install it when it is missing and we are root.
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
@@ -29,7 +33,7 @@ browser:
 # The default suite (at most 7 minutes on 2 cores), in two processes (pytest-xdist): its last line says the time
 # against that budget, and REVIEWLENS_SUITE_BUDGET=enforce makes going over it fail. The tests that train on the
 # full IMDB data are `make test-full` (they skip without ../shared/data), which CI runs after it.
-test: lint browser
+test: lint docs browser
 	$(BIN)/python -m pytest -m "not full_data" -n 2
 
 test-full: $(STAMP)
@@ -40,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bow_bigram.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs build site *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -141,7 +141,7 @@ def test_kill_9_of_serve_with_workers_leaves_no_process(trained_run: Path) -> No
     _wait_for(lambda: not _session(serve.pid), 10, "the workers of a killed serve to end")
 
 
-# The README's "From Python" example as a user pastes it: no ``if __name__ == "__main__":`` guard.
+# The "From Python" example (README, docs/python.md) as a user pastes it: no ``if __name__ == "__main__":`` guard.
 README_EXAMPLE = """
 import threading
 import reviewlens
