@@ -38,7 +38,7 @@ from modelkit.utils.cache import Cache, CacheItem
 from reviewlens.errors import ReviewlensError
 from reviewlens.files import check_size, read_bytes
 from reviewlens.predictors import binary_columns
-from reviewlens.runs import METADATA_FILE, Answer, Run, Runtime, read_metadata, run_preprocessor
+from reviewlens.runs import METADATA_FILE, Answer, Run, Runtime, read_metadata, run_preprocessor, sha256_of
 from reviewlens.text import BagOfWords
 from reviewlens.text.preprocessor import OUT_OF_VOCABULARY, PADDING, Preprocessor
 from reviewlens.text.sequences import SequenceVectorizer
@@ -178,11 +178,7 @@ class KerasIdModel:
             raise ReviewlensError(f"{path} cannot be loaded by Keras ({error}); {KERAS_REMEDY}") from None
         #: the ids each row is padded or cut to: the model's input length, or the longest row of a batch
         self.length: int | None = input_length(self.model)
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        self.identity = digest.hexdigest()[:16]
+        self.identity = sha256_of(path)[:16]  # the cache keys' name for this model: new when the file changes
 
     def predict(self, rows: Sequence[Sequence[int]]) -> list[float]:
         if not rows:
