@@ -108,7 +108,7 @@ LAYERS = [
     ["reviewlens.training"],
     ["reviewlens.families"],
     ["reviewlens.pretraining"],
-    ["reviewlens.recipes", "reviewlens.tracking", "reviewlens.export", "reviewlens.embeddings",
+    ["reviewlens.recipes", "reviewlens.tracking", "reviewlens.export", "reviewlens.embeddings", "reviewlens.pool",
      "reviewlens.tokenization_layer", "reviewlens.keras_text"],
     ["reviewlens.runs"],
     ["reviewlens.predictors"],

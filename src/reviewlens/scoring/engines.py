@@ -68,11 +68,11 @@ class _Helpers:
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, texts: list[str]) -> Future[np.ndarray]:
-        from reviewlens.processes import process_pool
-        from reviewlens.serving.pool import (
+        from reviewlens.pool import (
             helper_predict,
             load_helper_run,
         )  # the helpers serve starts: the run, NumPy predictor
+        from reviewlens.processes import process_pool
 
         if self._pool is None and self.processes and len(texts) >= LocalEngine.MIN_SHARED:
             self._pool = process_pool(self.processes, initializer=load_helper_run, initargs=(str(self.run.run_dir),))

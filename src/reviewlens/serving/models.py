@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from reviewlens.errors import ReviewlensError
+from reviewlens.pool import PooledPredict
 from reviewlens.runs import Answer, Run, read_metadata
 from reviewlens.serving.batcher import MicroBatcher
 from reviewlens.serving.config import ServeConfig
 from reviewlens.serving.metrics import Metrics
-from reviewlens.serving.pool import PooledPredict
 from reviewlens.serving.schemas import ModelInfo
 
 

@@ -1,4 +1,5 @@
-"""Large model calls shared with helper processes, so one big batch uses several cores despite the GIL.
+"""Large model calls shared with helper processes, so one big batch uses several cores despite the GIL: the pool that
+``serve`` (``reviewlens.serving.models``) and ``score`` (``reviewlens.scoring.engines``) both use.
 
 Each helper is spawned (nothing inherited from the server's threads; it ends with the server, however the
 server ends: ``reviewlens.processes``) and loads its own copy of the run

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 import reviewlens
+from reviewlens.pool import PooledPredict
 from reviewlens.serving import ServeConfig, create_app
 from reviewlens.serving.config import default_processes
-from reviewlens.serving.pool import PooledPredict
 
 TEXTS = [f"review {i}: {'wonderful superb' if i % 2 else 'dull boring'} film number {i}" for i in range(50)]
 
