@@ -25,16 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reviewlens.text.rules import LINE_BREAK_PATTERN, PUNCTUATION, SEPARATORS, Standardization, valid_text
-
-
-def _re2_class(characters: str) -> str:
-    """An RE2 character class of exactly ``characters``, each written as its code point."""
-    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in characters) + "]"
-
-
-_SEPARATOR_CLASS = _re2_class(SEPARATORS)
-_PUNCTUATION_CLASS = _re2_class(PUNCTUATION)
+from reviewlens.text.rules import LINE_BREAK_PATTERN, PUNCTUATION_CLASS, SEPARATOR_CLASS, Standardization, valid_text
 
 
 def to_arrow(texts: Sequence[str]) -> pa.StringArray:
@@ -47,12 +38,12 @@ def to_arrow(texts: Sequence[str]) -> pa.StringArray:
 
 def tokens(texts: pa.Array, standardization: Standardization) -> pa.ListArray:
     """Each text's tokens, standardized and split as ``reviewlens.text.tokenize`` does: a list per text."""
-    standardized = pc.replace_substring_regex(pc.ascii_lower(texts), _SEPARATOR_CLASS, " ")
+    standardized = pc.replace_substring_regex(pc.ascii_lower(texts), SEPARATOR_CLASS, " ")
     if standardization == "lower_and_strip_punctuation":
-        standardized = pc.replace_substring_regex(standardized, _PUNCTUATION_CLASS + "+", "")  # runs: fewer edits
+        standardized = pc.replace_substring_regex(standardized, PUNCTUATION_CLASS + "+", "")  # runs: fewer edits
     else:  # lower_and_split_punctuation: <br /> removed, each punctuation character a token of its own
         standardized = pc.replace_substring_regex(standardized, LINE_BREAK_PATTERN, " ")
-        standardized = pc.replace_substring_regex(standardized, f"({_PUNCTUATION_CLASS})", r" \1 ")
+        standardized = pc.replace_substring_regex(standardized, f"({PUNCTUATION_CLASS})", r" \1 ")
     return pc.ascii_split_whitespace(standardized)  # a space at either end leaves an empty token there
 
 

@@ -15,37 +15,28 @@ import tensorflow as tf
 from keras import ops
 
 from reviewlens.text.characters import UNK, CharacterEncoder, categories
-from reviewlens.text.rules import LINE_BREAK_PATTERN, PUNCTUATION, SEPARATORS
+from reviewlens.text.rules import LINE_BREAK_PATTERN, PUNCTUATION_CLASS, SEPARATOR_CLASS
 from reviewlens.text.sequences import SequenceVectorizer
 from reviewlens.text.words import BagOfWords
 
 _register = keras.saving.register_keras_serializable(package="reviewlens")
 
 
-def char_class(chars: str) -> str:
-    """An RE2 character class of exactly ``chars`` (each as an escape): the one builder of such classes."""
-    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
-
-
-_SPACE_REGEX = char_class(SEPARATORS)
-_PUNCTUATION_REGEX = char_class(PUNCTUATION)
-
-
 @keras.saving.register_keras_serializable(package="reviewlens", name="standardize")
 def standardize(texts: tf.Tensor) -> tf.Tensor:
     """``reviewlens.text.standardize`` as TensorFlow ops, for use inside TextVectorization."""
     texts = tf.strings.lower(texts)  # ASCII letters only, as Keras' default
-    texts = tf.strings.regex_replace(texts, _SPACE_REGEX, " ")
-    return tf.strings.regex_replace(texts, _PUNCTUATION_REGEX, "")
+    texts = tf.strings.regex_replace(texts, SEPARATOR_CLASS, " ")
+    return tf.strings.regex_replace(texts, PUNCTUATION_CLASS, "")
 
 
 @keras.saving.register_keras_serializable(package="reviewlens", name="standardize_split_punctuation")
 def standardize_split_punctuation(texts: tf.Tensor) -> tf.Tensor:
     """``lower_and_split_punctuation`` as TensorFlow ops: ``<br />`` removed, each punctuation character apart."""
     texts = tf.strings.lower(texts)
-    texts = tf.strings.regex_replace(texts, _SPACE_REGEX, " ")
+    texts = tf.strings.regex_replace(texts, SEPARATOR_CLASS, " ")
     texts = tf.strings.regex_replace(texts, LINE_BREAK_PATTERN, " ")
-    return tf.strings.regex_replace(texts, "(" + _PUNCTUATION_REGEX + ")", r" \1 ")
+    return tf.strings.regex_replace(texts, "(" + PUNCTUATION_CLASS + ")", r" \1 ")
 
 
 STANDARDIZE = {"lower_and_strip_punctuation": standardize, "lower_and_split_punctuation": standardize_split_punctuation}
@@ -163,8 +154,8 @@ class CharacterIds(keras.layers.Layer):
     def call(self, text: Any) -> Any:
         text = tf.reshape(text, [-1])
         text = tf.strings.lower(tf.strings.regex_replace(text, "<br />", " "), encoding="utf-8")
-        text = tf.strings.regex_replace(text, _SPACE_REGEX, " ")
-        text = tf.strings.regex_replace(text, _PUNCTUATION_REGEX, "")
+        text = tf.strings.regex_replace(text, SEPARATOR_CLASS, " ")
+        text = tf.strings.regex_replace(text, PUNCTUATION_CLASS, "")
         chars = tf.strings.unicode_split(text, "UTF-8")
         ids = tf.ragged.map_flat_values(character_table(self._categories, -1).lookup, chars)
         if self.drop_unknown:

@@ -82,8 +82,19 @@ def _standardized_bytes(text: str) -> bytes:
     return text.encode("utf-8").translate(_BYTE_TABLE, _PUNCTUATION_BYTES)
 
 
+def re2_class(characters: str) -> str:
+    """An RE2 character class of exactly ``characters``, each written as its code point: the one builder of the
+    classes the Arrow kernels and the Keras layers standardize with."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in characters) + "]"
+
+
+#: ``SEPARATORS`` and ``PUNCTUATION`` as RE2 classes.
+SEPARATOR_CLASS = re2_class(SEPARATORS)
+PUNCTUATION_CLASS = re2_class(PUNCTUATION)
+
+
 #: An HTML line break, as lower_and_split_punctuation removes it: after lowercasing, when every other space-like
-#: character is a space. The same pattern in Python's ``re`` and in RE2 (``reviewlens.arrow_text``).
+#: character is a space. The same pattern in Python's ``re`` and in RE2 (``reviewlens.text.arrow``).
 LINE_BREAK_PATTERN = "<br */?>"
 _LINE_BREAK = re.compile(LINE_BREAK_PATTERN.encode("ascii"))
 _SPACED_PUNCTUATION = [(bytes([byte]), b" %c " % byte) for byte in PUNCTUATION.encode("ascii")]
